@@ -1,0 +1,128 @@
+//! Preconditions of integration tests: root, and the programs they run.
+//!
+//! A test that lacks one fails with a message naming what is missing and how
+//! to get it (`scripts/setup`); it never passes silently. For a developer on
+//! a machine without root or daemons, `MANUL_TEST_ALLOW_SKIP=1` turns that
+//! failure into a loud skip; the variable is ignored when `CI` is set, so CI
+//! can never skip.
+//!
+//! ```no_run
+//! use manul_tests::{require, Need};
+//! #[test]
+//! fn peers_with_bird() {
+//!     require!(Need::Root, Need::Bin("bird"));
+//!     // ...
+//! }
+//! ```
+
+use std::path::PathBuf;
+
+/// One precondition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Effective uid 0 (network namespaces, veth, daemons that bind 179).
+    Root,
+    /// A program on `PATH`.
+    Bin(&'static str),
+}
+
+/// Opt-out variable: set to `1` to skip (loudly) instead of fail. Ignored under CI.
+pub const ALLOW_SKIP_VAR: &str = "MANUL_TEST_ALLOW_SKIP";
+
+/// The Debian package that ships a program the tests run.
+pub fn package_of(bin: &str) -> &'static str {
+    match bin {
+        "etcd" => "etcd-server",
+        "etcdctl" => "etcd-client",
+        "bird" | "birdc" => "bird2",
+        "gobgpd" | "gobgp" => "gobgpd",
+        "ip" | "bridge" => "iproute2",
+        "ping" => "iputils-ping",
+        "bpftool" => "bpftool",
+        "clang" => "clang",
+        "protoc" => "protobuf-compiler",
+        _ => "the package that provides it",
+    }
+}
+
+/// Full path of a program on `PATH` (also searching the sbin dirs, which a
+/// non-login root shell may lack).
+pub fn find_bin(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// Like [`find_bin`], but an error that says what to install.
+pub fn bin(bin: &str) -> anyhow::Result<PathBuf> {
+    find_bin(bin).ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{bin}` not found: install Debian package `{}` (run scripts/setup)",
+            package_of(bin)
+        )
+    })
+}
+
+/// What of `needs` is missing on this machine, each as a sentence.
+pub fn missing(needs: &[Need]) -> Vec<String> {
+    needs
+        .iter()
+        .filter_map(|need| match *need {
+            Need::Root if !nix::unistd::geteuid().is_root() => {
+                Some("root (network namespaces and veth links need CAP_NET_ADMIN)".to_string())
+            }
+            Need::Bin(b) if find_bin(b).is_none() => Some(format!(
+                "`{b}` (Debian package `{}`; run scripts/setup)",
+                package_of(b)
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `true`: go on. `false`: skip (opt-out set, not CI; a SKIPPED line is
+/// printed). Panics naming what is missing otherwise.
+pub fn check(test: &str, needs: &[Need]) -> bool {
+    let missing = missing(needs);
+    if missing.is_empty() {
+        return true;
+    }
+    let opted_out = std::env::var(ALLOW_SKIP_VAR).is_ok_and(|v| v == "1");
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let what = missing.join(", ");
+    if opted_out && !ci {
+        eprintln!("SKIPPED {test}: missing {what} ({ALLOW_SKIP_VAR}=1)");
+        return false;
+    }
+    panic!(
+        "{test} needs {what}. Install with scripts/setup, or set {ALLOW_SKIP_VAR}=1 to skip \
+         locally (never honoured under CI)."
+    );
+}
+
+/// The value a skipped test returns: `()` or `Ok(())`.
+pub trait Skipped {
+    fn skipped() -> Self;
+}
+
+impl Skipped for () {
+    fn skipped() -> Self {}
+}
+
+impl<E> Skipped for Result<(), E> {
+    fn skipped() -> Self {
+        Ok(())
+    }
+}
+
+/// Check preconditions at the top of a test; see the module docs.
+#[macro_export]
+macro_rules! require {
+    ($($need:expr),+ $(,)?) => {
+        if !$crate::require::check(module_path!(), &[$($need),+]) {
+            return $crate::require::Skipped::skipped();
+        }
+    };
+}
