@@ -82,24 +82,48 @@ pub fn missing(needs: &[Need]) -> Vec<String> {
         .collect()
 }
 
+/// What to do about missing preconditions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Run,
+    /// Skip, printing this line.
+    Skip(String),
+    /// Fail with this message.
+    Fail(String),
+}
+
+/// The rule, free of the environment: nothing missing runs; something
+/// missing fails, unless opted out outside CI, which skips.
+pub fn verdict(test: &str, missing: &[String], opted_out: bool, ci: bool) -> Verdict {
+    if missing.is_empty() {
+        return Verdict::Run;
+    }
+    let what = missing.join(", ");
+    if opted_out && !ci {
+        Verdict::Skip(format!(
+            "SKIPPED {test}: missing {what} ({ALLOW_SKIP_VAR}=1)"
+        ))
+    } else {
+        Verdict::Fail(format!(
+            "{test} needs {what}. Install with scripts/setup, or set {ALLOW_SKIP_VAR}=1 to \
+             skip locally (never honoured under CI)."
+        ))
+    }
+}
+
 /// `true`: go on. `false`: skip (opt-out set, not CI; a SKIPPED line is
 /// printed). Panics naming what is missing otherwise.
 pub fn check(test: &str, needs: &[Need]) -> bool {
-    let missing = missing(needs);
-    if missing.is_empty() {
-        return true;
-    }
     let opted_out = std::env::var(ALLOW_SKIP_VAR).is_ok_and(|v| v == "1");
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let what = missing.join(", ");
-    if opted_out && !ci {
-        eprintln!("SKIPPED {test}: missing {what} ({ALLOW_SKIP_VAR}=1)");
-        return false;
+    match verdict(test, &missing(needs), opted_out, ci) {
+        Verdict::Run => true,
+        Verdict::Skip(line) => {
+            eprintln!("{line}");
+            false
+        }
+        Verdict::Fail(msg) => panic!("{msg}"),
     }
-    panic!(
-        "{test} needs {what}. Install with scripts/setup, or set {ALLOW_SKIP_VAR}=1 to skip \
-         locally (never honoured under CI)."
-    );
 }
 
 /// The value a skipped test returns: `()` or `Ok(())`.
@@ -125,4 +149,38 @@ macro_rules! require {
             return $crate::require::Skipped::skipped();
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_is_named_with_its_package_and_scripts_setup() {
+        let m = missing(&[Need::Bin("bird"), Need::Bin("manul-no-such-program")]);
+        let last = m.last().expect("the fake program is missing");
+        assert!(last.contains("`manul-no-such-program`"), "{last}");
+        assert!(last.contains("scripts/setup"), "{last}");
+        assert!(
+            !missing(&[Need::Bin("sh")])
+                .iter()
+                .any(|s| s.contains("`sh`"))
+        );
+        assert_eq!(package_of("birdc"), "bird2");
+        assert_eq!(package_of("etcd"), "etcd-server");
+    }
+
+    #[test]
+    fn missing_fails_skips_only_when_opted_out_outside_ci() {
+        let gone = vec!["`bird` (Debian package `bird2`; run scripts/setup)".to_string()];
+        assert_eq!(verdict("t", &[], false, true), Verdict::Run);
+        assert!(
+            matches!(verdict("t", &gone, false, false), Verdict::Fail(m) if m.contains("`bird`"))
+        );
+        assert!(
+            matches!(verdict("t", &gone, true, false), Verdict::Skip(l) if l.starts_with("SKIPPED t"))
+        );
+        // CI never skips, opted out or not.
+        assert!(matches!(verdict("t", &gone, true, true), Verdict::Fail(_)));
+    }
 }
