@@ -1,0 +1,8 @@
+//! manul's BGP speaker.
+//!
+//! Pure cores with no I/O — [`wire`] (the codec), `fsm` (RFC 4271 §8),
+//! `rib` (Adj-RIB-In, Loc-RIB and the decision process, Adj-RIB-Out),
+//! `policy` — driven by tokio tasks at the edges (`session`, `speaker`).
+
+pub mod types;
+pub mod wire;
