@@ -4,5 +4,6 @@
 //! `rib` (Adj-RIB-In, Loc-RIB and the decision process, Adj-RIB-Out),
 //! `policy` — driven by tokio tasks at the edges (`session`, `speaker`).
 
+pub mod fsm;
 pub mod types;
 pub mod wire;
