@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use crate::types::Family;
 use crate::wire::{Nlri, Open, PathAttributes};
 
+// Messages are decoded one at a time and consumed at once; boxing the
+// UPDATE would cost an allocation per message for no memory saved.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Open(Open),
