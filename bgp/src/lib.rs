@@ -5,5 +5,6 @@
 //! `policy` — driven by tokio tasks at the edges (`session`, `speaker`).
 
 pub mod fsm;
+pub mod session;
 pub mod types;
 pub mod wire;
