@@ -6,5 +6,6 @@
 
 pub mod fsm;
 pub mod session;
+pub mod speaker;
 pub mod types;
 pub mod wire;
