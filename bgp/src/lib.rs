@@ -4,5 +4,7 @@
 //! `rib` (Adj-RIB-In, Loc-RIB and the decision process, Adj-RIB-Out),
 //! `policy` — driven by tokio tasks at the edges (`session`, `speaker`).
 
+pub mod policy;
+pub mod rib;
 pub mod types;
 pub mod wire;
