@@ -1,0 +1,427 @@
+//! The RIB: one prefix table holding every usable path (the union of the
+//! Adj-RIBs-In after import policy, RFC 4271 §3.2), per-peer indexes, and
+//! the Loc-RIB view computed by the decision process ([`super::decision`]).
+//!
+//! [`Rib::update`] takes a batch of changes and reports, for each prefix
+//! whose best path or multipath next-hop set changed, the new outcome.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use rustc_hash::FxBuildHasher;
+
+use super::adj_in::{AdjRibIn, RouteKey};
+use super::change::RibChange;
+use super::decision::{self, Ineligible};
+use super::interner::{AttrInterner, Attrs};
+use super::path::{BestChange, Path, Selection};
+use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig};
+use crate::policy::{Outcome, Policy, PolicyContext};
+use crate::types::{Family, RouterId};
+use crate::wire::PathAttributes;
+
+/// Errors of RIB operations. A failed batch changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RibError {
+    #[error("no peer with index {}", .0.0)]
+    UnknownPeer(PeerIndex),
+}
+
+/// A registered peer and its policies.
+#[derive(Debug)]
+pub(super) struct PeerSlot {
+    pub(super) info: PeerInfo,
+    pub(super) import: Policy,
+    pub(super) export: Policy,
+    pub(super) adj_in: AdjRibIn,
+}
+
+/// The speaker's RIB.
+#[derive(Debug)]
+pub struct Rib {
+    pub(super) cfg: RibConfig,
+    pub(super) interner: AttrInterner,
+    /// Slot 0 is [`PeerIndex::LOCAL`] and always empty.
+    pub(super) peers: Vec<Option<PeerSlot>>,
+    table: HashMap<IpNet, Vec<Path>, FxBuildHasher>,
+    /// Handles dropped during a batch, released once the batch is done.
+    retired: Vec<Attrs>,
+}
+
+/// The prefixes a batch touched, with their outcome before it.
+#[derive(Default)]
+struct Batch {
+    order: Vec<IpNet>,
+    before: HashMap<IpNet, Selection, FxBuildHasher>,
+}
+
+/// The "ourselves" next hop of a family.
+pub(super) fn unspecified(family: Family) -> IpAddr {
+    match family {
+        Family::Ipv4Unicast => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Family::Ipv6Unicast => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Self {
+        Self {
+            cfg,
+            interner: AttrInterner::new(),
+            peers: vec![None],
+            table: HashMap::default(),
+            retired: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    /// The attribute table (for inspection and memory accounting).
+    pub fn interner(&self) -> &AttrInterner {
+        &self.interner
+    }
+
+    /// Drop interned attributes nobody uses any more (handles kept outside
+    /// the RIB, e.g. from reported changes, delay their cleanup to here).
+    pub fn gc(&mut self) -> usize {
+        self.interner.gc()
+    }
+
+    /// Register a peer with its import and export policies.
+    pub fn add_peer(&mut self, info: PeerInfo, import: Policy, export: Policy) -> PeerIndex {
+        let slot = PeerSlot {
+            info,
+            import,
+            export,
+            adj_in: AdjRibIn::default(),
+        };
+        if let Some(i) = self.peers.iter().skip(1).position(Option::is_none) {
+            self.peers[i + 1] = Some(slot);
+            return PeerIndex(u32::try_from(i + 1).unwrap_or(u32::MAX));
+        }
+        self.peers.push(Some(slot));
+        PeerIndex(u32::try_from(self.peers.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    /// Remove a peer and all its paths.
+    pub fn remove_peer(&mut self, peer: PeerIndex) -> Result<Vec<BestChange>, RibError> {
+        let changes = self.peer_down(peer)?;
+        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+            *slot = None;
+        }
+        Ok(changes)
+    }
+
+    pub fn peer(&self, peer: PeerIndex) -> Option<&PeerInfo> {
+        self.slot(peer).map(|s| &s.info)
+    }
+
+    /// Record the BGP Identifier a (re-)established session announced.
+    pub fn set_peer_router_id(&mut self, peer: PeerIndex, id: RouterId) -> Result<(), RibError> {
+        self.slot_mut(peer)?.info.router_id = id;
+        Ok(())
+    }
+
+    pub(super) fn slot(&self, peer: PeerIndex) -> Option<&PeerSlot> {
+        self.peers.get(peer.0 as usize)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, peer: PeerIndex) -> Result<&mut PeerSlot, RibError> {
+        self.peers
+            .get_mut(peer.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(RibError::UnknownPeer(peer))
+    }
+
+    /// Number of prefixes with at least one path.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Every path to `prefix`, in no particular order.
+    pub fn paths(&self, prefix: &IpNet) -> &[Path] {
+        self.table.get(prefix).map_or(&[], Vec::as_slice)
+    }
+
+    /// The decision process's outcome for `prefix`.
+    pub fn selection(&self, prefix: &IpNet) -> Selection {
+        decision::select(self.paths(prefix), &self.cfg, |i| self.peer(i))
+    }
+
+    /// The best path to `prefix`.
+    pub fn best(&self, prefix: &IpNet) -> Option<Path> {
+        self.selection(prefix).best
+    }
+
+    /// The best path of every prefix (the Loc-RIB), e.g. for a session's
+    /// initial advertisement.
+    pub fn loc_rib(&self) -> Vec<BestChange> {
+        self.table
+            .keys()
+            .filter_map(|prefix| {
+                let s = self.selection(prefix);
+                s.best.map(|best| BestChange {
+                    prefix: *prefix,
+                    best: Some(best),
+                    next_hops: s.next_hops,
+                })
+            })
+            .collect()
+    }
+
+    /// A peer's Adj-RIB-In: its paths after import policy.
+    pub fn adj_rib_in(&self, peer: PeerIndex) -> impl Iterator<Item = (IpNet, &Path)> + '_ {
+        self.slot(peer)
+            .into_iter()
+            .flat_map(|s| s.adj_in.iter())
+            .filter_map(move |&(prefix, id)| {
+                self.paths(&prefix)
+                    .iter()
+                    .find(|p| p.peer == peer && p.path_id == id)
+                    .map(|p| (prefix, p))
+            })
+    }
+
+    /// Apply a batch of changes; report the prefixes whose outcome changed.
+    /// Nothing is applied when a change names an unknown peer.
+    pub fn update(&mut self, changes: Vec<RibChange>) -> Result<Vec<BestChange>, RibError> {
+        for change in &changes {
+            if let RibChange::Announce { peer, .. } | RibChange::Withdraw { peer, .. } = change {
+                self.slot_mut(*peer)?;
+            }
+        }
+        let mut batch = Batch::default();
+        for change in changes {
+            match change {
+                RibChange::Announce {
+                    peer,
+                    attrs,
+                    next_hop,
+                    nlri,
+                } => self.announce(&mut batch, peer, attrs, next_hop, &nlri),
+                RibChange::Withdraw { peer, nlri } => {
+                    for n in nlri {
+                        self.remove(&mut batch, peer, (n.prefix, n.path_id.unwrap_or(0)));
+                    }
+                }
+                RibChange::Originate {
+                    prefix,
+                    mut attrs,
+                    next_hop,
+                } => {
+                    attrs.next_hop = None;
+                    let path = Path {
+                        peer: PeerIndex::LOCAL,
+                        path_id: 0,
+                        attrs: self.interner.intern(attrs),
+                        next_hop: next_hop.unwrap_or_else(|| unspecified(Family::of(&prefix))),
+                        stale: false,
+                    };
+                    self.insert(&mut batch, prefix, path);
+                }
+                RibChange::WithdrawLocal { prefix } => {
+                    self.remove(&mut batch, PeerIndex::LOCAL, (prefix, 0));
+                }
+            }
+        }
+        Ok(self.finish(batch))
+    }
+
+    fn announce(
+        &mut self,
+        batch: &mut Batch,
+        peer: PeerIndex,
+        mut attrs: PathAttributes,
+        next_hop: IpAddr,
+        nlri: &[crate::wire::Nlri],
+    ) {
+        let Some(slot) = self.slot(peer) else { return };
+        let info = &slot.info;
+        let kind = info.kind();
+        let session_as = info.local_as;
+        // The next hop lives in the path so that attributes share better.
+        attrs.next_hop = None;
+        // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
+        if kind == PeerKind::Ebgp {
+            attrs.local_pref = None;
+        }
+        let verdict: Result<(), Ineligible> = decision::check_loops(&attrs, &self.cfg, session_as);
+        if verdict.is_err() {
+            // Excluded from the decision process (RFC 4271 §9.1.2, RFC 4456
+            // §8): treated as a withdrawal of what the peer had before.
+            for n in nlri {
+                self.remove(batch, peer, (n.prefix, n.path_id.unwrap_or(0)));
+            }
+            return;
+        }
+        let base = self.interner.intern(attrs);
+        let ctx = PolicyContext {
+            local_as: session_as,
+            peer_kind: kind,
+            source: kind.into(),
+            reflected: false,
+        };
+        for n in nlri {
+            let key = (n.prefix, n.path_id.unwrap_or(0));
+            let Some(slot) = self.peers.get(peer.0 as usize).and_then(Option::as_ref) else {
+                return;
+            };
+            match slot
+                .import
+                .apply(&n.prefix, &base, &ctx, &mut self.interner)
+            {
+                Outcome::Rejected => self.remove(batch, peer, key),
+                Outcome::Accepted { attrs, .. } => {
+                    let path = Path {
+                        peer,
+                        path_id: key.1,
+                        attrs,
+                        next_hop,
+                        stale: false,
+                    };
+                    self.insert(batch, n.prefix, path);
+                }
+            }
+        }
+        self.retired.push(base);
+    }
+
+    /// Note a prefix's outcome before the batch first changes it.
+    fn touch(&self, batch: &mut Batch, prefix: IpNet) {
+        if let Entry::Vacant(e) = batch.before.entry(prefix) {
+            e.insert(self.selection(&prefix));
+            batch.order.push(prefix);
+        }
+    }
+
+    fn insert(&mut self, batch: &mut Batch, prefix: IpNet, path: Path) {
+        self.touch(batch, prefix);
+        if let Some(slot) = self
+            .peers
+            .get_mut(path.peer.0 as usize)
+            .and_then(Option::as_mut)
+        {
+            slot.adj_in.insert((prefix, path.path_id));
+        }
+        let paths = self
+            .table
+            .entry(prefix)
+            .or_insert_with(|| Vec::with_capacity(1));
+        match paths
+            .iter_mut()
+            .find(|p| p.peer == path.peer && p.path_id == path.path_id)
+        {
+            Some(existing) => {
+                let old = std::mem::replace(existing, path);
+                self.retired.push(old.attrs);
+            }
+            None => paths.push(path),
+        }
+    }
+
+    fn remove(&mut self, batch: &mut Batch, peer: PeerIndex, key: RouteKey) {
+        let (prefix, path_id) = key;
+        let Some(paths) = self.table.get(&prefix) else {
+            return;
+        };
+        let Some(pos) = paths
+            .iter()
+            .position(|p| p.peer == peer && p.path_id == path_id)
+        else {
+            return;
+        };
+        self.touch(batch, prefix);
+        if let Some(slot) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
+            slot.adj_in.remove(&key);
+        }
+        if let Some(paths) = self.table.get_mut(&prefix) {
+            let old = paths.swap_remove(pos);
+            self.retired.push(old.attrs);
+            if paths.is_empty() {
+                self.table.remove(&prefix);
+            }
+        }
+    }
+
+    /// Compare each touched prefix's outcome with the one before, then let
+    /// go of the attribute handles the batch dropped.
+    fn finish(&mut self, batch: Batch) -> Vec<BestChange> {
+        let Batch { order, mut before } = batch;
+        let mut out = Vec::new();
+        for prefix in order {
+            let after = self.selection(&prefix);
+            let changed = before.remove(&prefix).is_none_or(|b| after.differs(&b));
+            if changed {
+                out.push(BestChange {
+                    prefix,
+                    best: after.best,
+                    next_hops: after.next_hops,
+                });
+            }
+        }
+        drop(before);
+        for handle in std::mem::take(&mut self.retired) {
+            self.interner.release(handle);
+        }
+        out
+    }
+
+    /// The session went down without graceful restart: drop all its paths.
+    pub fn peer_down(&mut self, peer: PeerIndex) -> Result<Vec<BestChange>, RibError> {
+        let keys = self.slot_mut(peer)?.adj_in.take();
+        let mut batch = Batch::default();
+        for key in keys {
+            self.remove(&mut batch, peer, key);
+        }
+        Ok(self.finish(batch))
+    }
+
+    /// Graceful restart (RFC 4724 §4.2): keep the peer's paths of `family`
+    /// but mark them stale; a re-announcement clears the mark. Returns how
+    /// many paths were marked. Stale paths stay in use, so nothing changes.
+    pub fn mark_stale(&mut self, peer: PeerIndex, family: Family) -> Result<usize, RibError> {
+        let keys = self.slot_mut(peer)?.adj_in.of_family(family);
+        let mut marked = 0;
+        for (prefix, id) in keys {
+            if let Some(paths) = self.table.get_mut(&prefix) {
+                for p in paths
+                    .iter_mut()
+                    .filter(|p| p.peer == peer && p.path_id == id)
+                {
+                    p.stale = true;
+                    marked += 1;
+                }
+            }
+        }
+        Ok(marked)
+    }
+
+    /// End of graceful restart for `family` (End-of-RIB received or the
+    /// timer expired, RFC 4724 §4.2): drop the paths still stale.
+    pub fn sweep_stale(
+        &mut self,
+        peer: PeerIndex,
+        family: Family,
+    ) -> Result<Vec<BestChange>, RibError> {
+        let keys = self.slot_mut(peer)?.adj_in.of_family(family);
+        let mut batch = Batch::default();
+        for key in keys {
+            let stale = self
+                .paths(&key.0)
+                .iter()
+                .any(|p| p.peer == peer && p.path_id == key.1 && p.stale);
+            if stale {
+                self.remove(&mut batch, peer, key);
+            }
+        }
+        Ok(self.finish(batch))
+    }
+}
