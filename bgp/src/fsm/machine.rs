@@ -306,6 +306,25 @@ impl Fsm {
         }
     }
 
+    /// Replace the current connection by a new one the peer opened (the
+    /// collision winner of §6.8, or a restarted peer's connection that
+    /// supersedes an Established session, RFC 4724 §4.2). The old connection
+    /// is the driver's to close; the machine starts over on the new one as
+    /// if it had been accepted in Active (event 17). Reports `Down` first
+    /// when a session was Established.
+    pub fn adopt_connection(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        let was_established = self.state == State::Established;
+        self.connected = false;
+        self.release(&mut out);
+        if was_established {
+            out.push(Action::Down(DownReason::Collision));
+        }
+        self.state = State::Active;
+        self.on_connected(now, &mut out);
+        out
+    }
+
     // --- connection events ---------------------------------------------------
 
     /// Events 16/17 in Connect or Active: send OPEN (or start DelayOpen).

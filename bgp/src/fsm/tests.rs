@@ -515,3 +515,30 @@ fn collision_dump_sends_cease_7() {
     assert_eq!(sent_notification(&out), Some((6, 7)));
     assert_eq!(fsm.state(), State::Idle);
 }
+
+#[test]
+fn adopting_a_new_connection_starts_over_and_reports_the_old_session_down() {
+    let t = Instant::now();
+    let mut fsm = established(config(), t);
+    let out = fsm.adopt_connection(t);
+    assert!(
+        matches!(
+            &out[..],
+            [Action::Down(DownReason::Collision), Action::SendOpen(_)]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(fsm.state(), State::OpenSent);
+    assert_eq!(
+        fsm.handle(Event::BgpOpen(peer_open(90)), t),
+        [Action::SendKeepalive]
+    );
+    // From OpenSent: no Down, just a new OPEN on the new connection.
+    let mut fsm = Fsm::new(config());
+    fsm.handle(Event::ManualStart, t);
+    fsm.handle(Event::TcpCrAcked, t);
+    assert!(matches!(
+        &fsm.adopt_connection(t)[..],
+        [Action::SendOpen(_)]
+    ));
+}
