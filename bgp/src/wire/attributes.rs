@@ -90,3 +90,76 @@ pub struct PathAttributes {
     /// Unrecognised attributes, in received order.
     pub unknown: Vec<RawAttribute>,
 }
+
+/// Attribute type codes (IANA "BGP Path Attributes").
+pub mod attr_type {
+    pub const ORIGIN: u8 = 1;
+    pub const AS_PATH: u8 = 2;
+    pub const NEXT_HOP: u8 = 3;
+    pub const MULTI_EXIT_DISC: u8 = 4;
+    pub const LOCAL_PREF: u8 = 5;
+    pub const ATOMIC_AGGREGATE: u8 = 6;
+    pub const AGGREGATOR: u8 = 7;
+    pub const COMMUNITIES: u8 = 8;
+    pub const ORIGINATOR_ID: u8 = 9;
+    pub const CLUSTER_LIST: u8 = 10;
+    pub const MP_REACH_NLRI: u8 = 14;
+    pub const MP_UNREACH_NLRI: u8 = 15;
+    pub const EXTENDED_COMMUNITIES: u8 = 16;
+    pub const AS4_PATH: u8 = 17;
+    pub const AS4_AGGREGATOR: u8 = 18;
+    pub const LARGE_COMMUNITY: u8 = 32;
+}
+
+/// Attribute flag bits (RFC 4271 §4.3).
+pub mod attr_flags {
+    pub const OPTIONAL: u8 = 0x80;
+    pub const TRANSITIVE: u8 = 0x40;
+    pub const PARTIAL: u8 = 0x20;
+    pub const EXTENDED_LENGTH: u8 = 0x10;
+    /// Well-known (mandatory or discretionary): transitive, not optional.
+    pub const WELL_KNOWN: u8 = TRANSITIVE;
+    pub const OPTIONAL_TRANSITIVE: u8 = OPTIONAL | TRANSITIVE;
+    pub const OPTIONAL_NON_TRANSITIVE: u8 = OPTIONAL;
+}
+
+impl SegmentKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(SegmentKind::Set),
+            2 => Some(SegmentKind::Sequence),
+            3 => Some(SegmentKind::ConfedSequence),
+            4 => Some(SegmentKind::ConfedSet),
+            _ => None,
+        }
+    }
+
+    pub fn is_confed(self) -> bool {
+        matches!(self, SegmentKind::ConfedSequence | SegmentKind::ConfedSet)
+    }
+}
+
+impl AsPath {
+    /// A path of one AS_SEQUENCE.
+    pub fn sequence(asns: Vec<Asn>) -> Self {
+        Self {
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }],
+        }
+    }
+
+    /// Path length for route selection (RFC 4271 §9.1.2.2 a; RFC 5065 §5.3):
+    /// an AS_SET counts 1, confederation segments count 0.
+    pub fn length(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s.kind {
+                SegmentKind::Sequence => s.asns.len(),
+                SegmentKind::Set => 1,
+                SegmentKind::ConfedSequence | SegmentKind::ConfedSet => 0,
+            })
+            .sum()
+    }
+}

@@ -5,8 +5,7 @@ use std::net::IpAddr;
 use crate::types::Family;
 use crate::wire::{Nlri, Open, PathAttributes};
 
-// Messages are decoded one at a time and consumed at once; boxing the
-// UPDATE would cost an allocation per message for no memory saved.
+/// One message. UPDATE dominates both traffic and size, so it is not boxed.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -15,6 +14,13 @@ pub enum Message {
     Notification(Notification),
     Keepalive,
     RouteRefresh(RouteRefresh),
+    /// A well-formed ROUTE-REFRESH for an AFI/SAFI manul does not speak, or
+    /// with an unknown subtype: to be ignored (RFC 2918 §4, RFC 7313 §5).
+    UnknownRouteRefresh {
+        afi: u16,
+        safi: u8,
+        subtype: u8,
+    },
 }
 
 /// MP_REACH_NLRI (RFC 4760 §3): next hop(s) and NLRI of one family. IPv6
