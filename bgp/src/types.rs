@@ -24,9 +24,11 @@ pub mod safi {
 }
 
 /// The address families manul speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Family {
+    #[serde(rename = "ipv4-unicast")]
     Ipv4Unicast,
+    #[serde(rename = "ipv6-unicast")]
     Ipv6Unicast,
 }
 

@@ -126,6 +126,34 @@ impl Rib {
         Ok(())
     }
 
+    /// Replace what the RIB knows of a peer's session (on each
+    /// Established: its identifier, AS and our local addresses). Paths
+    /// already held are re-evaluated only by later changes.
+    pub fn set_peer_info(&mut self, peer: PeerIndex, info: PeerInfo) -> Result<(), RibError> {
+        self.slot_mut(peer)?.info = info;
+        Ok(())
+    }
+
+    /// Replace a peer's policies. Export changes take effect at the next
+    /// [`super::AdjRibOut::sync`]; import changes apply to routes received
+    /// from now on (ask the peer for a route refresh to re-import).
+    pub fn set_policies(
+        &mut self,
+        peer: PeerIndex,
+        import: Policy,
+        export: Policy,
+    ) -> Result<(), RibError> {
+        let slot = self.slot_mut(peer)?;
+        slot.import = import;
+        slot.export = export;
+        Ok(())
+    }
+
+    /// Number of (prefix, path ID) routes a peer has in its Adj-RIB-In.
+    pub fn adj_in_len(&self, peer: PeerIndex) -> usize {
+        self.slot(peer).map_or(0, |s| s.adj_in.len())
+    }
+
     pub(super) fn slot(&self, peer: PeerIndex) -> Option<&PeerSlot> {
         self.peers.get(peer.0 as usize)?.as_ref()
     }

@@ -1,4 +1,8 @@
 //! The tokio edge of a BGP session: sockets (TCP-MD5, GTSM, source address),
-//! and the task that drives one peer's [`crate::fsm::Fsm`] over a connection.
+//! one connection's framing reader and writer task, and the task that
+//! drives one peer's [`crate::fsm::Fsm`] over it.
 
+pub mod conn;
+pub mod events;
+pub mod peer;
 pub mod socket;

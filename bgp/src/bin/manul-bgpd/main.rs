@@ -1,26 +1,89 @@
 //! `manul-bgpd`: the speaker as a standalone daemon, driven by a TOML file.
 //! Used by interop tests and benchmarks; the node agent embeds the speaker.
-//!
-//! `manul-bgpd --check CONFIG.toml` validates a configuration and prints a
-//! summary of it.
 
 mod config;
+mod status;
 
-use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use manul_bgp::speaker::Speaker;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Run manul's BGP speaker from a configuration file.
+///
+/// Examples:
+///   manul-bgpd --check bgpd.toml      validate and summarise a config
+///   manul-bgpd bgpd.toml              run it (status on the `status` socket)
+///   manul-bgpd --restarting bgpd.toml come back after a restart: set the
+///                                     graceful-restart R bit (RFC 4724)
+///
+/// SIGTERM and SIGINT stop the speaker. With graceful restart enabled the
+/// sessions are closed without a Cease, so peers keep our routes until we
+/// return; otherwise peers get Cease / Administrative Shutdown.
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// Validate the configuration, print a summary and exit.
+    #[arg(long)]
+    check: bool,
+    /// This start is a restart: announce it to peers (R bit) and defer
+    /// advertising until their End-of-RIB.
+    #[arg(long)]
+    restarting: bool,
+    /// The TOML configuration file (see the crate docs for its format).
+    config: PathBuf,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (check, path) = match &args[..] {
-        [flag, path] if flag == "--check" => (true, path),
-        [path] => (false, path),
-        _ => bail!("usage: manul-bgpd [--check] CONFIG.toml"),
-    };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let config = config::parse(&text, path)?;
-    if !check {
-        bail!("running the speaker is not available yet; use --check to validate {path}");
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let mut config = config::parse(&text, &args.config.display().to_string())?;
+    if args.check {
+        print_summary(&config);
+        return Ok(());
     }
-    print_summary(&config);
+    config.speaker.graceful_restart.restarting = args.restarting;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(config))
+}
+
+async fn run(config: config::Config) -> Result<()> {
+    let graceful = config.speaker.graceful_restart.enabled;
+    let speaker = Speaker::start(config.speaker)?;
+    for peer in config.peers {
+        let address = peer.address;
+        speaker
+            .add_peer(peer)
+            .await
+            .with_context(|| format!("adding peer {address}"))?;
+    }
+    for p in config.prefixes {
+        speaker.originate(p.prefix, p.communities, p.large_communities)?;
+    }
+    if let Some(path) = &config.status {
+        status::serve(path, speaker.clone())?;
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!(graceful, "stopping");
+    speaker.shutdown(graceful).await?;
+    if let Some(path) = &config.status {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 

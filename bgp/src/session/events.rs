@@ -1,0 +1,77 @@
+//! What flows between a peer's task and the speaker core.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpStream;
+
+use crate::fsm::{DownReason, State};
+use crate::rib::PeerIndex;
+use crate::rib::adj_out::OutUpdate;
+use crate::rib::change::RibChange;
+use crate::speaker::PeerConfig;
+use crate::types::Family;
+use crate::wire::Notification;
+use crate::wire::negotiate::Negotiated;
+
+/// Core -> peer task.
+#[derive(Debug)]
+pub enum PeerCommand {
+    /// Stop the session. `notify`: send Cease/Administrative Shutdown with
+    /// this message; `None` closes silently (graceful restart keeps routes).
+    Stop { notify: Option<String> },
+    /// A connection the listener accepted from this peer's address.
+    Incoming(TcpStream),
+    /// Routes to announce and withdraw.
+    Send(OutUpdate),
+    /// End-of-RIB marker for a family (RFC 4724 §2).
+    EndOfRib(Family),
+    /// Enhanced route refresh borders (RFC 7313): 1 = BoRR, 2 = EoRR.
+    RefreshBorder { family: Family, subtype: u8 },
+    /// Ask the peer to resend its routes (RFC 2918).
+    RequestRefresh(Family),
+    /// Close the session with this NOTIFICATION (max-prefix, ...).
+    Reset(Notification),
+    /// New settings that do not shape the session (see `PeerConfig::needs_reset`).
+    Reconfigure(Box<PeerConfig>),
+}
+
+/// Peer task -> core.
+#[derive(Debug)]
+pub enum PeerEvent {
+    State {
+        peer: PeerIndex,
+        state: State,
+    },
+    Up {
+        peer: PeerIndex,
+        negotiated: Box<Negotiated>,
+        peer_router_id: std::net::Ipv4Addr,
+        peer_asn: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    /// Routes received (post RFC 7606 handling; treat-as-withdraw already
+    /// turned into withdrawals).
+    Routes {
+        peer: PeerIndex,
+        changes: Vec<RibChange>,
+    },
+    EndOfRib {
+        peer: PeerIndex,
+        family: Family,
+    },
+    RouteRefresh {
+        peer: PeerIndex,
+        family: Family,
+        subtype: u8,
+    },
+    Down {
+        peer: PeerIndex,
+        reason: DownReason,
+    },
+    /// Something worth showing in the peer's status (last error).
+    Problem {
+        peer: PeerIndex,
+        message: String,
+    },
+}

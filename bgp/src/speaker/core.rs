@@ -1,0 +1,738 @@
+//! The speaker core: one task that owns the RIB and every peer's
+//! Adj-RIB-Out, takes events from peer tasks and commands from the API,
+//! and sends each peer what changed for it.
+//!
+//! Events are taken in batches (everything queued, up to a bound) so a
+//! flood of UPDATEs costs one decision pass and one advertisement pass per
+//! batch, not per message.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipnet::IpNet;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::fsm::{DownReason, State};
+use crate::policy::Policy;
+use crate::rib::{AdjRibOut, BestChange, PeerIndex, PeerInfo, Rib, RibChange, RibConfig};
+use crate::session::events::{PeerCommand, PeerEvent};
+use crate::session::peer::{LocalIdentity, PeerTask};
+use crate::session::socket;
+use crate::speaker::status::{CapabilitySummary, PeerStatus};
+use crate::speaker::{ExportMode, ImportMode, PeerConfig, SpeakerConfig};
+use crate::types::Family;
+use crate::wire::negotiate::Negotiated;
+use crate::wire::{Community, LargeCommunity, Notification, Origin, PathAttributes};
+
+/// Events handled per batch at most, so API calls are never starved.
+const BATCH: usize = 256;
+/// Queue between peer tasks and the core; full = peers stop reading their
+/// sockets (TCP backpressure) until the core catches up.
+const EVENT_QUEUE: usize = 1024;
+
+/// Commands from the [`crate::speaker::Speaker`] handle.
+#[derive(Debug)]
+pub(crate) enum Command {
+    AddPeer(PeerConfig, oneshot::Sender<Result<(), String>>),
+    UpdatePeer(PeerConfig, oneshot::Sender<Result<(), String>>),
+    RemovePeer(IpAddr, oneshot::Sender<Result<(), String>>),
+    Originate {
+        prefix: IpNet,
+        communities: Vec<Community>,
+        large_communities: Vec<LargeCommunity>,
+    },
+    Withdraw(IpNet),
+    Subscribe(oneshot::Sender<mpsc::UnboundedReceiver<Vec<BestChange>>>),
+    Status(oneshot::Sender<Vec<PeerStatus>>),
+    Routes(oneshot::Sender<Vec<BestChange>>),
+    Incoming(TcpStream, SocketAddr),
+    StaleTimeout {
+        peer: PeerIndex,
+        generation: u64,
+    },
+    DeferralOver,
+    /// Stop every session. `graceful`: close without Cease so peers keep
+    /// our routes (RFC 4724); otherwise Cease / Administrative Shutdown.
+    Shutdown {
+        graceful: bool,
+        done: oneshot::Sender<()>,
+    },
+}
+
+struct PeerEntry {
+    cfg: PeerConfig,
+    commands: mpsc::UnboundedSender<PeerCommand>,
+    task: JoinHandle<()>,
+    adj_out: AdjRibOut,
+    state: State,
+    established_at: Option<Instant>,
+    negotiated: Option<Negotiated>,
+    /// Peer AS learned from OPEN (dynamic peers).
+    asn: u32,
+    last_error: Option<String>,
+    /// Bumped on each session loss; a stale timer of an older one is void.
+    generation: u64,
+    stale_families: BTreeSet<Family>,
+    /// End-of-RIB received this session (graceful restart deferral).
+    eor: BTreeSet<Family>,
+    dynamic: bool,
+}
+
+pub(crate) struct Core {
+    cfg: SpeakerConfig,
+    local: Arc<LocalIdentity>,
+    rib: Rib,
+    peers: HashMap<PeerIndex, PeerEntry>,
+    by_addr: HashMap<IpAddr, PeerIndex>,
+    events_tx: mpsc::Sender<PeerEvent>,
+    events: mpsc::Receiver<PeerEvent>,
+    commands_tx: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    subscribers: Vec<mpsc::UnboundedSender<Vec<BestChange>>>,
+    listeners: Vec<Arc<TcpListener>>,
+    /// Restarting (RFC 4724 §4.1): hold our advertisements back.
+    deferring: bool,
+}
+
+fn import_policy(mode: ImportMode) -> Policy {
+    match mode {
+        ImportMode::All => Policy::accept_all(),
+        ImportMode::None => Policy::reject_all(),
+    }
+}
+
+fn export_policy(mode: ExportMode) -> Policy {
+    match mode {
+        ExportMode::Originated => Policy::node_default_export(),
+        ExportMode::All => Policy::accept_all(),
+        ExportMode::None => Policy::reject_all(),
+    }
+}
+
+fn summary(n: &Negotiated) -> CapabilitySummary {
+    CapabilitySummary {
+        families: n.families.clone(),
+        four_octet_as: n.four_octet_as,
+        route_refresh: n.route_refresh,
+        enhanced_route_refresh: n.enhanced_route_refresh,
+        graceful_restart: n.peer_graceful_restart.is_some(),
+        extended_message: n.extended_message,
+        add_path: !n.add_path.is_empty(),
+        hold_time: n.hold_time,
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        cfg: SpeakerConfig,
+        listeners: Vec<Arc<TcpListener>>,
+        commands_tx: mpsc::UnboundedSender<Command>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        let mut rib_cfg = RibConfig::new(cfg.asn, cfg.router_id);
+        rib_cfg.cluster_id = cfg.cluster_id;
+        rib_cfg.multipath = cfg.multipath;
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let deferring = cfg.graceful_restart.enabled && cfg.graceful_restart.restarting;
+        Self {
+            local: Arc::new(LocalIdentity::of(&cfg)),
+            rib: Rib::new(rib_cfg),
+            cfg,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            events_tx,
+            events,
+            commands_tx,
+            commands,
+            subscribers: Vec::new(),
+            listeners,
+            deferring,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        if self.deferring {
+            let tx = self.commands_tx.clone();
+            let deferral = self.cfg.graceful_restart.deferral;
+            tokio::spawn(async move {
+                tokio::time::sleep(deferral).await;
+                let _ = tx.send(Command::DeferralOver);
+            });
+        }
+        let mut changes = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown { graceful, done }) => {
+                        self.shutdown(graceful).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.command(cmd, &mut changes),
+                    None => {
+                        self.shutdown(false).await;
+                        return;
+                    }
+                },
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else { return };
+                    self.event(ev, &mut changes);
+                    for _ in 1..BATCH {
+                        match self.events.try_recv() {
+                            Ok(ev) => self.event(ev, &mut changes),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                self.distribute(std::mem::take(&mut changes));
+            }
+        }
+    }
+
+    // --- peers ---------------------------------------------------------------
+
+    fn add_peer(&mut self, cfg: PeerConfig, dynamic: bool) -> Result<PeerIndex, String> {
+        if self.by_addr.contains_key(&cfg.address) {
+            return Err(format!("peer {} already exists", cfg.address));
+        }
+        let local_as = cfg.options.local_asn.unwrap_or(self.cfg.asn);
+        let mut info = PeerInfo::new(cfg.address, Ipv4Addr::UNSPECIFIED, cfg.asn, local_as);
+        info.rr_client = cfg.options.route_reflector_client;
+        info.next_hop_self = cfg.options.next_hop_self;
+        let index = self.rib.add_peer(
+            info,
+            import_policy(cfg.options.import),
+            export_policy(cfg.options.export),
+        );
+        if let Some(pw) = &cfg.options.password {
+            for l in &self.listeners {
+                if let Err(e) = socket::set_md5_key(&**l, cfg.address, None, pw.as_bytes()) {
+                    tracing::warn!(peer = %cfg.address, "TCP-MD5 key on listener: {e}");
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = PeerTask::new(
+            index,
+            cfg.clone(),
+            self.local.clone(),
+            rx,
+            self.events_tx.clone(),
+        );
+        let handle = tokio::spawn(task.run());
+        self.by_addr.insert(cfg.address, index);
+        self.peers.insert(
+            index,
+            PeerEntry {
+                asn: cfg.asn,
+                cfg,
+                commands: tx,
+                task: handle,
+                adj_out: AdjRibOut::new(index),
+                state: State::Idle,
+                established_at: None,
+                negotiated: None,
+                last_error: None,
+                generation: 0,
+                stale_families: BTreeSet::new(),
+                eor: BTreeSet::new(),
+                dynamic,
+            },
+        );
+        Ok(index)
+    }
+
+    fn remove_peer(&mut self, addr: IpAddr, changes: &mut Vec<BestChange>) -> Result<(), String> {
+        let index = self
+            .by_addr
+            .remove(&addr)
+            .ok_or_else(|| format!("no peer {addr}"))?;
+        if let Some(mut entry) = self.peers.remove(&index) {
+            let _ = entry.commands.send(PeerCommand::Stop {
+                notify: Some("peer removed from configuration".into()),
+            });
+            entry.adj_out.clear(&mut self.rib);
+            if entry.cfg.options.password.is_some() {
+                for l in &self.listeners {
+                    let _ = socket::set_md5_key(&**l, addr, None, &[]);
+                }
+            }
+        }
+        changes.extend(self.rib.remove_peer(index).unwrap_or_default());
+        Ok(())
+    }
+
+    fn update_peer(
+        &mut self,
+        cfg: PeerConfig,
+        changes: &mut Vec<BestChange>,
+    ) -> Result<(), String> {
+        let index = *self
+            .by_addr
+            .get(&cfg.address)
+            .ok_or_else(|| format!("no peer {}", cfg.address))?;
+        let Some(entry) = self.peers.get_mut(&index) else {
+            return Err(format!("no peer {}", cfg.address));
+        };
+        if entry.cfg.needs_reset(&cfg) {
+            let dynamic = entry.dynamic;
+            self.remove_peer(cfg.address, changes)?;
+            return self.add_peer(cfg, dynamic).map(drop);
+        }
+        let import_changed = entry.cfg.options.import != cfg.options.import;
+        let _ = self.rib.set_policies(
+            index,
+            import_policy(cfg.options.import),
+            export_policy(cfg.options.export),
+        );
+        if let Some(mut info) = self.rib.peer(index).cloned() {
+            info.rr_client = cfg.options.route_reflector_client;
+            info.next_hop_self = cfg.options.next_hop_self;
+            let _ = self.rib.set_peer_info(index, info);
+        }
+        entry.cfg = cfg.clone();
+        let _ = entry.commands.send(PeerCommand::Reconfigure(Box::new(cfg)));
+        if entry.state == State::Established {
+            if import_changed {
+                if let Some(n) = &entry.negotiated {
+                    for f in &n.families {
+                        let _ = entry.commands.send(PeerCommand::RequestRefresh(*f));
+                    }
+                }
+            }
+            if !self.deferring {
+                let out = entry.adj_out.sync(&mut self.rib);
+                if !out.is_empty() {
+                    let _ = entry.commands.send(PeerCommand::Send(out));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // --- commands --------------------------------------------------------------
+
+    fn command(&mut self, cmd: Command, changes: &mut Vec<BestChange>) {
+        match cmd {
+            Command::AddPeer(cfg, reply) => {
+                let _ = reply.send(self.add_peer(cfg, false).map(drop));
+            }
+            Command::UpdatePeer(cfg, reply) => {
+                let _ = reply.send(self.update_peer(cfg, changes));
+            }
+            Command::RemovePeer(addr, reply) => {
+                let _ = reply.send(self.remove_peer(addr, changes));
+            }
+            Command::Originate {
+                prefix,
+                communities,
+                large_communities,
+            } => {
+                let attrs = PathAttributes {
+                    origin: Some(Origin::Igp),
+                    as_path: Some(Default::default()),
+                    communities,
+                    large_communities,
+                    ..Default::default()
+                };
+                let change = RibChange::Originate {
+                    prefix,
+                    attrs,
+                    next_hop: None,
+                };
+                changes.extend(self.rib.update(vec![change]).unwrap_or_default());
+            }
+            Command::Withdraw(prefix) => {
+                let change = RibChange::WithdrawLocal { prefix };
+                changes.extend(self.rib.update(vec![change]).unwrap_or_default());
+            }
+            Command::Subscribe(reply) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let snapshot = self.rib.loc_rib();
+                if !snapshot.is_empty() {
+                    let _ = tx.send(snapshot);
+                }
+                self.subscribers.push(tx);
+                let _ = reply.send(rx);
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Routes(reply) => {
+                let _ = reply.send(self.rib.loc_rib());
+            }
+            Command::Incoming(stream, remote) => self.incoming(stream, remote),
+            Command::StaleTimeout { peer, generation } => {
+                let Some(entry) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                if entry.generation != generation || entry.stale_families.is_empty() {
+                    return;
+                }
+                tracing::info!(peer = %entry.cfg.address, "graceful restart time over: removing stale routes");
+                for f in std::mem::take(&mut entry.stale_families) {
+                    changes.extend(self.rib.sweep_stale(peer, f).unwrap_or_default());
+                }
+            }
+            Command::DeferralOver => self.end_deferral(),
+            // Handled by `run` before it gets here.
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// A connection from `remote`: to its configured peer, or a new dynamic
+    /// peer from a matching listen range; otherwise closed.
+    fn incoming(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let addr = match remote.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        if let Some(entry) = self.by_addr.get(&addr).and_then(|i| self.peers.get(i)) {
+            let _ = entry.commands.send(PeerCommand::Incoming(stream));
+            return;
+        }
+        let Some(range) = self
+            .cfg
+            .listen_ranges
+            .iter()
+            .find(|r| r.range.contains(&addr))
+        else {
+            tracing::debug!(%remote, "connection from an unknown address refused");
+            return;
+        };
+        let mut options = range.options.clone();
+        options.passive = true;
+        let cfg = PeerConfig {
+            address: addr,
+            port: remote.port(),
+            asn: range.asn.unwrap_or(0),
+            options,
+        };
+        match self.add_peer(cfg, true) {
+            Ok(index) => {
+                if let Some(entry) = self.peers.get(&index) {
+                    let _ = entry.commands.send(PeerCommand::Incoming(stream));
+                }
+            }
+            Err(e) => tracing::warn!(%remote, "dynamic peer: {e}"),
+        }
+    }
+
+    // --- events from peers ----------------------------------------------------
+
+    fn event(&mut self, ev: PeerEvent, changes: &mut Vec<BestChange>) {
+        match ev {
+            PeerEvent::State { peer, state } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.state = state;
+                }
+            }
+            PeerEvent::Problem { peer, message } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.last_error = Some(message);
+                }
+            }
+            PeerEvent::Up {
+                peer,
+                negotiated,
+                peer_router_id,
+                peer_asn,
+                local,
+                remote: _,
+            } => self.peer_up(peer, *negotiated, peer_router_id, peer_asn, local, changes),
+            PeerEvent::Routes {
+                peer,
+                changes: routes,
+            } => {
+                changes.extend(self.rib.update(routes).unwrap_or_default());
+                self.check_max_prefixes(peer);
+            }
+            PeerEvent::EndOfRib { peer, family } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.eor.insert(family);
+                    if e.stale_families.remove(&family) {
+                        changes.extend(self.rib.sweep_stale(peer, family).unwrap_or_default());
+                    }
+                }
+                if self.deferring && self.all_eor_received() {
+                    self.end_deferral();
+                }
+            }
+            PeerEvent::RouteRefresh {
+                peer,
+                family,
+                subtype,
+            } => {
+                // RFC 2918 §4 / RFC 7313 §4: a request (0) gets everything again.
+                if subtype == 0 {
+                    self.resend(peer, family);
+                }
+            }
+            PeerEvent::Down { peer, reason } => self.peer_down(peer, reason, changes),
+        }
+    }
+
+    fn peer_up(
+        &mut self,
+        peer: PeerIndex,
+        negotiated: Negotiated,
+        peer_router_id: Ipv4Addr,
+        peer_asn: u32,
+        local: SocketAddr,
+        changes: &mut Vec<BestChange>,
+    ) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        entry.state = State::Established;
+        entry.established_at = Some(Instant::now());
+        entry.asn = peer_asn;
+        entry.eor.clear();
+        if let Some(mut info) = self.rib.peer(peer).cloned() {
+            info.router_id = peer_router_id;
+            info.peer_as = peer_asn;
+            match local.ip() {
+                IpAddr::V4(v4) => info.local_v4 = Some(v4),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => info.local_v4 = Some(v4),
+                    None => info.local_v6 = Some(v6),
+                },
+            }
+            let _ = self.rib.set_peer_info(peer, info);
+        }
+        // RFC 4724 §4.2: families the restarted peer no longer preserves
+        // forwarding for lose their stale routes now.
+        let preserved: BTreeSet<Family> = negotiated
+            .peer_graceful_restart
+            .as_ref()
+            .map(|gr| {
+                gr.families
+                    .iter()
+                    .filter(|(_, f)| *f)
+                    .map(|(fam, _)| *fam)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dropped: Vec<Family> = entry
+            .stale_families
+            .iter()
+            .filter(|f| !preserved.contains(f))
+            .copied()
+            .collect();
+        for f in dropped {
+            entry.stale_families.remove(&f);
+            changes.extend(self.rib.sweep_stale(peer, f).unwrap_or_default());
+        }
+        let families = negotiated.families.clone();
+        entry.negotiated = Some(negotiated);
+        if !self.deferring {
+            let out = entry.adj_out.sync(&mut self.rib);
+            if !out.is_empty() {
+                let _ = entry.commands.send(PeerCommand::Send(out));
+            }
+            for f in families {
+                let _ = entry.commands.send(PeerCommand::EndOfRib(f));
+            }
+        }
+    }
+
+    fn peer_down(&mut self, peer: PeerIndex, reason: DownReason, changes: &mut Vec<BestChange>) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        entry.state = State::Idle;
+        entry.established_at = None;
+        entry.generation += 1;
+        entry.eor.clear();
+        entry.adj_out.clear(&mut self.rib);
+        let negotiated = entry.negotiated.take();
+        // RFC 4724 §4.2: without a NOTIFICATION (connection lost, hold
+        // timer, a new connection from a restarted peer), keep the routes
+        // of a peer that announced graceful restart, stale, for its restart time.
+        let graceful = matches!(
+            reason,
+            DownReason::ConnectionLost | DownReason::HoldTimerExpired | DownReason::Collision
+        );
+        let gr = negotiated
+            .as_ref()
+            .and_then(|n| n.peer_graceful_restart.clone());
+        match gr {
+            Some(gr) if graceful && gr.restart_time > 0 => {
+                let families = negotiated.map(|n| n.families).unwrap_or_default();
+                for f in &families {
+                    let _ = self.rib.mark_stale(peer, *f);
+                }
+                entry.stale_families = families;
+                let wait = std::time::Duration::from_secs(u64::from(gr.restart_time))
+                    .min(self.cfg.graceful_restart.max_stale_time);
+                let (tx, generation) = (self.commands_tx.clone(), entry.generation);
+                tracing::info!(peer = %entry.cfg.address, "session lost; keeping its routes for {wait:?} (graceful restart)");
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tx.send(Command::StaleTimeout { peer, generation });
+                });
+            }
+            _ => {
+                entry.stale_families.clear();
+                changes.extend(self.rib.peer_down(peer).unwrap_or_default());
+            }
+        }
+    }
+
+    fn check_max_prefixes(&mut self, peer: PeerIndex) {
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        let Some(max) = entry.cfg.options.max_prefixes else {
+            return;
+        };
+        let count = self.rib.adj_in_len(peer);
+        if count > max as usize && entry.state == State::Established {
+            tracing::warn!(peer = %entry.cfg.address, count, max, "maximum number of prefixes reached");
+            // RFC 4486 §4: Cease / Maximum Number of Prefixes Reached, with
+            // AFI, SAFI and the limit as data.
+            let mut data = vec![0, 1, 1];
+            data.extend_from_slice(&max.to_be_bytes());
+            let _ = entry
+                .commands
+                .send(PeerCommand::Reset(Notification::new(6, 1, data)));
+        }
+    }
+
+    /// Resend everything for a family to one peer (route refresh).
+    fn resend(&mut self, peer: PeerIndex, family: Family) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let enhanced = entry
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.enhanced_route_refresh);
+        if enhanced {
+            let _ = entry
+                .commands
+                .send(PeerCommand::RefreshBorder { family, subtype: 1 });
+        }
+        entry.adj_out.clear(&mut self.rib);
+        let out = entry.adj_out.sync(&mut self.rib);
+        if !out.is_empty() {
+            let _ = entry.commands.send(PeerCommand::Send(out));
+        }
+        if enhanced {
+            let _ = entry
+                .commands
+                .send(PeerCommand::RefreshBorder { family, subtype: 2 });
+        }
+    }
+
+    fn all_eor_received(&self) -> bool {
+        self.peers.values().all(|e| {
+            e.state != State::Established
+                || e.negotiated
+                    .as_ref()
+                    .is_none_or(|n| n.families.iter().all(|f| e.eor.contains(f)))
+        })
+    }
+
+    /// RFC 4724 §4.1: after the peers' End-of-RIB (or the deferral timer),
+    /// run the decision process and advertise, then send our End-of-RIB.
+    fn end_deferral(&mut self) {
+        if !self.deferring {
+            return;
+        }
+        self.deferring = false;
+        for entry in self.peers.values_mut() {
+            if entry.state != State::Established {
+                continue;
+            }
+            let out = entry.adj_out.sync(&mut self.rib);
+            if !out.is_empty() {
+                let _ = entry.commands.send(PeerCommand::Send(out));
+            }
+            for f in entry.negotiated.iter().flat_map(|n| n.families.iter()) {
+                let _ = entry.commands.send(PeerCommand::EndOfRib(*f));
+            }
+        }
+    }
+
+    /// Send each established peer its part of `changes`; tell subscribers.
+    fn distribute(&mut self, changes: Vec<BestChange>) {
+        if !self.deferring {
+            for entry in self.peers.values_mut() {
+                if entry.state != State::Established {
+                    continue;
+                }
+                let out = entry.adj_out.apply(&mut self.rib, &changes);
+                if !out.is_empty() {
+                    let _ = entry.commands.send(PeerCommand::Send(out));
+                }
+            }
+        }
+        self.subscribers.retain(|s| !s.is_closed());
+        if let Some((last, rest)) = self.subscribers.split_last() {
+            for s in rest {
+                let _ = s.send(changes.clone());
+            }
+            let _ = last.send(changes);
+        }
+    }
+
+    fn status(&self) -> Vec<PeerStatus> {
+        let mut v: Vec<PeerStatus> = self
+            .peers
+            .iter()
+            .map(|(index, e)| PeerStatus {
+                address: e.cfg.address,
+                asn: e.asn,
+                state: e.state.name().to_string(),
+                uptime_secs: e.established_at.map(|t| t.elapsed().as_secs()),
+                capabilities: e.negotiated.as_ref().map(summary),
+                accepted: self.rib.adj_in_len(*index),
+                advertised: e.adj_out.len(),
+                stale: !e.stale_families.is_empty(),
+                last_error: e.last_error.clone(),
+                dynamic: e.dynamic,
+            })
+            .collect();
+        v.sort_by_key(|s| s.address);
+        v
+    }
+
+    async fn shutdown(&mut self, graceful: bool) {
+        let notify = (!graceful).then(|| "speaker shutting down".to_string());
+        let entries: Vec<PeerEntry> = self.peers.drain().map(|(_, e)| e).collect();
+        for e in &entries {
+            let _ = e.commands.send(PeerCommand::Stop {
+                notify: notify.clone(),
+            });
+        }
+        for e in entries {
+            let _ = e.task.await;
+        }
+    }
+}
+
+/// Accept connections on a listener and hand them to the core.
+pub(crate) async fn accept_loop(listener: Arc<TcpListener>, core: mpsc::UnboundedSender<Command>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                if core.send(Command::Incoming(stream, remote)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! [`Speaker`]: the async handle the node agent and `manul-bgpd` use.
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::rib::BestChange;
+use crate::session::socket::{self, SocketOptions};
+use crate::speaker::core::{Command, Core, accept_loop};
+use crate::speaker::{PeerConfig, PeerStatus, SpeakerConfig};
+use crate::wire::{Community, LargeCommunity};
+
+/// The speaker stopped (its task ended).
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("the BGP speaker has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Rejected(String),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+}
+
+/// A running speaker. Cheap to clone; every clone drives the same speaker.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    commands: mpsc::UnboundedSender<Command>,
+    task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Speaker {
+    /// Bind the listeners and start the speaker (inside a tokio runtime).
+    pub fn start(cfg: SpeakerConfig) -> Result<Self, SpeakerError> {
+        let mut listeners = Vec::new();
+        for addr in &cfg.listen {
+            let l = socket::listen(*addr, &SocketOptions::default()).map_err(|source| {
+                SpeakerError::Listen {
+                    addr: *addr,
+                    source,
+                }
+            })?;
+            listeners.push(Arc::new(l));
+        }
+        // Listen ranges with a password: one key per range on each listener.
+        for range in &cfg.listen_ranges {
+            if let Some(pw) = &range.options.password {
+                for l in &listeners {
+                    socket::set_md5_key(
+                        &**l,
+                        range.range.addr(),
+                        Some(range.range.prefix_len()),
+                        pw.as_bytes(),
+                    )
+                    .map_err(|source| SpeakerError::Listen {
+                        addr: l.local_addr().unwrap_or(cfg.listen[0]),
+                        source,
+                    })?;
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        for l in &listeners {
+            tokio::spawn(accept_loop(l.clone(), tx.clone()));
+        }
+        let core = Core::new(cfg, listeners, tx.clone(), rx);
+        let task = tokio::spawn(core.run());
+        Ok(Self {
+            commands: tx,
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
+        })
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), SpeakerError> {
+        self.commands.send(cmd).map_err(|_| SpeakerError::Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(cmd(tx))?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Add a peer; its session starts at once.
+    pub async fn add_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::AddPeer(cfg, tx))
+            .await?
+            .map_err(SpeakerError::Rejected)
+    }
+
+    /// Change a peer. Only a change to what shapes its session (address,
+    /// AS, password, timers, families...) restarts that one session.
+    pub async fn update_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::UpdatePeer(cfg, tx))
+            .await?
+            .map_err(SpeakerError::Rejected)
+    }
+
+    /// Remove a peer (Cease / Administrative Shutdown) and its routes.
+    pub async fn remove_peer(&self, address: IpAddr) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::RemovePeer(address, tx))
+            .await?
+            .map_err(SpeakerError::Rejected)
+    }
+
+    /// Originate (or change the communities of) a prefix.
+    pub fn originate(
+        &self,
+        prefix: IpNet,
+        communities: Vec<Community>,
+        large_communities: Vec<LargeCommunity>,
+    ) -> Result<(), SpeakerError> {
+        self.send(Command::Originate {
+            prefix,
+            communities,
+            large_communities,
+        })
+    }
+
+    /// Stop originating a prefix.
+    pub fn withdraw(&self, prefix: IpNet) -> Result<(), SpeakerError> {
+        self.send(Command::Withdraw(prefix))
+    }
+
+    /// Best-path changes from now on, after a first batch with the whole
+    /// current Loc-RIB.
+    pub async fn subscribe(
+        &self,
+    ) -> Result<mpsc::UnboundedReceiver<Vec<BestChange>>, SpeakerError> {
+        self.ask(Command::Subscribe).await
+    }
+
+    pub async fn status(&self) -> Result<Vec<PeerStatus>, SpeakerError> {
+        self.ask(Command::Status).await
+    }
+
+    /// The Loc-RIB: every prefix with its best path and next hops.
+    pub async fn routes(&self) -> Result<Vec<BestChange>, SpeakerError> {
+        self.ask(Command::Routes).await
+    }
+
+    /// Stop every session and the speaker. `graceful`: close without a
+    /// Cease so peers keep our routes while we restart (RFC 4724).
+    pub async fn shutdown(&self, graceful: bool) -> Result<(), SpeakerError> {
+        self.ask(|done| Command::Shutdown { graceful, done })
+            .await?;
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}
