@@ -553,13 +553,13 @@ impl Core {
         entry.eor.clear();
         entry.adj_out.clear(&mut self.rib);
         let negotiated = entry.negotiated.take();
-        // RFC 4724 §4.2: without a NOTIFICATION (connection lost, hold
-        // timer, a new connection from a restarted peer), keep the routes
-        // of a peer that announced graceful restart, stale, for its restart time.
-        let graceful = matches!(
-            reason,
-            DownReason::ConnectionLost | DownReason::HoldTimerExpired | DownReason::Collision
-        );
+        // RFC 4724 §4.2: when the session ends without a NOTIFICATION (the
+        // connection was lost, or a restarted peer opened a new one), keep
+        // the routes of a peer that announced graceful restart, stale, for
+        // its restart time. A NOTIFICATION either way (hold timer expiry
+        // included) ends the session for good (RFC 8538's N bit would
+        // change that; manul does not announce it).
+        let graceful = matches!(reason, DownReason::ConnectionLost | DownReason::Collision);
         let gr = negotiated
             .as_ref()
             .and_then(|n| n.peer_graceful_restart.clone());

@@ -64,9 +64,12 @@ impl Bgpd {
 
     /// Kill it (SIGKILL) or stop it (SIGTERM), then start it again with the
     /// same configuration and extra arguments.
+    /// `SIGCONT` restarts a daemon that has already exited.
     pub fn restart(&mut self, signal: nix::sys::signal::Signal, args: &[&str]) -> Result<()> {
         let pid = nix::unistd::Pid::from_raw(self.daemon.pid() as i32);
-        let _ = nix::sys::signal::kill(pid, signal);
+        if signal != nix::sys::signal::Signal::SIGCONT {
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
         try_wait_until(Duration::from_secs(10), "manul-bgpd to exit", || {
             if self.daemon.is_running() {
                 Err("running")
