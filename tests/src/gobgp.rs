@@ -28,6 +28,12 @@ pub struct Gobgp {
 impl Gobgp {
     /// Start gobgpd in `ns` with a TOML configuration; returns once its API answers.
     pub fn start(ns: &Netns, toml_config: &str) -> Result<Self> {
+        Self::start_with_args(ns, toml_config, &[])
+    }
+
+    /// [`Gobgp::start`] with extra gobgpd arguments (`-r`: restarting, for
+    /// graceful restart).
+    pub fn start_with_args(ns: &Netns, toml_config: &str, args: &[&str]) -> Result<Self> {
         crate::require::bin("gobgpd")?;
         crate::require::bin("gobgp")?;
         let dir = scratch::run().tempdir("gobgp")?;
@@ -39,6 +45,7 @@ impl Gobgp {
         cmd.arg("-f")
             .arg(&conf)
             .args(["-t", "toml", "-p", "-l", "info", "--pprof-disable"])
+            .args(args)
             .arg(format!("--api-hosts={target}"));
         let daemon = Daemon::spawn("gobgpd", cmd, &dir.path().join("gobgpd.log"))?;
         let mut gobgp = Gobgp {

@@ -237,7 +237,12 @@ impl PeerTask {
                     }
                 },
                 read = read_more(&mut self.conn) => match read {
-                    Ok(0) | Err(_) => self.step(Event::TcpConnectionFails).await,
+                    Ok(0) | Err(_) => {
+                        // The connection is gone: forget it before telling
+                        // the machine, so a new one can take its place.
+                        self.conn = None;
+                        self.step(Event::TcpConnectionFails).await;
+                    }
                     Ok(_) => self.drain_messages().await,
                 },
                 connected = join(&mut self.connecting) => match connected {
