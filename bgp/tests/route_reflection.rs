@@ -27,11 +27,14 @@ protocol bgp reflector {{
 }
 
 fn wait_bird_route(bird: &Bird, prefix: &str) -> String {
-    wait_until(T, &format!("BIRD to learn {prefix}"), || match bird.has_route(prefix) {
-        Ok(true) => Ok(()),
-        other => Err(format!("{other:?}")),
+    wait_until(T, &format!("BIRD to learn {prefix}"), || {
+        match bird.has_route(prefix) {
+            Ok(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
     });
-    bird.birdc(&format!("show route {prefix} all")).unwrap_or_default()
+    bird.birdc(&format!("show route {prefix} all"))
+        .unwrap_or_default()
 }
 
 #[test]
@@ -80,9 +83,15 @@ prefix = "10.201.0.0/24"
     assert!(!d.contains("originator_id"), "{d}");
     wait_bird_route(&b3, "10.201.0.0/24");
     // Never back to the originator.
-    assert!(!b2.birdc("show route 10.202.0.0/24 all")?.contains("[reflector "), "reflected back");
+    assert!(
+        !b2.birdc("show route 10.202.0.0/24 all")?
+            .contains("[reflector "),
+        "reflected back"
+    );
     // And the reflector itself uses both.
-    let r = manul.route("10.202.0.0/24")?.expect("reflector has the route");
+    let r = manul
+        .route("10.202.0.0/24")?
+        .expect("reflector has the route");
     assert_eq!(r["next_hops"][0], "10.88.0.2");
     Ok(())
 }
@@ -91,8 +100,10 @@ prefix = "10.201.0.0/24"
 fn manul_as_client_of_a_bird_reflector() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
     let lab = Lab::builder().hosts(3).build()?;
-    let rr = Bird::builder(&lab.host(1).ns).router_id("10.88.0.1".parse()?).start(
-        r#"
+    let rr = Bird::builder(&lab.host(1).ns)
+        .router_id("10.88.0.1".parse()?)
+        .start(
+            r#"
 template bgp clients {
     local 10.88.0.1 as 64512;
     rr client;
@@ -104,7 +115,7 @@ template bgp clients {
 protocol bgp manul from clients { neighbor 10.88.0.2 as 64512; }
 protocol bgp peer3 from clients { neighbor 10.88.0.3 as 64512; }
 "#,
-    )?;
+        )?;
     let manul = Bgpd::start(
         &lab.host(2).ns,
         r#"
@@ -129,7 +140,10 @@ prefix = "10.202.0.0/24"
     assert!(d.contains("BGP.originator_id: 10.88.0.2"), "{d}");
     // The other client's route reaches manul with the other client as next hop.
     let r = wait_until(T, "manul to learn 10.203.0.0/24", || {
-        manul.route("10.203.0.0/24").map_err(|e| e.to_string())?.ok_or("absent".to_string())
+        manul
+            .route("10.203.0.0/24")
+            .map_err(|e| e.to_string())?
+            .ok_or("absent".to_string())
     });
     assert_eq!(r["next_hops"][0], "10.88.0.3");
     // manul does not take back its own route from the reflector
