@@ -175,8 +175,12 @@ impl Bird {
 
     /// Does BIRD hold a route for exactly `prefix` (`10.0.0.0/24`)?
     pub fn has_route(&self, prefix: &str) -> Result<bool> {
-        let out = self.birdc(&format!("show route {prefix}"))?;
-        Ok(out.lines().any(|l| l.starts_with(prefix)))
+        match self.birdc(&format!("show route {prefix}")) {
+            Ok(out) => Ok(out.lines().any(|l| l.starts_with(prefix))),
+            // birdc exits 1 on BIRD's "Network not found" reply: an answer.
+            Err(e) if format!("{e:#}").contains("Network not found") => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -80,6 +80,8 @@ fn bird_and_gobgp_establish_and_exchange_routes() -> anyhow::Result<()> {
             }
         },
     );
+    // An absent prefix is a plain "no" (birdc exits 1 on "Network not found").
+    assert!(!bird.has_route("10.99.0.0/24")?);
     // BIRD: its static route and the learned one, nothing else.
     assert_eq!(bird.route_count()?, 2);
     // GoBGP learned exactly BIRD's route besides its own.

@@ -1,0 +1,206 @@
+//! The speaker's async API, in-process, against two BIRD peers on a lab
+//! segment: best-path subscriptions with ECMP next hops, originate and
+//! withdraw, live peer changes that reset only what they must, removal.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use manul_bgp::rib::BestChange;
+use manul_bgp::speaker::{
+    ExportMode, GracefulRestartConfig, PeerConfig, PeerOptions, Speaker, SpeakerConfig,
+};
+use manul_tests::{Bird, Lab, Need, require, wait_until};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const T: Duration = Duration::from_secs(30);
+
+fn bird_conf(id: &str, asn: u32) -> String {
+    format!(
+        r#"
+protocol static s4 {{ ipv4; route 10.230.0.0/24 blackhole; }}
+protocol bgp speaker {{
+    local {id} as {asn};
+    neighbor 10.88.0.1 as 65001;
+    connect retry time 1;
+    error wait time 1, 5;
+    ipv4 {{ import all; export all; }};
+}}
+"#
+    )
+}
+
+fn peer(addr: &str, asn: u32) -> PeerConfig {
+    PeerConfig {
+        address: addr.parse().unwrap(),
+        port: 179,
+        asn,
+        options: PeerOptions {
+            connect_retry: Duration::from_secs(1),
+            ..PeerOptions::default()
+        },
+    }
+}
+
+/// BIRD's "since" column for its protocol: changes when the session restarts.
+fn since(bird: &Bird) -> String {
+    bird.birdc("show protocols speaker")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("speaker"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn established(bird: &Bird) -> bool {
+    bird.protocol("speaker")
+        .ok()
+        .flatten()
+        .is_some_and(|p| p.info.starts_with("Established"))
+}
+
+/// Read changes until `prefix` has exactly `want` next hops.
+async fn next_hops_become(
+    rx: &mut UnboundedReceiver<Vec<BestChange>>,
+    prefix: &str,
+    want: &[&str],
+) {
+    let prefix: ipnet::IpNet = prefix.parse().unwrap();
+    let mut want: Vec<IpAddr> = want.iter().map(|a| a.parse().unwrap()).collect();
+    want.sort();
+    let mut seen = Vec::new();
+    let result = tokio::time::timeout(T, async {
+        while let Some(batch) = rx.recv().await {
+            for c in batch.into_iter().filter(|c| c.prefix == prefix) {
+                let mut nh = c.next_hops.clone();
+                nh.sort();
+                seen = nh.clone();
+                if nh == want {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        result.is_ok(),
+        "{prefix}: wanted next hops {want:?}, last seen {seen:?}"
+    );
+}
+
+#[test]
+fn speaker_api_end_to_end() -> anyhow::Result<()> {
+    require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
+    let lab = Lab::builder().hosts(3).build()?;
+    let b2 = Bird::builder(&lab.host(2).ns)
+        .router_id("10.88.0.2".parse()?)
+        .start(&bird_conf("10.88.0.2", 65002))?;
+    let b3 = Bird::builder(&lab.host(3).ns)
+        .router_id("10.88.0.3".parse()?)
+        .start(&bird_conf("10.88.0.3", 65003))?;
+    // The runtime is built inside host1's namespace: its threads, and so
+    // every socket the speaker opens, live there.
+    lab.host(1).ns.run(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let speaker = Speaker::start(SpeakerConfig {
+                router_id: "10.88.0.1".parse()?,
+                asn: 65001,
+                listen: vec!["10.88.0.1:179".parse()?],
+                cluster_id: None,
+                graceful_restart: GracefulRestartConfig::default(),
+                multipath: true,
+                listen_ranges: Vec::new(),
+            })?;
+            let mut rx = speaker.subscribe().await?;
+            speaker.add_peer(peer("10.88.0.2", 65002)).await?;
+            speaker.add_peer(peer("10.88.0.3", 65003)).await?;
+
+            // Both announce 10.230.0.0/24 equally: ECMP over both.
+            next_hops_become(&mut rx, "10.230.0.0/24", &["10.88.0.2", "10.88.0.3"]).await;
+
+            // Originate: both peers learn it; withdraw: both lose it.
+            speaker.originate("10.231.0.0/24".parse()?, vec![], vec![])?;
+            for b in [&b2, &b3] {
+                wait_until(T, "peer learns 10.231.0.0/24", || {
+                    if b.has_route("10.231.0.0/24").unwrap_or(false) {
+                        Ok(())
+                    } else {
+                        Err("absent")
+                    }
+                });
+            }
+            speaker.withdraw("10.231.0.0/24".parse()?)?;
+            for b in [&b2, &b3] {
+                wait_until(T, "peer drops 10.231.0.0/24", || {
+                    if b.has_route("10.231.0.0/24").unwrap_or(true) {
+                        Err("present")
+                    } else {
+                        Ok(())
+                    }
+                });
+            }
+            speaker.originate("10.231.0.0/24".parse()?, vec![], vec![])?;
+            wait_until(T, "b2 learns it again", || {
+                if b2.has_route("10.231.0.0/24").unwrap_or(false) {
+                    Ok(())
+                } else {
+                    Err("absent")
+                }
+            });
+
+            // A policy change applies live: b2 stops getting our routes,
+            // and neither session restarts.
+            let (since2, since3) = (since(&b2), since(&b3));
+            let mut quiet = peer("10.88.0.2", 65002);
+            quiet.options.export = ExportMode::None;
+            speaker.update_peer(quiet).await?;
+            wait_until(T, "b2 to lose 10.231.0.0/24 by policy", || {
+                if b2.has_route("10.231.0.0/24").unwrap_or(true) {
+                    Err("present")
+                } else {
+                    Ok(())
+                }
+            });
+            assert!(b3.has_route("10.231.0.0/24")?);
+            assert_eq!(since(&b2), since2, "policy change restarted b2's session");
+            assert_eq!(since(&b3), since3, "policy change restarted b3's session");
+
+            // A session setting (hold time) restarts that session only.
+            let mut slow = peer("10.88.0.3", 65003);
+            slow.options.hold_time = 30;
+            speaker.update_peer(slow).await?;
+            wait_until(T, "b3's session to restart", || {
+                if since(&b3) != since3 && established(&b3) {
+                    Ok(())
+                } else {
+                    Err(since(&b3))
+                }
+            });
+            assert_eq!(since(&b2), since2, "b3's change restarted b2's session");
+            let status = speaker.status().await?;
+            let s3 = status
+                .iter()
+                .find(|s| s.address.to_string() == "10.88.0.3")
+                .unwrap();
+            assert_eq!(s3.capabilities.as_ref().map(|c| c.hold_time), Some(30));
+
+            // Removing b2: Cease to it, its paths leave the Loc-RIB.
+            speaker.remove_peer("10.88.0.2".parse()?).await?;
+            next_hops_become(&mut rx, "10.230.0.0/24", &["10.88.0.3"]).await;
+            wait_until(T, "b2 to see the administrative shutdown", || {
+                let all = b2.birdc("show protocols all speaker").unwrap_or_default();
+                if all.contains("Administrative shutdown") {
+                    Ok(())
+                } else {
+                    Err(all)
+                }
+            });
+            assert_eq!(speaker.status().await?.len(), 1);
+            speaker.shutdown(false).await?;
+            anyhow::Ok(())
+        })
+    })
+}
