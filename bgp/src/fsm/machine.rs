@@ -15,42 +15,11 @@
 use std::time::{Duration, Instant};
 
 use crate::fsm::{Action, DownReason, Event, FsmConfig, State};
+use crate::wire::notification::{cease, code, fsm, open};
 use crate::wire::{Notification, Open};
 
-/// NOTIFICATION codes the machine itself sends (RFC 4271 §4.5, RFC 6608, RFC 4486).
-mod code {
-    pub const OPEN_MESSAGE_ERROR: u8 = 2;
-    pub const BAD_PEER_AS: u8 = 2;
-    pub const BAD_BGP_IDENTIFIER: u8 = 3;
-    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
-    pub const HOLD_TIMER_EXPIRED: u8 = 4;
-    pub const FSM_ERROR: u8 = 5;
-    pub const CEASE: u8 = 6;
-    pub const ADMINISTRATIVE_SHUTDOWN: u8 = 2;
-    pub const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
-}
-
-fn notification(code: u8, subcode: u8, data: Vec<u8>) -> Notification {
-    Notification {
-        code,
-        subcode,
-        data,
-    }
-}
-
-/// Cease / Administrative Shutdown with an RFC 9003 shutdown communication
-/// (length octet + UTF-8, at most 255 octets, cut at a char boundary).
-fn shutdown_notification(message: &str) -> Notification {
-    let mut end = message.len().min(255);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut data = Vec::with_capacity(end + 1);
-    if end > 0 {
-        data.push(end as u8);
-        data.extend_from_slice(&message.as_bytes()[..end]);
-    }
-    notification(code::CEASE, code::ADMINISTRATIVE_SHUTDOWN, data)
+fn notification(code: u8, subcode: u8) -> Notification {
+    Notification::new(code, subcode, Vec::new())
 }
 
 /// One BGP session's state machine.
@@ -199,8 +168,7 @@ impl Fsm {
                 if self.connected {
                     out.push(Action::SendNotification(notification(
                         code::CEASE,
-                        code::CONNECTION_COLLISION_RESOLUTION,
-                        Vec::new(),
+                        cease::CONNECTION_COLLISION_RESOLUTION,
                     )));
                 }
                 self.go_idle(DownReason::Collision, now, &mut out);
@@ -235,7 +203,10 @@ impl Fsm {
             State::OpenSent | State::OpenConfirm | State::Established
         ) {
             if let Some(msg) = notify {
-                out.push(Action::SendNotification(shutdown_notification(&msg)));
+                out.push(Action::SendNotification(Notification::cease_with_message(
+                    cease::ADMINISTRATIVE_SHUTDOWN,
+                    &msg,
+                )));
             }
         }
         let was_established = self.state == State::Established;
@@ -294,16 +265,14 @@ impl Fsm {
     /// otherwise drop the connection and go Idle.
     fn unexpected(&mut self, now: Instant, out: &mut Vec<Action>) {
         let subcode = match self.state {
-            State::OpenSent => 1,
-            State::OpenConfirm => 2,
-            State::Established => 3,
-            _ => 0,
+            State::OpenSent => fsm::UNEXPECTED_IN_OPEN_SENT,
+            State::OpenConfirm => fsm::UNEXPECTED_IN_OPEN_CONFIRM,
+            State::Established => fsm::UNEXPECTED_IN_ESTABLISHED,
+            State::Idle | State::Connect | State::Active => {
+                return self.go_idle(DownReason::ConnectionLost, now, out);
+            }
         };
-        if subcode == 0 {
-            self.go_idle(DownReason::ConnectionLost, now, out);
-        } else {
-            self.fail_with(notification(code::FSM_ERROR, subcode, Vec::new()), now, out);
-        }
+        self.fail_with(notification(code::FSM, subcode), now, out);
     }
 
     /// Replace the current connection by a new one the peer opened (the
@@ -403,7 +372,6 @@ impl Fsm {
                     out.push(Action::SendNotification(notification(
                         code::HOLD_TIMER_EXPIRED,
                         0,
-                        Vec::new(),
                     )));
                 }
                 self.go_idle(DownReason::HoldTimerExpired, now, out);
@@ -465,29 +433,20 @@ impl Fsm {
     fn check_open(&self, open: &Open) -> Option<Notification> {
         if let Some(expected) = self.config.peer_asn {
             if open.asn != expected {
-                return Some(notification(
-                    code::OPEN_MESSAGE_ERROR,
-                    code::BAD_PEER_AS,
-                    Vec::new(),
-                ));
+                return Some(notification(code::OPEN_MESSAGE, open::BAD_PEER_AS));
             }
         }
         // RFC 6286 §2.2: identifiers must differ within an AS (and be non-zero).
         if open.router_id.is_unspecified()
             || (open.router_id == self.config.router_id && open.asn == self.config.local_asn)
         {
-            return Some(notification(
-                code::OPEN_MESSAGE_ERROR,
-                code::BAD_BGP_IDENTIFIER,
-                Vec::new(),
-            ));
+            return Some(notification(code::OPEN_MESSAGE, open::BAD_BGP_IDENTIFIER));
         }
         // §6.2: a hold time of one or two seconds must be rejected.
         if open.hold_time == 1 || open.hold_time == 2 {
             return Some(notification(
-                code::OPEN_MESSAGE_ERROR,
-                code::UNACCEPTABLE_HOLD_TIME,
-                Vec::new(),
+                code::OPEN_MESSAGE,
+                open::UNACCEPTABLE_HOLD_TIME,
             ));
         }
         None

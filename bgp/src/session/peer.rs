@@ -22,6 +22,7 @@ use crate::session::socket::{self, SocketOptions};
 use crate::speaker::{PeerConfig, SpeakerConfig};
 use crate::types::{Family, RouterId};
 use crate::wire::negotiate::{Negotiated, negotiate};
+use crate::wire::notification::{cease, code};
 use crate::wire::pack::{NextHop, pack_announce, pack_withdraw};
 use crate::wire::{
     Capability, Context, DecodeError, GracefulRestart, Message, Nlri, Notification, Open,
@@ -352,7 +353,11 @@ impl PeerTask {
             }
             _ => self.conn.is_none(),
         };
-        let cease = Notification::new(6, 7, Vec::new());
+        let cease = Notification::new(
+            code::CEASE,
+            cease::CONNECTION_COLLISION_RESOLUTION,
+            Vec::new(),
+        );
         if !keep_new {
             conn.send(
                 Message::Notification(cease)
@@ -405,9 +410,9 @@ impl PeerTask {
             .await;
         let n = e.notification();
         let event = match e.code {
-            1 => Event::BgpHeaderErr(n),
-            2 => Event::BgpOpenMsgErr(n),
-            3 => Event::UpdateMsgErr(n),
+            code::MESSAGE_HEADER => Event::BgpHeaderErr(n),
+            code::OPEN_MESSAGE => Event::BgpOpenMsgErr(n),
+            code::UPDATE_MESSAGE => Event::UpdateMsgErr(n),
             _ => Event::LocalReset(n),
         };
         self.step(event).await;

@@ -26,6 +26,7 @@ use crate::speaker::status::{CapabilitySummary, PeerStatus};
 use crate::speaker::{ExportMode, ImportMode, PeerConfig, SpeakerConfig};
 use crate::types::Family;
 use crate::wire::negotiate::Negotiated;
+use crate::wire::notification::{cease, code};
 use crate::wire::{Community, LargeCommunity, Notification, Origin, PathAttributes};
 
 /// Events handled per batch at most, so API calls are never starved.
@@ -600,9 +601,8 @@ impl Core {
             // AFI, SAFI and the limit as data.
             let mut data = vec![0, 1, 1];
             data.extend_from_slice(&max.to_be_bytes());
-            let _ = entry
-                .commands
-                .send(PeerCommand::Reset(Notification::new(6, 1, data)));
+            let n = Notification::new(code::CEASE, cease::MAX_PREFIXES_REACHED, data);
+            let _ = entry.commands.send(PeerCommand::Reset(n));
         }
     }
 
