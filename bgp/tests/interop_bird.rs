@@ -354,3 +354,44 @@ fn graceful_restart_peer_keeps_routes_while_manul_is_killed_or_stopped() -> anyh
     }
     Ok(())
 }
+
+#[test]
+fn gtsm_session_with_bird() -> anyhow::Result<()> {
+    require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
+    let (a, b) = pair()?;
+    let manul = Bgpd::start(&a, &manul_conf(65001, 65002, "ttl_security = 1", ""))?;
+    let bird = bird_at(&b, &bird_conf(65001, 65002, "ttl security on;"))?;
+    bird.wait_established("manul", T)?;
+    manul.wait_established("10.77.0.2", T)?;
+    wait_manul_route(&manul, "10.202.0.0/24");
+    Ok(())
+}
+
+#[test]
+fn dynamic_peer_from_a_listen_range() -> anyhow::Result<()> {
+    require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
+    let (a, b) = pair()?;
+    let manul = Bgpd::start(
+        &a,
+        r#"
+router_id = "10.77.0.1"
+asn = 65001
+listen = ["10.77.0.1:179"]
+[[listen_range]]
+range = "10.77.0.0/24"
+password = "r4nge"
+export = "all"
+[[prefix]]
+prefix = "10.201.0.0/24"
+"#,
+    )?;
+    let bird = bird_at(&b, &bird_conf(65001, 65002, "password \"r4nge\";"))?;
+    bird.wait_established("manul", T)?;
+    wait_bird_route(&bird, "10.201.0.0/24");
+    let route = wait_manul_route(&manul, "10.202.0.0/24");
+    assert_eq!(route["next_hops"][0], "10.77.0.2");
+    let peer = manul.peer("10.77.0.2")?;
+    assert_eq!(peer["dynamic"], true, "{peer}");
+    assert_eq!(peer["asn"], 65002, "{peer}");
+    Ok(())
+}

@@ -87,7 +87,9 @@ fn fsm_config(local: &LocalIdentity, peer: &PeerConfig) -> FsmConfig {
     let o = &peer.options;
     FsmConfig {
         local_asn: o.local_asn.unwrap_or(local.asn),
-        peer_asn: Some(peer.asn),
+        // AS 0 marks a dynamic peer from a listen range without a fixed AS:
+        // whatever its OPEN says is accepted.
+        peer_asn: (peer.asn != 0).then_some(peer.asn),
         router_id: local.router_id,
         passive: o.passive,
         capabilities: our_capabilities(local, peer),
