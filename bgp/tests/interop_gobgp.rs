@@ -247,3 +247,59 @@ fn graceful_restart_receiver_keeps_a_restarting_peers_routes() -> anyhow::Result
     wait_manul_no_route(&manul, "10.202.0.0/24", Duration::from_secs(15));
     Ok(())
 }
+
+#[test]
+fn hold_timer_drops_a_frozen_gobgp() -> anyhow::Result<()> {
+    require!(Need::Root, Need::Bin("gobgpd"), Need::Bin("gobgp"));
+    let (a, b) = pair()?;
+    let manul = Bgpd::start(&a, &manul_conf(65001, 65002, "hold_time = 9"))?;
+    let mut gobgp = Gobgp::start(&b, &gobgp_conf(65002, 65001, ""))?;
+    gobgp.wait_established("10.77.0.1", T)?;
+    manul.wait_established("10.77.0.2", T)?;
+    let pid = nix::unistd::Pid::from_raw(gobgp.daemon().pid() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP)?;
+    let frozen = std::time::Instant::now();
+    let dropped = manul_tests::try_wait_until(
+        Duration::from_secs(20),
+        "manul to drop the frozen peer",
+        || {
+            let p = manul.peer("10.77.0.2").map_err(|e| e.to_string())?;
+            if p["state"] != "Established" {
+                Ok(p)
+            } else {
+                Err(p.to_string())
+            }
+        },
+    );
+    let waited = frozen.elapsed();
+    nix::sys::signal::kill(pid, Signal::SIGCONT)?;
+    let p = dropped?;
+    assert!(waited >= Duration::from_secs(7), "dropped after {waited:?}");
+    assert!(
+        p["last_error"].as_str().unwrap_or("").contains("Hold"),
+        "{p}"
+    );
+    Ok(())
+}
+
+#[test]
+fn max_prefix_with_gobgp() -> anyhow::Result<()> {
+    require!(Need::Root, Need::Bin("gobgpd"), Need::Bin("gobgp"));
+    let (a, b) = pair()?;
+    let manul = Bgpd::start(&a, &manul_conf(65001, 65002, "max_prefixes = 2"))?;
+    let gobgp = Gobgp::start(&b, &gobgp_conf(65002, 65001, ""))?;
+    gobgp.wait_established("10.77.0.1", T)?;
+    for p in ["10.202.0.0/24", "10.203.0.0/24", "10.204.0.0/24"] {
+        gobgp.add_route(p, "ipv4")?;
+    }
+    wait_until(T, "manul to close the session with Cease 6/1", || {
+        let p = manul.peer("10.77.0.2").map_err(|e| e.to_string())?;
+        let err = p["last_error"].as_str().unwrap_or("");
+        if err.contains("Maximum Number of Prefixes") {
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    });
+    Ok(())
+}
