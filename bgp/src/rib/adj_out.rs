@@ -88,7 +88,13 @@ impl AdjRibOut {
                 .and_then(|best| rib.export_route(self.peer, &change.prefix, best, &mut cache));
             let old = match want {
                 Some(w) => self.sent.insert(change.prefix, w),
-                None => self.sent.remove(&change.prefix),
+                None => match self.sent.remove(&change.prefix) {
+                    Some(old) => Some(old),
+                    // Neither sent before nor wanted now (e.g. the peer the
+                    // route came from): nothing to track for this peer.
+                    None if !before.contains_key(&change.prefix) => continue,
+                    None => None,
+                },
             };
             match before.entry(change.prefix) {
                 Entry::Vacant(e) => {

@@ -325,7 +325,12 @@ impl Rib {
     /// Note a prefix's outcome before the batch first changes it.
     fn touch(&self, batch: &mut Batch, prefix: IpNet) {
         if let Entry::Vacant(e) = batch.before.entry(prefix) {
-            e.insert(self.selection(&prefix));
+            // A prefix with no path had no outcome: no decision to run.
+            let before = match self.table.get(&prefix) {
+                Some(paths) if !paths.is_empty() => self.selection(&prefix),
+                _ => Selection::default(),
+            };
+            e.insert(before);
             batch.order.push(prefix);
         }
     }

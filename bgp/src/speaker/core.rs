@@ -31,9 +31,12 @@ use crate::wire::{Community, LargeCommunity, Notification, Origin, PathAttribute
 
 /// Events handled per batch at most, so API calls are never starved.
 const BATCH: usize = 256;
+/// Best-path changes gathered before they are advertised, at most (more
+/// than this only when a single event brings more).
+const MAX_CHANGES_PER_PASS: usize = 65536;
 /// Queue between peer tasks and the core; full = peers stop reading their
 /// sockets (TCP backpressure) until the core catches up.
-const EVENT_QUEUE: usize = 1024;
+const EVENT_QUEUE: usize = 16;
 
 /// Commands from the [`crate::speaker::Speaker`] handle.
 #[derive(Debug)]
@@ -184,6 +187,11 @@ impl Core {
                     let Some(ev) = ev else { return };
                     self.event(ev, &mut changes);
                     for _ in 1..BATCH {
+                        // Bound what one pass holds: a full table arriving
+                        // at once is advertised in slices, not kept whole.
+                        if changes.len() >= MAX_CHANGES_PER_PASS {
+                            break;
+                        }
                         match self.events.try_recv() {
                             Ok(ev) => self.event(ev, &mut changes),
                             Err(_) => break,
