@@ -201,6 +201,10 @@ impl Core {
             }
             if !changes.is_empty() {
                 self.distribute(std::mem::take(&mut changes));
+                // A pass is CPU work with no await in it; let the tasks it
+                // woke (status replies, peers' writers) run before the next,
+                // or a busy core would starve whatever shares its thread.
+                tokio::task::yield_now().await;
             }
         }
     }
