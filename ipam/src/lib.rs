@@ -1,7 +1,46 @@
-//! manul's IP address management: pools, blocks, affinities, handles.
+//! manul's IP address management: pools, blocks, affinities, handles, in
+//! Calico's etcd layout and JSON, so calico-node and manul-node can share a
+//! cluster.
 //!
-//! [`block`] is the pure arithmetic of one allocation block (which ordinal
-//! is which address, FIFO reuse, attributes, sequence numbers); the
-//! allocator that reads and writes blocks in etcd builds on it.
+//! - [`block`]: the pure arithmetic of one allocation block (ordinals,
+//!   FIFO reuse, attributes, sequence numbers), no I/O.
+//! - [`Ipam`] ([`ipam`]): the allocator over a [`manul_datastore::Datastore`],
+//!   with a per-host cache of affine blocks.
+//! - [`config`]: the IPAM config and Calico's rules for it.
+//! - [`pools`]: which pools a host may use.
+//! - `claim`: claiming a block (pending affinity, block, confirm).
+//! - [`assign`]: [`Ipam::auto_assign`] and [`Ipam::assign_ip`].
+//! - [`release`]: [`Ipam::release_ips`], [`Ipam::release_by_handle`],
+//!   [`Ipam::release_host`].
+//! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`].
+//! - [`check`]: the leak check and its [`Report`]; [`repair`]: applying one.
+//! - `store`: counted, typed compare-and-swap access ([`Stats`]).
+//!
+//! Every write is compare-and-swap, retried up to [`store::MAX_RETRIES`]
+//! times after a conflict. Values read from etcd never cause a panic: a
+//! malformed block, handle or affinity on the path of a call is an error
+//! naming its key; malformed pools are skipped (logged) so one bad pool
+//! does not stop allocation; the leak check reports malformed values.
 
+pub mod assign;
 pub mod block;
+pub mod check;
+mod claim;
+pub mod config;
+pub mod error;
+pub mod ipam;
+pub mod pools;
+pub mod query;
+pub mod release;
+pub mod repair;
+pub mod store;
+
+pub use assign::AutoAssignArgs;
+pub use block::Released;
+pub use check::{ClusterIdentity, Problem, Report};
+pub use error::{IpamError, Result};
+pub use ipam::Ipam;
+pub use query::{BlockUsage, IpInfo, PoolUsage, Utilization};
+pub use release::HostRelease;
+pub use repair::RepairOutcome;
+pub use store::Stats;
