@@ -1,0 +1,242 @@
+//! The command line: global options (how to reach etcd, the output
+//! format) and the subcommands, each defined in its own module under
+//! [`crate::commands`].
+//!
+//! To add a command group (e.g. `ipam`): write `commands/ipam/mod.rs` with
+//! an `Args` type (a `clap::Args` holding a `Subcommand` enum) and an
+//! `async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()>`, add a
+//! variant to [`Command`] and one arm to `commands::run`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use manul_datastore::etcd::config::DEFAULT_ENDPOINT;
+
+use crate::commands::{apply, completion, delete, get};
+use crate::error::EXIT_CODES_HELP;
+
+const ABOUT: &str = "Manage manul's (and Calico's) configuration in etcd.";
+
+const LONG_ABOUT: &str = "\
+Manage manul's configuration: IP pools, BGP peers, BGP configuration, BGP
+filters and nodes, stored in etcd in Calico's layout
+(/calico/resources/v3/projectcalico.org/...), so manulctl and calicoctl read
+and write the same objects.
+
+Objects are Kubernetes-style YAML or JSON (apiVersion: projectcalico.org/v3,
+kind, metadata, spec), the same files calicoctl takes.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Create or update everything in a file (all checked before anything is written)
+  $ manulctl apply -f pools.yaml
+  ippool.projectcalico.org/pool-a created
+  bgppeer.projectcalico.org/tor-1 configured
+
+  # List pools as a table, or one pool as YAML
+  $ manulctl get ippools
+  $ manulctl get ippool pool-a -o yaml
+
+  # Delete a peer
+  $ manulctl delete bgppeer tor-1
+
+  # Talk to another etcd (or set ETCD_ENDPOINTS)
+  $ manulctl --etcd-endpoints https://10.0.0.1:2379 --etcd-ca-cert-file ca.pem get nodes
+
+  # Shell completion
+  $ source <(manulctl completion bash)
+
+Kinds: IPPool (ippools), BGPConfiguration (bgpconfigurations), BGPPeer (bgppeers),
+BGPFilter (bgpfilters), Node (nodes), WorkloadEndpoint (workloadendpoints, namespaced).
+Case does not matter; plurals and calicoctl's short names (ipp, bgpp, wep...) work.
+
+Run `manulctl <command> --help` for each command's options and examples.
+";
+
+/// `manulctl`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "manulctl",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = format!("{AFTER_HELP}\n{EXIT_CODES_HELP}"),
+    propagate_version = true,
+    args_override_self = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How to reach etcd, and how to print. Each etcd option also reads the
+/// environment variable calico-node and calicoctl use.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// etcd client URLs, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_ENDPOINTS",
+        value_name = "URLS",
+        default_value = DEFAULT_ENDPOINT,
+        help_heading = "etcd"
+    )]
+    pub etcd_endpoints: String,
+    /// PEM file of the CA that signed etcd's certificates (turns TLS on).
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_CA_CERT_FILE",
+        value_name = "FILE",
+        help_heading = "etcd"
+    )]
+    pub etcd_ca_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate (with --etcd-key-file).
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_CERT_FILE",
+        value_name = "FILE",
+        help_heading = "etcd"
+    )]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's key (with --etcd-cert-file).
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "etcd"
+    )]
+    pub etcd_key_file: Option<PathBuf>,
+    /// etcd user name (with --etcd-password).
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_USERNAME",
+        value_name = "USER",
+        help_heading = "etcd"
+    )]
+    pub etcd_username: Option<String>,
+    /// etcd password (prefer the variable: flags show in `ps`).
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true,
+        help_heading = "etcd"
+    )]
+    pub etcd_password: Option<String>,
+    /// How long each etcd request may take, e.g. 10s, 500ms, 1m.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_duration,
+        help_heading = "etcd"
+    )]
+    pub request_timeout: Duration,
+    /// Output format of `get`: table, wide (more columns), json or yaml.
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Output::Table
+    )]
+    pub output: Output,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// Aligned columns, more of them.
+    Wide,
+    /// JSON: one object, or a List of them.
+    Json,
+    /// YAML: one object, or a List of them.
+    Yaml,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from YAML/JSON files.
+    #[command(
+        long_about = apply::LONG_ABOUT,
+        after_help = apply::AFTER_HELP
+    )]
+    Apply(apply::Args),
+    /// Show objects of one kind, as a table, JSON or YAML.
+    #[command(
+        long_about = get::LONG_ABOUT,
+        after_help = get::AFTER_HELP
+    )]
+    Get(get::Args),
+    /// Delete objects by kind and name, or those in files.
+    #[command(
+        long_about = delete::LONG_ABOUT,
+        after_help = delete::AFTER_HELP
+    )]
+    Delete(delete::Args),
+    /// Print a shell completion script.
+    #[command(
+        long_about = completion::LONG_ABOUT,
+        after_help = completion::AFTER_HELP
+    )]
+    Completion(completion::Args),
+}
+
+/// Parses `10s`, `500ms`, `2m`, or plain seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 10s, 500ms or 1m"))?;
+    if !value.is_finite() || value <= 0.0 || value * scale > 3600.0 {
+        return Err(format!("{s:?}: use a duration above 0 and at most 1h"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}
