@@ -7,6 +7,9 @@ use ipnet::IpNet;
 use super::interner::Attrs;
 use super::peer::PeerIndex;
 
+/// A route key: prefix and ADD-PATH path ID (0 without ADD-PATH).
+pub type RouteKey = (IpNet, u32);
+
 /// One path to a prefix (the prefix is the table key). Kept small: a path
 /// is an index, a path ID, a shared attribute handle and a next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]

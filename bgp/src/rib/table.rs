@@ -1,5 +1,5 @@
 //! The RIB: one prefix table holding every usable path (the union of the
-//! Adj-RIBs-In after import policy, RFC 4271 §3.2), per-peer indexes, and
+//! Adj-RIBs-In after import policy, RFC 4271 §3.2), per-peer route counts, and
 //! the Loc-RIB view computed by the decision process ([`super::decision`]).
 //!
 //! [`Rib::update`] takes a batch of changes and reports, for each prefix
@@ -12,10 +12,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
 
-use super::adj_in::{AdjRibIn, RouteKey};
 use super::change::RibChange;
 use super::decision::{self, Ineligible};
 use super::interner::{AttrInterner, Attrs};
+use super::path::RouteKey;
 use super::path::{BestChange, Path, Selection};
 use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig};
 use crate::policy::{Outcome, Policy, PolicyContext};
@@ -35,7 +35,11 @@ pub(super) struct PeerSlot {
     pub(super) info: PeerInfo,
     pub(super) import: Policy,
     pub(super) export: Policy,
-    pub(super) adj_in: AdjRibIn,
+    /// Routes this peer has in the table (its Adj-RIB-In's size). The
+    /// routes themselves are found by scanning the table, which only peer
+    /// down and graceful restart do: a per-peer index would cost a hash
+    /// entry per route on the hot path and a second table's worth of memory.
+    pub(super) routes: usize,
 }
 
 /// The speaker's RIB.
@@ -97,7 +101,7 @@ impl Rib {
             info,
             import,
             export,
-            adj_in: AdjRibIn::default(),
+            routes: 0,
         };
         if let Some(i) = self.peers.iter().skip(1).position(Option::is_none) {
             self.peers[i + 1] = Some(slot);
@@ -151,7 +155,7 @@ impl Rib {
 
     /// Number of (prefix, path ID) routes a peer has in its Adj-RIB-In.
     pub fn adj_in_len(&self, peer: PeerIndex) -> usize {
-        self.slot(peer).map_or(0, |s| s.adj_in.len())
+        self.slot(peer).map_or(0, |s| s.routes)
     }
 
     pub(super) fn slot(&self, peer: PeerIndex) -> Option<&PeerSlot> {
@@ -207,15 +211,26 @@ impl Rib {
 
     /// A peer's Adj-RIB-In: its paths after import policy.
     pub fn adj_rib_in(&self, peer: PeerIndex) -> impl Iterator<Item = (IpNet, &Path)> + '_ {
-        self.slot(peer)
-            .into_iter()
-            .flat_map(|s| s.adj_in.iter())
-            .filter_map(move |&(prefix, id)| {
-                self.paths(&prefix)
+        self.table.iter().flat_map(move |(prefix, paths)| {
+            paths
+                .iter()
+                .filter(move |p| p.peer == peer)
+                .map(move |p| (*prefix, p))
+        })
+    }
+
+    /// The keys of a peer's routes, of one family or all (a table scan).
+    fn keys_of(&self, peer: PeerIndex, family: Option<Family>) -> Vec<RouteKey> {
+        self.table
+            .iter()
+            .filter(|(prefix, _)| family.is_none_or(|f| Family::of(prefix) == f))
+            .flat_map(|(prefix, paths)| {
+                paths
                     .iter()
-                    .find(|p| p.peer == peer && p.path_id == id)
-                    .map(|p| (prefix, p))
+                    .filter(|p| p.peer == peer)
+                    .map(|p| (*prefix, p.path_id))
             })
+            .collect()
     }
 
     /// Apply a batch of changes; report the prefixes whose outcome changed.
@@ -337,13 +352,7 @@ impl Rib {
 
     fn insert(&mut self, batch: &mut Batch, prefix: IpNet, path: Path) {
         self.touch(batch, prefix);
-        if let Some(slot) = self
-            .peers
-            .get_mut(path.peer.0 as usize)
-            .and_then(Option::as_mut)
-        {
-            slot.adj_in.insert((prefix, path.path_id));
-        }
+        let peer = path.peer;
         let paths = self
             .table
             .entry(prefix)
@@ -356,7 +365,12 @@ impl Rib {
                 let old = std::mem::replace(existing, path);
                 self.retired.push(old.attrs);
             }
-            None => paths.push(path),
+            None => {
+                paths.push(path);
+                if let Some(slot) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
+                    slot.routes += 1;
+                }
+            }
         }
     }
 
@@ -373,7 +387,7 @@ impl Rib {
         };
         self.touch(batch, prefix);
         if let Some(slot) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
-            slot.adj_in.remove(&key);
+            slot.routes = slot.routes.saturating_sub(1);
         }
         if let Some(paths) = self.table.get_mut(&prefix) {
             let old = paths.swap_remove(pos);
@@ -409,7 +423,8 @@ impl Rib {
 
     /// The session went down without graceful restart: drop all its paths.
     pub fn peer_down(&mut self, peer: PeerIndex) -> Result<Vec<BestChange>, RibError> {
-        let keys = self.slot_mut(peer)?.adj_in.take();
+        self.slot_mut(peer)?;
+        let keys = self.keys_of(peer, None);
         let mut batch = Batch::default();
         for key in keys {
             self.remove(&mut batch, peer, key);
@@ -421,7 +436,8 @@ impl Rib {
     /// but mark them stale; a re-announcement clears the mark. Returns how
     /// many paths were marked. Stale paths stay in use, so nothing changes.
     pub fn mark_stale(&mut self, peer: PeerIndex, family: Family) -> Result<usize, RibError> {
-        let keys = self.slot_mut(peer)?.adj_in.of_family(family);
+        self.slot_mut(peer)?;
+        let keys = self.keys_of(peer, Some(family));
         let mut marked = 0;
         for (prefix, id) in keys {
             if let Some(paths) = self.table.get_mut(&prefix) {
@@ -444,7 +460,8 @@ impl Rib {
         peer: PeerIndex,
         family: Family,
     ) -> Result<Vec<BestChange>, RibError> {
-        let keys = self.slot_mut(peer)?.adj_in.of_family(family);
+        self.slot_mut(peer)?;
+        let keys = self.keys_of(peer, Some(family));
         let mut batch = Batch::default();
         for key in keys {
             let stale = self
