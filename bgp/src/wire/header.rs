@@ -71,7 +71,11 @@ pub fn frame(buf: &[u8], ctx: &Context) -> Result<Option<usize>, DecodeError> {
             "unknown message type",
         ));
     };
-    if len < min || (msg_type == msg_type::KEEPALIVE && len != HEADER_LEN) {
+    // RFC 8654 §4: OPEN and KEEPALIVE are never extended messages.
+    if len < min
+        || (msg_type == msg_type::KEEPALIVE && len != HEADER_LEN)
+        || (msg_type == msg_type::OPEN && len > BASE_MAX_LEN)
+    {
         return Err(bad_length(len16));
     }
     Ok(Some(len))
@@ -158,6 +162,20 @@ mod tests {
         };
         assert_eq!(frame(&hdr(65535, 2), &ext), Ok(Some(65535)));
         assert_eq!(frame(&hdr(4096, 2), &ctx), Ok(Some(4096)));
+    }
+
+    #[test]
+    fn open_stays_within_4096_with_extended_messages() {
+        // RFC 8654 §4: extended messages are never OPEN (or KEEPALIVE).
+        let ext = Context {
+            extended_message: true,
+            ..Context::default()
+        };
+        assert_eq!(frame(&hdr(4096, 1), &ext), Ok(Some(4096)));
+        let e = frame(&hdr(4097, 1), &ext).unwrap_err();
+        assert_eq!((e.code, e.subcode, e.data), (1, 2, vec![0x10, 0x01]));
+        assert_eq!(frame(&hdr(4097, 3), &ext), Ok(Some(4097)));
+        assert_eq!(frame(&hdr(4097, 5), &ext), Ok(Some(4097)));
     }
 
     #[test]

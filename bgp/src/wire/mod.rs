@@ -15,6 +15,7 @@ pub mod attributes;
 pub mod capability;
 pub mod context;
 pub mod error;
+pub mod fuzzing;
 pub mod header;
 pub mod message;
 pub mod negotiate;
