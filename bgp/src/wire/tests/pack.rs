@@ -233,20 +233,3 @@ fn attributes_too_big_for_any_message_are_an_error() {
     assert_eq!(r, Err(EncodeError::NlriTooLong));
     assert!(out.is_empty());
 }
-
-/// Rough throughput check: `cargo test --release -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn packing_throughput() {
-    let nlri = v4_prefixes(1_000_000);
-    let nh = NextHop::new(Ipv4Addr::new(192, 0, 2, 1).into());
-    let mut out = Vec::new();
-    let t = std::time::Instant::now();
-    let n = pack_announce(&four(), Family::Ipv4Unicast, &attrs(), nh, &nlri, &mut out).unwrap();
-    let dt = t.elapsed();
-    println!(
-        "{} prefixes, {n} messages, {} octets in {dt:?}",
-        nlri.len(),
-        out.len()
-    );
-}
