@@ -7,13 +7,15 @@
 //! `async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()>`, add a
 //! variant to [`Command`] and one arm to `commands::run`.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 use manul_datastore::etcd::config::DEFAULT_ENDPOINT;
 
-use crate::commands::{apply, completion, delete, get};
+use crate::commands::{apply, completion, delete, get, ipam};
 use crate::error::EXIT_CODES_HELP;
 
 const ABOUT: &str = "Manage manul's (and Calico's) configuration in etcd.";
@@ -22,7 +24,8 @@ const LONG_ABOUT: &str = "\
 Manage manul's configuration: IP pools, BGP peers, BGP configuration, BGP
 filters and nodes, stored in etcd in Calico's layout
 (/calico/resources/v3/projectcalico.org/...), so manulctl and calicoctl read
-and write the same objects.
+and write the same objects. `manulctl ipam` shows, checks and repairs IP
+address management (/calico/ipam/v2/...).
 
 Objects are Kubernetes-style YAML or JSON (apiVersion: projectcalico.org/v3,
 kind, metadata, spec), the same files calicoctl takes.";
@@ -40,6 +43,11 @@ Examples:
 
   # Delete a peer
   $ manulctl delete bgppeer tor-1
+
+  # How full the pools are; find and release leaked addresses
+  $ manulctl ipam show --show-blocks
+  $ manulctl ipam check -o report.json
+  $ manulctl ipam release --from-report report.json
 
   # Talk to another etcd (or set ETCD_ENDPOINTS)
   $ manulctl --etcd-endpoints https://10.0.0.1:2379 --etcd-ca-cert-file ca.pem get nodes
@@ -145,15 +153,64 @@ pub struct GlobalArgs {
         help_heading = "etcd"
     )]
     pub request_timeout: Duration,
-    /// Output format of `get`: table, wide (more columns), json or yaml.
+    /// Output format: table, wide (more columns), json or yaml. `ipam
+    /// check` also takes a FILE to write its report to (a file named like
+    /// a format: ./json).
     #[arg(
         short = 'o',
         long,
         global = true,
-        value_enum,
-        default_value_t = Output::Table
+        value_name = "FORMAT",
+        value_parser = OutputParser,
+        default_value = "table"
     )]
-    pub output: Output,
+    pub output: OutputArg,
+}
+
+/// What `-o` names: a format, or (`ipam check` only) a report file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputArg {
+    /// An output format.
+    Format(Output),
+    /// A file to write to.
+    File(PathBuf),
+}
+
+/// Parses `-o`: a format name (any case), else a file name. Help and shell
+/// completion offer the format names; commands other than `ipam check`
+/// refuse a file name (see `commands::run`).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputParser;
+
+impl TypedValueParser for OutputParser {
+    type Value = OutputArg;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<OutputArg, clap::Error> {
+        if let Some(format) = value.to_str().and_then(|s| Output::from_str(s, true).ok()) {
+            return Ok(OutputArg::Format(format));
+        }
+        if value.is_empty() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                "-o/--output needs a value: table, wide, json or yaml\n",
+            )
+            .with_cmd(cmd));
+        }
+        Ok(OutputArg::File(PathBuf::from(value)))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            Output::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
 }
 
 /// Output formats.
@@ -190,6 +247,12 @@ pub enum Command {
         after_help = delete::AFTER_HELP
     )]
     Delete(delete::Args),
+    /// IP address management: show use, check for leaks, release, configure.
+    #[command(
+        long_about = ipam::LONG_ABOUT,
+        after_help = ipam::AFTER_HELP
+    )]
+    Ipam(ipam::Args),
     /// Print a shell completion script.
     #[command(
         long_about = completion::LONG_ABOUT,
@@ -228,6 +291,27 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn output_is_a_format_or_a_file() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["manulctl"].iter().chain(args).copied().collect::<Vec<_>>())
+                .map(|c| c.global.output)
+        };
+        assert_eq!(
+            parse(&["get", "ippools"]).unwrap(),
+            OutputArg::Format(Output::Table)
+        );
+        assert_eq!(
+            parse(&["get", "ippools", "-o", "JSON"]).unwrap(),
+            OutputArg::Format(Output::Json)
+        );
+        assert_eq!(
+            parse(&["ipam", "check", "-o", "report.json"]).unwrap(),
+            OutputArg::File("report.json".into())
+        );
+        assert!(parse(&["ipam", "check", "-o", ""]).is_err());
     }
 
     #[test]

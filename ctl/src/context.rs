@@ -4,7 +4,9 @@
 use manul_datastore::etcd::config::DEFAULT_DIAL_TIMEOUT;
 use manul_datastore::{Datastore, EtcdConfig};
 
-use crate::cli::{GlobalArgs, Output};
+use std::path::Path;
+
+use crate::cli::{GlobalArgs, Output, OutputArg};
 use crate::error::etcd;
 
 /// The global options of one run.
@@ -15,9 +17,20 @@ pub struct Context {
 }
 
 impl Context {
-    /// The output format.
+    /// The output format (table when `-o` named a file).
     pub fn output(&self) -> Output {
-        self.global.output
+        match self.global.output {
+            OutputArg::Format(f) => f,
+            OutputArg::File(_) => Output::Table,
+        }
+    }
+
+    /// The file `-o` named, if it named one (only `ipam check` takes one).
+    pub fn output_file(&self) -> Option<&Path> {
+        match &self.global.output {
+            OutputArg::File(p) => Some(p),
+            OutputArg::Format(_) => None,
+        }
     }
 
     /// The etcd settings, checked by the datastore's own rules (it reads

@@ -10,14 +10,16 @@
 //! | 4 | conflict: the object changed since it was read (`resourceVersion`) |
 //! | 5 | etcd unavailable: no member answered in time |
 //! | 6 | etcd refused access: credentials or certificate rejected |
+//! | 7 | `ipam check` found problems |
 //!
 //! Commands return `anyhow::Error`s; the code comes from the first
 //! [`CtlError`] or datastore [`Error`] found in the error's chain (1 when
-//! there is none).
+//! there is none). IPAM errors are translated by [`ipam_error`].
 
 use std::fmt;
 
 use manul_datastore::etcd::Error;
+use manul_ipam::IpamError;
 
 /// The failure classes, one exit code each (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub enum Failure {
     Unavailable,
     /// 6: etcd refused the credentials.
     Auth,
+    /// 7: `ipam check` found problems.
+    Problems,
 }
 
 impl Failure {
@@ -46,6 +50,7 @@ impl Failure {
             Failure::Conflict => 4,
             Failure::Unavailable => 5,
             Failure::Auth => 6,
+            Failure::Problems => 7,
         }
     }
 }
@@ -59,7 +64,8 @@ Exit codes:
   3  not found (the named object does not exist)
   4  conflict (the object changed since it was read: re-read and retry)
   5  etcd unavailable (no member answered: check --etcd-endpoints)
-  6  etcd refused access (check --etcd-username/--etcd-password or the certificate)";
+  6  etcd refused access (check --etcd-username/--etcd-password or the certificate)
+  7  `ipam check` found problems (the report lists them)";
 
 /// An error with its failure class; its message is complete (what was
 /// wrong and what to do).
@@ -189,6 +195,46 @@ pub fn etcd(doing: impl Into<String>) -> impl FnOnce(Error) -> anyhow::Error {
     move |e| etcd_error(e, &doing)
 }
 
+/// An IPAM library error as a message that says what to do, with its
+/// failure class. `doing` as for [`etcd_error`].
+pub fn ipam_error(e: IpamError, doing: &str) -> anyhow::Error {
+    let (failure, message) = match e {
+        IpamError::Datastore(e) => return etcd_error(e, doing),
+        e @ (IpamError::InvalidConfig(_) | IpamError::InvalidArgument(_)) => {
+            (Failure::Invalid, e.to_string())
+        }
+        e @ IpamError::ReportRefused(_) => (
+            Failure::Invalid,
+            format!("{e}: take a new report on this cluster with `manulctl ipam check -o FILE`"),
+        ),
+        e @ IpamError::ReportAhead { .. } => (
+            Failure::Invalid,
+            format!(
+                "{e}. Take a new report with `manulctl ipam check -o FILE`; or, if etcd was \
+                 restored from a backup and you checked the report against it, apply it with \
+                 --force"
+            ),
+        ),
+        e @ IpamError::NotInPool(_) => (
+            Failure::NotFound,
+            format!("{e}: list the pools with `manulctl get ippools`"),
+        ),
+        e @ IpamError::TooManyRetries { .. } => (Failure::Conflict, e.to_string()),
+        e @ IpamError::Malformed { .. } => (
+            Failure::General,
+            format!("{e} while {doing}: `manulctl ipam check` lists every such value"),
+        ),
+        e => (Failure::General, format!("{e} while {doing}")),
+    };
+    CtlError::new(failure, message).into()
+}
+
+/// `map_err` helper for IPAM calls, like [`etcd`].
+pub fn ipam(doing: impl Into<String>) -> impl FnOnce(IpamError) -> anyhow::Error {
+    let doing = doing.into();
+    move |e| ipam_error(e, &doing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +256,31 @@ mod tests {
         assert!(msg.contains("--etcd-endpoints"), "{msg}");
         assert_eq!(classify(&e), Failure::Unavailable);
         assert_eq!(classify(&e).code(), 5);
+    }
+
+    #[test]
+    fn ipam_errors_keep_their_class() {
+        let e = ipam_error(
+            IpamError::InvalidConfig("maxBlocksPerHost requires strict_affinity".into()),
+            "configuring IPAM",
+        );
+        assert_eq!(classify(&e).code(), 2);
+        let e = ipam_error(
+            IpamError::Datastore(Error::Auth {
+                source: "denied".into(),
+            }),
+            "reading blocks",
+        );
+        assert_eq!(classify(&e).code(), 6);
+        let e = ipam_error(
+            IpamError::ReportAhead {
+                report: 9,
+                datastore: 3,
+            },
+            "applying",
+        );
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(classify(&e).code(), 2);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `manulctl`: manul's command-line tool. Applies, reads and deletes the
 //! Calico v3 resources manul runs on (IPPool, BGPConfiguration, BGPPeer,
-//! BGPFilter, Node, WorkloadEndpoint), stored in etcd in Calico's layout.
+//! BGPFilter, Node, WorkloadEndpoint), stored in etcd in Calico's layout;
+//! shows, checks and repairs IPAM (`manulctl ipam`) through `manul-ipam`.
 //!
 //! - [`cli`]: the command line (global options, the command enum).
 //! - [`commands`]: one module per command.
@@ -11,7 +12,8 @@
 //! - [`error`]: exit codes and the messages of datastore errors.
 //!
 //! All resource types, keys and validation rules come from
-//! `manul-datastore`; this crate only wires them to a command line.
+//! `manul-datastore`, all IPAM logic from `manul-ipam`; this crate only
+//! wires them to a command line.
 
 mod cli;
 mod commands;

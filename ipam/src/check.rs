@@ -211,6 +211,45 @@ impl Report {
     }
 }
 
+/// The kinds of record the check reads, in the order it reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    /// Allocation blocks.
+    Blocks,
+    /// Block affinities.
+    Affinities,
+    /// Handles.
+    Handles,
+    /// WorkloadEndpoints.
+    WorkloadEndpoints,
+}
+
+impl std::fmt::Display for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Records::Blocks => "blocks",
+            Records::Affinities => "block affinities",
+            Records::Handles => "handles",
+            Records::WorkloadEndpoints => "workload endpoints",
+        })
+    }
+}
+
+/// How far [`Ipam::check_with_progress`] has got (for a progress display:
+/// on a large cluster each list can take seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// About to list these records.
+    Reading(Records),
+    /// Listed this many of them.
+    Read(Records, usize),
+    /// Everything is read; comparing (this many allocated addresses).
+    Checking {
+        /// Allocated addresses found in the blocks.
+        allocated: usize,
+    },
+}
+
 /// An allocated address as the blocks say.
 struct Held<'a> {
     block: IpNet,
@@ -251,13 +290,28 @@ impl Ipam {
 
     /// Check IPAM (see the module docs); everything read at one revision.
     pub async fn check(&self) -> Result<Report> {
+        self.check_with_progress(|_| {}).await
+    }
+
+    /// [`Ipam::check`], telling `progress` what it is reading and how
+    /// many records each list returned.
+    pub async fn check_with_progress(&self, mut progress: impl FnMut(Progress)) -> Result<Report> {
         let st = &self.store;
-        let (block_kvs, rev) = st.list(&prefix::all_blocks(), None).await?;
-        let (aff_kvs, _) = st.list(&prefix::all_affinities(), Some(rev)).await?;
-        let (handle_kvs, _) = st.list(&prefix::all_handles(), Some(rev)).await?;
-        let (wep_kvs, _) = st
-            .list(&prefix::kind(ResourceKind::WorkloadEndpoint), Some(rev))
-            .await?;
+        let mut read = async |records: Records, key: String, at: Option<i64>| {
+            progress(Progress::Reading(records));
+            let (kvs, rev) = st.list(&key, at).await?;
+            progress(Progress::Read(records, kvs.len()));
+            Ok::<_, crate::error::IpamError>((kvs, rev))
+        };
+        let (block_kvs, rev) = read(Records::Blocks, prefix::all_blocks(), None).await?;
+        let (aff_kvs, _) = read(Records::Affinities, prefix::all_affinities(), Some(rev)).await?;
+        let (handle_kvs, _) = read(Records::Handles, prefix::all_handles(), Some(rev)).await?;
+        let (wep_kvs, _) = read(
+            Records::WorkloadEndpoints,
+            prefix::kind(ResourceKind::WorkloadEndpoint),
+            Some(rev),
+        )
+        .await?;
         let mut problems = Vec::new();
 
         // Blocks.
@@ -306,6 +360,10 @@ impl Ipam {
                 );
             }
         }
+
+        progress(Progress::Checking {
+            allocated: held.len(),
+        });
 
         // Affinities.
         let mut affine: HashSet<(String, IpNet)> = HashSet::new();

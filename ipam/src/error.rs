@@ -101,6 +101,21 @@ pub enum IpamError {
     /// A leak report that may not be applied to this cluster.
     #[error("refusing the report: {0}")]
     ReportRefused(String),
+    /// A leak report whose revision is ahead of the datastore's: the data
+    /// is older than the report (etcd restored from a backup?) or the
+    /// report comes from another cluster. [`crate::RepairOptions`] can
+    /// override this refusal.
+    #[error(
+        "refusing the report: its revision {report} is ahead of the datastore's {datastore}: \
+         the data is older than the report (etcd restored from a backup?) or it comes from \
+         another cluster"
+    )]
+    ReportAhead {
+        /// The report's revision.
+        report: i64,
+        /// The datastore's revision now.
+        datastore: i64,
+    },
 }
 
 fn fmt_nets(nets: &[IpNet]) -> String {

@@ -12,8 +12,10 @@
 //! - [`assign`]: [`Ipam::auto_assign`] and [`Ipam::assign_ip`].
 //! - [`release`]: [`Ipam::release_ips`], [`Ipam::release_by_handle`],
 //!   [`Ipam::release_host`].
-//! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`].
-//! - [`check`]: the leak check and its [`Report`]; [`repair`]: applying one.
+//! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`],
+//!   [`Ipam::borrowed_ips`].
+//! - [`check`]: the leak check and its [`Report`] (with a progress hook,
+//!   [`Ipam::check_with_progress`]); [`repair`]: applying one.
 //! - `store`: counted, typed compare-and-swap access ([`Stats`]).
 //!
 //! Every write is compare-and-swap, retried up to [`store::MAX_RETRIES`]
@@ -37,10 +39,10 @@ pub mod store;
 
 pub use assign::AutoAssignArgs;
 pub use block::Released;
-pub use check::{ClusterIdentity, Problem, Report};
+pub use check::{ClusterIdentity, Problem, Progress, Records, Report};
 pub use error::{IpamError, Result};
 pub use ipam::Ipam;
-pub use query::{BlockUsage, IpInfo, PoolUsage, Utilization};
+pub use query::{BlockUsage, BorrowedIp, IpInfo, PoolUsage, Utilization};
 pub use release::HostRelease;
-pub use repair::RepairOutcome;
+pub use repair::{RepairOptions, RepairOutcome};
 pub use store::Stats;

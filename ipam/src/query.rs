@@ -1,5 +1,6 @@
-//! Read-only questions: who holds an address ([`Ipam::ip_info`]) and how
-//! full the pools and blocks are ([`Ipam::utilization`]).
+//! Read-only questions: who holds an address ([`Ipam::ip_info`]), how
+//! full the pools and blocks are ([`Ipam::utilization`]), and which
+//! addresses are borrowed ([`Ipam::borrowed_ips`]).
 //!
 //! A *borrowed* address is one whose `node` attribute names another host
 //! than its block's affinity (or any host, in a block with no affinity).
@@ -85,6 +86,21 @@ pub struct Utilization {
     pub orphan_blocks: Vec<BlockUsage>,
 }
 
+/// An address used by another host than its block's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BorrowedIp {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its block.
+    pub block: IpNet,
+    /// The host the block is affine to (`None`: no affinity).
+    pub block_host: Option<String>,
+    /// The host using the address (its `node` attribute).
+    pub node: String,
+    /// Its handle.
+    pub handle: Option<String>,
+}
+
 fn is_borrowed(b: &AllocationBlock, a: &manul_datastore::ipam::AllocationAttribute) -> bool {
     match a.secondary.get(attr::NODE) {
         None => false,
@@ -113,7 +129,41 @@ pub fn block_usage(b: &AllocationBlock) -> BlockUsage {
     }
 }
 
+/// The borrowed addresses of one block, in address order.
+pub fn borrowed_in(b: &AllocationBlock) -> Vec<BorrowedIp> {
+    b.allocations
+        .iter()
+        .enumerate()
+        .filter_map(|(o, i)| {
+            let a = b.attributes.get((*i)? as usize)?;
+            if !is_borrowed(b, a) {
+                return None;
+            }
+            Some(BorrowedIp {
+                ip: block::address(&b.cidr, o as u32),
+                block: b.cidr,
+                block_host: b.host().map(str::to_string),
+                node: a.secondary.get(attr::NODE)?.clone(),
+                handle: a.handle_id.clone(),
+            })
+        })
+        .collect()
+}
+
 impl Ipam {
+    /// Every borrowed address (see the module docs), in block order. Lists
+    /// every block; blocks that do not decode are skipped (the leak check
+    /// reports them).
+    pub async fn borrowed_ips(&self) -> Result<Vec<BorrowedIp>> {
+        let (kvs, _) = self.store.list(&prefix::all_blocks(), None).await?;
+        let mut blocks: Vec<AllocationBlock> = kvs
+            .iter()
+            .filter_map(|kv| kv.json::<AllocationBlock>().ok())
+            .collect();
+        blocks.sort_by_key(|b| b.cidr);
+        Ok(blocks.iter().flat_map(borrowed_in).collect())
+    }
+
     /// What is known about `ip`.
     pub async fn ip_info(&self, ip: IpAddr) -> Result<IpInfo> {
         let pools = self.pools().await?;

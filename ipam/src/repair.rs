@@ -2,7 +2,9 @@
 //! `manulctl ipam release --from-report` runs).
 //!
 //! Refused outright: a report from another cluster, or one whose revision
-//! is ahead of the datastore's (see [`crate::check`]). Then, each fix is
+//! is ahead of the datastore's (see [`crate::check`]); the second refusal
+//! can be overridden ([`RepairOptions::allow_ahead`], `--force` in
+//! `manulctl`), the first cannot. Then, each fix is
 //! guarded so that a report older than the data never undoes newer work:
 //!
 //! | problem | fix | guard |
@@ -54,9 +56,30 @@ pub struct RepairOutcome {
     pub skipped: Vec<String>,
 }
 
+/// How [`Ipam::release_from_report_with`] applies a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairOptions {
+    /// Apply a report whose revision is ahead of the datastore's (etcd was
+    /// restored from a backup taken before the report). The cluster check
+    /// still applies, and so does every per-fix guard; what is lost is the
+    /// assurance that the WorkloadEndpoints the report saw are the ones in
+    /// the data, so a person must have checked that.
+    pub allow_ahead: bool,
+}
+
 impl Ipam {
     /// Apply `report` (see the module docs).
     pub async fn release_from_report(&self, report: &Report) -> Result<RepairOutcome> {
+        self.release_from_report_with(report, RepairOptions::default())
+            .await
+    }
+
+    /// Apply `report` as `options` say (see the module docs).
+    pub async fn release_from_report_with(
+        &self,
+        report: &Report,
+        options: RepairOptions,
+    ) -> Result<RepairOutcome> {
         let me = self.cluster_identity().await?;
         if !me.same_cluster(&report.cluster) {
             return Err(IpamError::ReportRefused(format!(
@@ -68,12 +91,11 @@ impl Ipam {
             )));
         }
         let (_, now) = self.store.list(IPAM_CONFIG_KEY, None).await?;
-        if report.revision > now {
-            return Err(IpamError::ReportRefused(format!(
-                "its revision {} is ahead of the datastore's {now}: the data is older than the \
-                 report (etcd restored from a backup?) or it comes from another cluster",
-                report.revision
-            )));
+        if report.revision > now && !options.allow_ahead {
+            return Err(IpamError::ReportAhead {
+                report: report.revision,
+                datastore: now,
+            });
         }
         let mut out = RepairOutcome::default();
         for p in &report.problems {

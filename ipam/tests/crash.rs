@@ -98,7 +98,7 @@ async fn killed_allocators_leave_only_what_the_check_reports() {
     ahead.revision += 1_000_000;
     assert!(matches!(
         admin.release_from_report(&ahead).await,
-        Err(IpamError::ReportRefused(_))
+        Err(IpamError::ReportAhead { .. })
     ));
 
     let outcome = admin.release_from_report(&report).await.unwrap();

@@ -9,16 +9,31 @@ pub mod apply;
 pub mod completion;
 pub mod delete;
 pub mod get;
+pub mod ipam;
 
 use crate::cli::Command;
 use crate::context::Context;
+use crate::error::{Failure, fail};
 
 /// Runs `command`.
 pub async fn run(ctx: &Context, command: &Command) -> anyhow::Result<()> {
+    if let Some(file) = ctx.output_file() {
+        if !ipam::takes_output_file(command) {
+            return Err(fail(
+                Failure::General,
+                format!(
+                    "invalid value {:?} for -o/--output: use table, wide, json or yaml \
+                     (only `ipam check` writes to a file)",
+                    file.display().to_string()
+                ),
+            ));
+        }
+    }
     match command {
         Command::Apply(args) => apply::run(ctx, args).await,
         Command::Get(args) => get::run(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,
+        Command::Ipam(args) => ipam::run(ctx, args).await,
         Command::Completion(args) => {
             completion::run(args);
             Ok(())
