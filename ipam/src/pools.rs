@@ -133,17 +133,20 @@ fn family(v6: bool) -> &'static str {
 }
 
 /// The pools a pod on `host` may take `v6`/IPv4 addresses from, in pool
-/// name order (etcd key order).
-pub(crate) async fn usable_for_workload(
-    store: &Store,
+/// name order (etcd key order), out of `all` (from [`list`]); `labels` are
+/// the host's Node labels ([`node_labels`]), used only when no pools are
+/// requested.
+pub(crate) fn usable_for_workload(
+    all: &[Pool],
+    labels: &BTreeMap<String, String>,
     host: &str,
     requested: &[IpNet],
     v6: bool,
 ) -> Result<Vec<Pool>> {
-    let all = list(store).await?;
     let enabled: Vec<Pool> = all
-        .into_iter()
+        .iter()
         .filter(|p| p.enabled() && matches!(p.cidr, IpNet::V6(_)) == v6)
+        .cloned()
         .collect();
     let none = |reason: String| IpamError::NoPools {
         host: host.to_string(),
@@ -151,12 +154,11 @@ pub(crate) async fn usable_for_workload(
         reason,
     };
     let selected: Vec<Pool> = if requested.is_empty() {
-        let labels = node_labels(store, host).await?;
         enabled
             .into_iter()
             .filter(|p| p.resource.spec.assignment_mode() != AssignmentMode::Manual)
             .filter(|p| match Selector::parse(p.resource.spec.node_selector()) {
-                Ok(sel) => sel.matches(&labels),
+                Ok(sel) => sel.matches(labels),
                 Err(e) => {
                     tracing::warn!(pool = %p.name, error = %e, "skipping IP pool with a bad nodeSelector");
                     false

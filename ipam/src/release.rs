@@ -20,6 +20,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use manul_datastore::Key;
+use manul_datastore::etcd::Versioned;
 use manul_datastore::ipam::{AffinityState, AllocationBlock, IpamHandle};
 use manul_datastore::keys::prefix;
 use serde::Serialize;
@@ -109,9 +110,25 @@ impl Ipam {
         cidr: IpNet,
         ips: &[(IpAddr, Option<u64>)],
     ) -> Result<Vec<(IpAddr, Released)>> {
+        self.release_in_block_from(cidr, ips, None).await
+    }
+
+    /// [`Ipam::release_in_block`], starting from `read`, the block as the
+    /// caller just read it (saves a read; if it is stale by now its
+    /// compare-and-swap fails and the block is read again).
+    async fn release_in_block_from(
+        &self,
+        cidr: IpNet,
+        ips: &[(IpAddr, Option<u64>)],
+        mut read: Option<Versioned<AllocationBlock>>,
+    ) -> Result<Vec<(IpAddr, Released)>> {
         let st = &self.store;
         for _ in 0..MAX_RETRIES {
-            let Some(mut b) = st.get_block(&cidr).await? else {
+            let b = match read.take() {
+                Some(b) => Some(b),
+                None => st.get_block(&cidr).await?,
+            };
+            let Some(mut b) = b else {
                 return Ok(ips
                     .iter()
                     .map(|(ip, _)| (*ip, Released::NotAssigned))
@@ -180,7 +197,7 @@ impl Ipam {
             if ips.is_empty() {
                 continue;
             }
-            for (ip, r) in self.release_in_block(cidr, &ips).await? {
+            for (ip, r) in self.release_in_block_from(cidr, &ips, Some(b)).await? {
                 if matches!(r, Released::Freed { .. }) {
                     released.push(ip);
                 }
