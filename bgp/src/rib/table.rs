@@ -11,6 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
+use smallvec::SmallVec;
+
+use super::prefix_table::PrefixTable;
 
 use super::change::RibChange;
 use super::decision::{self, Ineligible};
@@ -49,7 +52,7 @@ pub struct Rib {
     pub(super) interner: AttrInterner,
     /// Slot 0 is [`PeerIndex::LOCAL`] and always empty.
     pub(super) peers: Vec<Option<PeerSlot>>,
-    table: HashMap<IpNet, Vec<Path>, FxBuildHasher>,
+    table: PrefixTable,
     /// Handles dropped during a batch, released once the batch is done.
     retired: Vec<Attrs>,
 }
@@ -75,7 +78,7 @@ impl Rib {
             cfg,
             interner: AttrInterner::new(),
             peers: vec![None],
-            table: HashMap::default(),
+            table: PrefixTable::default(),
             retired: Vec::new(),
         }
     }
@@ -180,7 +183,7 @@ impl Rib {
 
     /// Every path to `prefix`, in no particular order.
     pub fn paths(&self, prefix: &IpNet) -> &[Path] {
-        self.table.get(prefix).map_or(&[], Vec::as_slice)
+        self.table.get(prefix).map_or(&[], SmallVec::as_slice)
     }
 
     /// The decision process's outcome for `prefix`.
@@ -353,10 +356,7 @@ impl Rib {
     fn insert(&mut self, batch: &mut Batch, prefix: IpNet, path: Path) {
         self.touch(batch, prefix);
         let peer = path.peer;
-        let paths = self
-            .table
-            .entry(prefix)
-            .or_insert_with(|| Vec::with_capacity(1));
+        let paths = self.table.entry(prefix);
         match paths
             .iter_mut()
             .find(|p| p.peer == path.peer && p.path_id == path.path_id)
