@@ -14,6 +14,7 @@ use super::export::ExportCache;
 use super::interner::Attrs;
 use super::path::BestChange;
 use super::peer::PeerIndex;
+use super::prefix_map::PrefixMap;
 use super::table::Rib;
 use crate::types::Family;
 
@@ -47,14 +48,14 @@ type Sent = (Attrs, IpAddr);
 #[derive(Debug)]
 pub struct AdjRibOut {
     peer: PeerIndex,
-    sent: HashMap<IpNet, Sent, FxBuildHasher>,
+    sent: PrefixMap<Sent>,
 }
 
 impl AdjRibOut {
     pub fn new(peer: PeerIndex) -> Self {
         Self {
             peer,
-            sent: HashMap::default(),
+            sent: PrefixMap::default(),
         }
     }
 

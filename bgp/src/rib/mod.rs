@@ -10,7 +10,7 @@ pub mod export;
 pub mod interner;
 pub mod path;
 pub mod peer;
-pub mod prefix_table;
+pub mod prefix_map;
 pub mod table;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
-use super::prefix_table::PrefixTable;
+use super::prefix_map::PrefixTable;
 
 use super::change::RibChange;
 use super::decision::{self, Ineligible};

@@ -1,4 +1,5 @@
-//! The prefix table: prefix -> its paths, split into shards.
+//! A map keyed by prefix, split into shards: the prefix table (prefix ->
+//! its paths) and each peer's Adj-RIB-Out are full-table maps.
 //!
 //! A hash map grows by doubling and, while it rehashes, holds the old and
 //! the new bucket array at once: for a full table that transient is the
@@ -23,15 +24,18 @@ pub type Paths = SmallVec<[Path; 1]>;
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
-type Shard = HashMap<IpNet, Paths, FxBuildHasher>;
+type Shard<V> = HashMap<IpNet, V, FxBuildHasher>;
+
+/// The prefix table: every path of every prefix.
+pub type PrefixTable = PrefixMap<Paths>;
 
 #[derive(Debug)]
-pub struct PrefixTable {
-    shards: Vec<Shard>,
+pub struct PrefixMap<V> {
+    shards: Vec<Shard<V>>,
     len: usize,
 }
 
-impl Default for PrefixTable {
+impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
@@ -40,7 +44,7 @@ impl Default for PrefixTable {
     }
 }
 
-impl PrefixTable {
+impl<V> PrefixMap<V> {
     fn shard_of(prefix: &IpNet) -> usize {
         // hashbrown takes the bucket from the hash's low bits and the
         // control byte from its top 7: re-mix the hash (Fibonacci hashing)
@@ -58,27 +62,49 @@ impl PrefixTable {
         self.len == 0
     }
 
-    pub fn get(&self, prefix: &IpNet) -> Option<&Paths> {
+    pub fn get(&self, prefix: &IpNet) -> Option<&V> {
         self.shards[Self::shard_of(prefix)].get(prefix)
     }
 
-    pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut Paths> {
+    pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut V> {
         self.shards[Self::shard_of(prefix)].get_mut(prefix)
     }
 
-    /// The paths of `prefix`, an empty entry created if there is none.
-    pub fn entry(&mut self, prefix: IpNet) -> &mut Paths {
+    /// The value of `prefix`, a default one created if there is none.
+    pub fn entry(&mut self, prefix: IpNet) -> &mut V
+    where
+        V: Default,
+    {
         let shard = &mut self.shards[Self::shard_of(&prefix)];
         match shard.entry(prefix) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 self.len += 1;
-                e.insert(Paths::new())
+                e.insert(V::default())
             }
         }
     }
 
-    pub fn remove(&mut self, prefix: &IpNet) -> Option<Paths> {
+    /// Set the value of `prefix`, returning the one it replaces.
+    pub fn insert(&mut self, prefix: IpNet, value: V) -> Option<V> {
+        let old = self.shards[Self::shard_of(&prefix)].insert(prefix, value);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    pub fn contains_key(&self, prefix: &IpNet) -> bool {
+        self.get(prefix).is_some()
+    }
+
+    /// Take every entry out, leaving the map empty.
+    pub fn drain(&mut self) -> impl Iterator<Item = (IpNet, V)> + '_ {
+        self.len = 0;
+        self.shards.iter_mut().flat_map(|s| s.drain())
+    }
+
+    pub fn remove(&mut self, prefix: &IpNet) -> Option<V> {
         let removed = self.shards[Self::shard_of(prefix)].remove(prefix);
         if removed.is_some() {
             self.len -= 1;
@@ -86,7 +112,7 @@ impl PrefixTable {
         removed
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &Paths)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &V)> {
         self.shards.iter().flat_map(|s| s.iter())
     }
 
@@ -114,6 +140,7 @@ mod tests {
     #[test]
     fn counts_spreads_and_removes() {
         let mut t = PrefixTable::default();
+        let mut m = PrefixMap::<u32>::default();
         for i in 0..4096u32 {
             let p: IpNet = format!("10.{}.{}.0/24", i >> 8, i & 255).parse().unwrap();
             t.entry(p).push(path());
@@ -129,5 +156,10 @@ mod tests {
         assert!(t.remove(&p).is_none());
         assert_eq!(t.len(), 4095);
         assert!(t.get(&p).is_none());
+        assert_eq!(m.insert(p, 1), None);
+        assert_eq!(m.insert(p, 2), Some(1));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.drain().collect::<Vec<_>>(), [(p, 2)]);
+        assert!(m.is_empty() && m.get(&p).is_none());
     }
 }
