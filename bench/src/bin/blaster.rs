@@ -167,6 +167,9 @@ fn main() -> Result<()> {
         })
     );
     if args.exit_after_send {
+        // Our own shutdown (or the peer closing now) is the expected end:
+        // the drain thread must not turn it into a failure exit.
+        SENT_AND_LEAVING.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = stream.shutdown(std::net::Shutdown::Both);
         return Ok(());
     }
@@ -200,7 +203,11 @@ fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
     }
 }
 
+/// Set once the table is sent and the process is about to exit by itself.
+static SENT_AND_LEAVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn drain(mut reader: MessageReader<TcpStream>, ctx: &Context) {
+    let leaving = || SENT_AND_LEAVING.load(std::sync::atomic::Ordering::SeqCst);
     loop {
         match reader.next_message(ctx) {
             Ok(Some(bytes)) => {
@@ -212,10 +219,12 @@ fn drain(mut reader: MessageReader<TcpStream>, ctx: &Context) {
                     std::process::exit(2);
                 }
             }
+            Ok(None) if leaving() => return,
             Ok(None) => {
                 println!("{}", json!({"event": "closed", "t": clock::now()}));
                 std::process::exit(2);
             }
+            Err(_) if leaving() => return,
             Err(e) => {
                 println!(
                     "{}",
