@@ -59,27 +59,6 @@ fn bird_at(b: &manul_tests::Netns, conf: &str) -> anyhow::Result<Bird> {
     Bird::builder(b).router_id("10.77.0.2".parse()?).start(conf)
 }
 
-fn wait_bird_route(bird: &Bird, prefix: &str) {
-    wait_until(T, &format!("BIRD to learn {prefix}"), || {
-        match bird.has_route(prefix) {
-            Ok(true) => Ok(()),
-            other => Err(format!(
-                "{other:?}: {}",
-                bird.birdc("show route").unwrap_or_default()
-            )),
-        }
-    });
-}
-
-fn wait_manul_route(manul: &Bgpd, prefix: &str) -> serde_json::Value {
-    wait_until(T, &format!("manul to learn {prefix}"), || {
-        manul
-            .route(prefix)
-            .map_err(|e| e.to_string())?
-            .ok_or("absent".to_string())
-    })
-}
-
 #[test]
 fn ebgp_v4_routes_both_ways_with_communities_and_withdrawal() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
@@ -90,7 +69,7 @@ fn ebgp_v4_routes_both_ways_with_communities_and_withdrawal() -> anyhow::Result<
     manul.wait_established("10.77.0.2", T)?;
 
     // manul -> BIRD, with both kinds of communities.
-    wait_bird_route(&bird, "10.201.0.0/24");
+    bird.wait_route("10.201.0.0/24", T)?;
     let detail = bird.birdc("show route 10.201.0.0/24 all")?;
     assert!(detail.contains("(65001,100)"), "{detail}");
     assert!(detail.contains("(4200000001, 1, 2)"), "{detail}");
@@ -98,7 +77,7 @@ fn ebgp_v4_routes_both_ways_with_communities_and_withdrawal() -> anyhow::Result<
     assert!(detail.contains("BGP.next_hop: 10.77.0.1"), "{detail}");
 
     // BIRD -> manul.
-    let route = wait_manul_route(&manul, "10.202.0.0/24");
+    let route = manul.wait_route("10.202.0.0/24", T)?;
     assert_eq!(route["next_hops"][0], "10.77.0.2");
     assert_eq!(route["as_path"][0], 65002);
     assert_eq!(route["communities"][0], "65002:200");
@@ -111,12 +90,7 @@ fn ebgp_v4_routes_both_ways_with_communities_and_withdrawal() -> anyhow::Result<
 
     // Withdrawal propagates.
     bird.birdc("disable s4")?;
-    wait_until(T, "manul to drop 10.202.0.0/24", || {
-        match manul.route("10.202.0.0/24").map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(r) => Err(r.to_string()),
-        }
-    });
+    manul.wait_no_route("10.202.0.0/24", T)?;
     Ok(())
 }
 
@@ -153,11 +127,11 @@ protocol bgp manul6 {
 "#,
     )?;
     bird.wait_established("manul6", T)?;
-    wait_bird_route(&bird, "fd00:201::/64");
+    bird.wait_route("fd00:201::/64", T)?;
     let detail = bird.birdc("show route fd00:201::/64 all")?;
     assert!(detail.contains("BGP.next_hop: fd00:77::1"), "{detail}");
     assert!(detail.contains("(65001,6)"), "{detail}");
-    let route = wait_manul_route(&manul, "fd00:202::/64");
+    let route = manul.wait_route("fd00:202::/64", T)?;
     assert_eq!(route["next_hops"][0], "fd00:77::2");
     Ok(())
 }
@@ -169,12 +143,12 @@ fn ibgp_routes_carry_local_pref_and_keep_the_next_hop() -> anyhow::Result<()> {
     let manul = Bgpd::start(&a, &manul_conf(64512, 64512, "", ""))?;
     let bird = bird_at(&b, &bird_conf(64512, 64512, "direct;"))?;
     bird.wait_established("manul", T)?;
-    wait_bird_route(&bird, "10.201.0.0/24");
+    bird.wait_route("10.201.0.0/24", T)?;
     let detail = bird.birdc("show route 10.201.0.0/24 all")?;
     assert!(detail.contains("BGP.local_pref: 100"), "{detail}");
     // iBGP: our AS is not prepended.
     assert!(!detail.contains("BGP.as_path: 64512"), "{detail}");
-    let route = wait_manul_route(&manul, "10.202.0.0/24");
+    let route = manul.wait_route("10.202.0.0/24", T)?;
     assert_eq!(route["local_pref"], 100);
     assert_eq!(route["as_path"].as_array().map(Vec::len), Some(0));
     Ok(())
@@ -187,10 +161,10 @@ fn four_octet_as_numbers_both_sides() -> anyhow::Result<()> {
     let manul = Bgpd::start(&a, &manul_conf(4200000001, 4200000002, "", ""))?;
     let bird = bird_at(&b, &bird_conf(4200000001, 4200000002, ""))?;
     bird.wait_established("manul", T)?;
-    wait_bird_route(&bird, "10.201.0.0/24");
+    bird.wait_route("10.201.0.0/24", T)?;
     let detail = bird.birdc("show route 10.201.0.0/24 all")?;
     assert!(detail.contains("BGP.as_path: 4200000001"), "{detail}");
-    let route = wait_manul_route(&manul, "10.202.0.0/24");
+    let route = manul.wait_route("10.202.0.0/24", T)?;
     assert_eq!(route["as_path"][0], 4200000002u32);
     Ok(())
 }
@@ -221,7 +195,7 @@ fn hold_timer_drops_a_frozen_peer() -> anyhow::Result<()> {
     let manul = Bgpd::start(&a, &manul_conf(65001, 65002, "", ""))?;
     let mut bird = bird_at(&b, &bird_conf(65001, 65002, "error wait time 1, 5;"))?;
     manul.wait_established("10.77.0.2", T)?;
-    wait_manul_route(&manul, "10.202.0.0/24");
+    manul.wait_route("10.202.0.0/24", T)?;
     let pid = nix::unistd::Pid::from_raw(bird.daemon().pid() as i32);
     nix::sys::signal::kill(pid, Signal::SIGSTOP)?;
     let frozen = std::time::Instant::now();
@@ -286,7 +260,7 @@ fn route_refresh_request_gets_everything_again() -> anyhow::Result<()> {
     let _manul = Bgpd::start(&a, &manul_conf(65001, 65002, "", ""))?;
     let bird = bird_at(&b, &bird_conf(65001, 65002, ""))?;
     bird.wait_established("manul", T)?;
-    wait_bird_route(&bird, "10.201.0.0/24");
+    bird.wait_route("10.201.0.0/24", T)?;
     let imported = |bird: &Bird| -> Result<u64, String> {
         let all = bird
             .birdc("show protocols all manul")
@@ -317,7 +291,7 @@ fn graceful_restart_peer_keeps_routes_while_manul_is_killed_or_stopped() -> anyh
     let mut manul = Bgpd::start(&a, &manul_conf(65001, 65002, "", ""))?;
     let bird = bird_at(&b, &bird_conf(65001, 65002, "graceful restart on;"))?;
     bird.wait_established("manul", T)?;
-    wait_bird_route(&bird, "10.201.0.0/24");
+    bird.wait_route("10.201.0.0/24", T)?;
     for signal in [Signal::SIGKILL, Signal::SIGTERM] {
         let pid = nix::unistd::Pid::from_raw(manul.daemon.pid() as i32);
         nix::sys::signal::kill(pid, signal)?;
@@ -363,7 +337,7 @@ fn gtsm_session_with_bird() -> anyhow::Result<()> {
     let bird = bird_at(&b, &bird_conf(65001, 65002, "ttl security on;"))?;
     bird.wait_established("manul", T)?;
     manul.wait_established("10.77.0.2", T)?;
-    wait_manul_route(&manul, "10.202.0.0/24");
+    manul.wait_route("10.202.0.0/24", T)?;
     Ok(())
 }
 
@@ -387,8 +361,8 @@ prefix = "10.201.0.0/24"
     )?;
     let bird = bird_at(&b, &bird_conf(65001, 65002, "password \"r4nge\";"))?;
     bird.wait_established("manul", T)?;
-    wait_bird_route(&bird, "10.201.0.0/24");
-    let route = wait_manul_route(&manul, "10.202.0.0/24");
+    bird.wait_route("10.201.0.0/24", T)?;
+    let route = manul.wait_route("10.202.0.0/24", T)?;
     assert_eq!(route["next_hops"][0], "10.77.0.2");
     let peer = manul.peer("10.77.0.2")?;
     assert_eq!(peer["dynamic"], true, "{peer}");

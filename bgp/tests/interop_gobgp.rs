@@ -74,36 +74,6 @@ fn gobgp_conf(local_as: u32, peer_as: u32, neighbor_extra: &str) -> String {
     )
 }
 
-fn wait_gobgp_route(gobgp: &Gobgp, family: &str, prefix: &str) {
-    wait_until(T, &format!("GoBGP to learn {prefix}"), || {
-        let rib = gobgp.rib_prefixes(family).map_err(|e| e.to_string())?;
-        if rib.iter().any(|p| p == prefix) {
-            Ok(())
-        } else {
-            Err(format!("{rib:?}"))
-        }
-    });
-}
-
-fn wait_manul_route(manul: &Bgpd, prefix: &str) -> serde_json::Value {
-    wait_until(T, &format!("manul to learn {prefix}"), || {
-        manul
-            .route(prefix)
-            .map_err(|e| e.to_string())?
-            .ok_or("absent".to_string())
-    })
-}
-
-fn wait_manul_no_route(manul: &Bgpd, prefix: &str, timeout: Duration) {
-    wait_until(timeout, &format!("manul to drop {prefix}"), || match manul
-        .route(prefix)
-        .map_err(|e| e.to_string())?
-    {
-        None => Ok(()),
-        Some(r) => Err(r.to_string()),
-    });
-}
-
 #[test]
 fn ebgp_v4_and_v6_both_ways_with_communities_and_withdrawals() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("gobgpd"), Need::Bin("gobgp"));
@@ -113,12 +83,12 @@ fn ebgp_v4_and_v6_both_ways_with_communities_and_withdrawals() -> anyhow::Result
     gobgp.wait_established("10.77.0.1", T)?;
     gobgp.wait_established("fd00:77::1", T)?;
 
-    wait_gobgp_route(&gobgp, "ipv4", "10.201.0.0/24");
+    gobgp.wait_route("ipv4", "10.201.0.0/24", T)?;
     let shown = gobgp.cli(&["global", "rib", "-a", "ipv4", "10.201.0.0/24"])?;
     assert!(shown.contains("10.77.0.1"), "next hop: {shown}");
     assert!(shown.contains("65001:100"), "community: {shown}");
     assert!(shown.contains("4200000001:1:2"), "large community: {shown}");
-    wait_gobgp_route(&gobgp, "ipv6", "fd00:201::/64");
+    gobgp.wait_route("ipv6", "fd00:201::/64", T)?;
     let shown = gobgp.cli(&["global", "rib", "-a", "ipv6", "fd00:201::/64"])?;
     assert!(shown.contains("fd00:77::1"), "v6 next hop: {shown}");
 
@@ -135,17 +105,17 @@ fn ebgp_v4_and_v6_both_ways_with_communities_and_withdrawals() -> anyhow::Result
         "65002:3:4",
     ])?;
     gobgp.cli(&["global", "rib", "add", "-a", "ipv6", "fd00:202::/64"])?;
-    let r4 = wait_manul_route(&manul, "10.202.0.0/24");
+    let r4 = manul.wait_route("10.202.0.0/24", T)?;
     assert_eq!(r4["next_hops"][0], "10.77.0.2");
     assert_eq!(r4["communities"][0], "65002:200");
     assert_eq!(r4["large_communities"][0], "65002:3:4");
-    let r6 = wait_manul_route(&manul, "fd00:202::/64");
+    let r6 = manul.wait_route("fd00:202::/64", T)?;
     assert_eq!(r6["next_hops"][0], "fd00:77::2");
 
     gobgp.cli(&["global", "rib", "del", "-a", "ipv4", "10.202.0.0/24"])?;
     gobgp.cli(&["global", "rib", "del", "-a", "ipv6", "fd00:202::/64"])?;
-    wait_manul_no_route(&manul, "10.202.0.0/24", T);
-    wait_manul_no_route(&manul, "fd00:202::/64", T);
+    manul.wait_no_route("10.202.0.0/24", T)?;
+    manul.wait_no_route("fd00:202::/64", T)?;
     Ok(())
 }
 
@@ -156,11 +126,11 @@ fn ibgp_with_gobgp() -> anyhow::Result<()> {
     let manul = Bgpd::start(&a, &manul_conf(64512, 64512, ""))?;
     let gobgp = Gobgp::start(&b, &gobgp_conf(64512, 64512, ""))?;
     gobgp.wait_established("10.77.0.1", T)?;
-    wait_gobgp_route(&gobgp, "ipv4", "10.201.0.0/24");
+    gobgp.wait_route("ipv4", "10.201.0.0/24", T)?;
     let shown = gobgp.cli(&["global", "rib", "-a", "ipv4", "10.201.0.0/24"])?;
     assert!(shown.contains("LocalPref: 100"), "{shown}");
     gobgp.add_route("10.202.0.0/24", "ipv4")?;
-    let r = wait_manul_route(&manul, "10.202.0.0/24");
+    let r = manul.wait_route("10.202.0.0/24", T)?;
     assert_eq!(r["as_path"].as_array().map(Vec::len), Some(0), "{r}");
     Ok(())
 }
@@ -195,7 +165,7 @@ fn graceful_restart_receiver_keeps_a_restarting_peers_routes() -> anyhow::Result
     let mut gobgp = Gobgp::start(&b, &conf)?;
     gobgp.wait_established("10.77.0.1", T)?;
     gobgp.add_route("10.202.0.0/24", "ipv4")?;
-    wait_manul_route(&manul, "10.202.0.0/24");
+    manul.wait_route("10.202.0.0/24", T)?;
 
     // GoBGP dies: manul keeps the route, stale, while GoBGP restarts.
     let pid = nix::unistd::Pid::from_raw(gobgp.daemon().pid() as i32);
@@ -244,7 +214,7 @@ fn graceful_restart_receiver_keeps_a_restarting_peers_routes() -> anyhow::Result
         }
     });
     assert!(manul.route("10.202.0.0/24")?.is_some());
-    wait_manul_no_route(&manul, "10.202.0.0/24", Duration::from_secs(15));
+    manul.wait_no_route("10.202.0.0/24", Duration::from_secs(15))?;
     Ok(())
 }
 

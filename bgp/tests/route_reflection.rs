@@ -26,17 +26,6 @@ protocol bgp reflector {{
     )
 }
 
-fn wait_bird_route(bird: &Bird, prefix: &str) -> String {
-    wait_until(T, &format!("BIRD to learn {prefix}"), || {
-        match bird.has_route(prefix) {
-            Ok(true) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    });
-    bird.birdc(&format!("show route {prefix} all"))
-        .unwrap_or_default()
-}
-
 #[test]
 fn manul_reflects_between_two_bird_clients() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
@@ -72,16 +61,16 @@ prefix = "10.201.0.0/24"
     b3.wait_established("reflector", T)?;
 
     // Client to client, with ORIGINATOR_ID and CLUSTER_LIST, next hop kept.
-    let d = wait_bird_route(&b3, "10.202.0.0/24");
+    let d = b3.wait_route("10.202.0.0/24", T)?;
     assert!(d.contains("BGP.originator_id: 10.88.0.2"), "{d}");
     assert!(d.contains("BGP.cluster_list: 10.88.0.1"), "{d}");
     assert!(d.contains("BGP.next_hop: 10.88.0.2"), "{d}");
-    let d = wait_bird_route(&b2, "10.203.0.0/24");
+    let d = b2.wait_route("10.203.0.0/24", T)?;
     assert!(d.contains("BGP.originator_id: 10.88.0.3"), "{d}");
     // The reflector's own route reaches both, unreflected.
-    let d = wait_bird_route(&b2, "10.201.0.0/24");
+    let d = b2.wait_route("10.201.0.0/24", T)?;
     assert!(!d.contains("originator_id"), "{d}");
-    wait_bird_route(&b3, "10.201.0.0/24");
+    b3.wait_route("10.201.0.0/24", T)?;
     // Never back to the originator.
     assert!(
         !b2.birdc("show route 10.202.0.0/24 all")?
@@ -136,7 +125,7 @@ prefix = "10.202.0.0/24"
     rr.wait_established("manul", T)?;
     other.wait_established("reflector", T)?;
     // manul's route reaches the other client through the reflector.
-    let d = wait_bird_route(&other, "10.202.0.0/24");
+    let d = other.wait_route("10.202.0.0/24", T)?;
     assert!(d.contains("BGP.originator_id: 10.88.0.2"), "{d}");
     // The other client's route reaches manul with the other client as next hop.
     let r = wait_until(T, "manul to learn 10.203.0.0/24", || {

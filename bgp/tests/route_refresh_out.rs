@@ -3,11 +3,11 @@
 //! the session, and re-imports them under the new policy. In-process
 //! speaker against a real GoBGP.
 
+mod common;
+
 use std::time::Duration;
 
-use manul_bgp::speaker::{
-    GracefulRestartConfig, ImportMode, PeerConfig, PeerOptions, Speaker, SpeakerConfig,
-};
+use manul_bgp::speaker::{ImportMode, PeerConfig, PeerOptions, Speaker};
 use manul_tests::{Gobgp, Lab, Need, require};
 
 const T: Duration = Duration::from_secs(30);
@@ -32,69 +32,61 @@ fn import_policy_change_requests_a_refresh_without_a_reset() -> anyhow::Result<(
 "#,
     )?;
     gobgp.add_route("10.240.0.0/24", "ipv4")?;
-    lab.host(1).ns.run(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let speaker = Speaker::start(SpeakerConfig {
-                router_id: "10.88.0.1".parse()?,
-                asn: 65001,
-                listen: vec!["10.88.0.1:179".parse()?],
-                cluster_id: None,
-                graceful_restart: GracefulRestartConfig::default(),
-                multipath: false,
-                listen_ranges: Vec::new(),
-            })?;
-            let mut peer = PeerConfig {
-                address: "10.88.0.2".parse()?,
-                port: 179,
-                asn: 65002,
-                options: PeerOptions {
-                    connect_retry: Duration::from_secs(1),
-                    import: ImportMode::None,
-                    ..PeerOptions::default()
-                },
-            };
-            speaker.add_peer(peer.clone()).await?;
-            let up = tokio::time::timeout(T, async {
-                loop {
-                    let s = speaker.status().await?;
-                    if s.first().is_some_and(|p| p.state == "Established") {
-                        return anyhow::Ok(s[0].uptime_secs);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The speaker runs in host1's namespace.
+    common::run_in(&lab.host(1).ns, async {
+        let speaker = Speaker::start(common::speaker_config(
+            "10.88.0.1",
+            65001,
+            "10.88.0.1:179",
+            false,
+        ))?;
+        let mut peer = PeerConfig {
+            address: "10.88.0.2".parse()?,
+            port: 179,
+            asn: 65002,
+            options: PeerOptions {
+                connect_retry: Duration::from_secs(1),
+                import: ImportMode::None,
+                ..PeerOptions::default()
+            },
+        };
+        speaker.add_peer(peer.clone()).await?;
+        let up = tokio::time::timeout(T, async {
+            loop {
+                let s = speaker.status().await?;
+                if s.first().is_some_and(|p| p.state == "Established") {
+                    return anyhow::Ok(s[0].uptime_secs);
                 }
-            })
-            .await??;
-            // Import none: the route is received but not accepted.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            assert!(speaker.routes().await?.is_empty());
-            let sent_before = updates_sent_by(&gobgp)?;
-
-            peer.options.import = ImportMode::All;
-            speaker.update_peer(peer).await?;
-            let routes = tokio::time::timeout(T, async {
-                loop {
-                    let r = speaker.routes().await?;
-                    if !r.is_empty() {
-                        return anyhow::Ok(r);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-            .await??;
-            assert_eq!(routes[0].prefix.to_string(), "10.240.0.0/24");
-            // GoBGP sent its routes again (an answer to ROUTE-REFRESH)...
-            assert!(updates_sent_by(&gobgp)? > sent_before);
-            // ...on the same session.
-            let s = speaker.status().await?;
-            assert_eq!(s[0].state, "Established");
-            assert!(s[0].uptime_secs >= up, "the session was reset");
-            speaker.shutdown(false).await?;
-            anyhow::Ok(())
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         })
+        .await??;
+        // Import none: the route is received but not accepted.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(speaker.routes().await?.is_empty());
+        let sent_before = updates_sent_by(&gobgp)?;
+
+        peer.options.import = ImportMode::All;
+        speaker.update_peer(peer).await?;
+        let routes = tokio::time::timeout(T, async {
+            loop {
+                let r = speaker.routes().await?;
+                if !r.is_empty() {
+                    return anyhow::Ok(r);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await??;
+        assert_eq!(routes[0].prefix.to_string(), "10.240.0.0/24");
+        // GoBGP sent its routes again (an answer to ROUTE-REFRESH)...
+        assert!(updates_sent_by(&gobgp)? > sent_before);
+        // ...on the same session.
+        let s = speaker.status().await?;
+        assert_eq!(s[0].state, "Established");
+        assert!(s[0].uptime_secs >= up, "the session was reset");
+        speaker.shutdown(false).await?;
+        anyhow::Ok(())
     })
 }
 

@@ -2,13 +2,13 @@
 //! segment: best-path subscriptions with ECMP next hops, originate and
 //! withdraw, live peer changes that reset only what they must, removal.
 
+mod common;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
 use manul_bgp::rib::BestChange;
-use manul_bgp::speaker::{
-    ExportMode, GracefulRestartConfig, PeerConfig, PeerOptions, Speaker, SpeakerConfig,
-};
+use manul_bgp::speaker::{ExportMode, PeerConfig, PeerOptions, Speaker};
 use manul_tests::{Bird, Lab, Need, require, wait_until};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -97,110 +97,100 @@ fn speaker_api_end_to_end() -> anyhow::Result<()> {
     let b3 = Bird::builder(&lab.host(3).ns)
         .router_id("10.88.0.3".parse()?)
         .start(&bird_conf("10.88.0.3", 65003))?;
-    // The runtime is built inside host1's namespace: its threads, and so
-    // every socket the speaker opens, live there.
-    lab.host(1).ns.run(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let speaker = Speaker::start(SpeakerConfig {
-                router_id: "10.88.0.1".parse()?,
-                asn: 65001,
-                listen: vec!["10.88.0.1:179".parse()?],
-                cluster_id: None,
-                graceful_restart: GracefulRestartConfig::default(),
-                multipath: true,
-                listen_ranges: Vec::new(),
-            })?;
-            let mut rx = speaker.subscribe().await?;
-            speaker.add_peer(peer("10.88.0.2", 65002)).await?;
-            speaker.add_peer(peer("10.88.0.3", 65003)).await?;
+    // The speaker runs in host1's namespace.
+    common::run_in(&lab.host(1).ns, async {
+        let speaker = Speaker::start(common::speaker_config(
+            "10.88.0.1",
+            65001,
+            "10.88.0.1:179",
+            true,
+        ))?;
+        let mut rx = speaker.subscribe().await?;
+        speaker.add_peer(peer("10.88.0.2", 65002)).await?;
+        speaker.add_peer(peer("10.88.0.3", 65003)).await?;
 
-            // Both announce 10.230.0.0/24 equally: ECMP over both.
-            next_hops_become(&mut rx, "10.230.0.0/24", &["10.88.0.2", "10.88.0.3"]).await;
+        // Both announce 10.230.0.0/24 equally: ECMP over both.
+        next_hops_become(&mut rx, "10.230.0.0/24", &["10.88.0.2", "10.88.0.3"]).await;
 
-            // Originate: both peers learn it; withdraw: both lose it.
-            speaker.originate("10.231.0.0/24".parse()?, vec![], vec![])?;
-            for b in [&b2, &b3] {
-                wait_until(T, "peer learns 10.231.0.0/24", || {
-                    if b.has_route("10.231.0.0/24").unwrap_or(false) {
-                        Ok(())
-                    } else {
-                        Err("absent")
-                    }
-                });
-            }
-            speaker.withdraw("10.231.0.0/24".parse()?)?;
-            for b in [&b2, &b3] {
-                wait_until(T, "peer drops 10.231.0.0/24", || {
-                    if b.has_route("10.231.0.0/24").unwrap_or(true) {
-                        Err("present")
-                    } else {
-                        Ok(())
-                    }
-                });
-            }
-            speaker.originate("10.231.0.0/24".parse()?, vec![], vec![])?;
-            wait_until(T, "b2 learns it again", || {
-                if b2.has_route("10.231.0.0/24").unwrap_or(false) {
+        // Originate: both peers learn it; withdraw: both lose it.
+        speaker.originate("10.231.0.0/24".parse()?, vec![], vec![])?;
+        for b in [&b2, &b3] {
+            wait_until(T, "peer learns 10.231.0.0/24", || {
+                if b.has_route("10.231.0.0/24").unwrap_or(false) {
                     Ok(())
                 } else {
                     Err("absent")
                 }
             });
-
-            // A policy change applies live: b2 stops getting our routes,
-            // and neither session restarts.
-            let (since2, since3) = (since(&b2), since(&b3));
-            let mut quiet = peer("10.88.0.2", 65002);
-            quiet.options.export = ExportMode::None;
-            speaker.update_peer(quiet).await?;
-            wait_until(T, "b2 to lose 10.231.0.0/24 by policy", || {
-                if b2.has_route("10.231.0.0/24").unwrap_or(true) {
+        }
+        speaker.withdraw("10.231.0.0/24".parse()?)?;
+        for b in [&b2, &b3] {
+            wait_until(T, "peer drops 10.231.0.0/24", || {
+                if b.has_route("10.231.0.0/24").unwrap_or(true) {
                     Err("present")
                 } else {
                     Ok(())
                 }
             });
-            assert!(b3.has_route("10.231.0.0/24")?);
-            assert_eq!(since(&b2), since2, "policy change restarted b2's session");
-            assert_eq!(since(&b3), since3, "policy change restarted b3's session");
+        }
+        speaker.originate("10.231.0.0/24".parse()?, vec![], vec![])?;
+        wait_until(T, "b2 learns it again", || {
+            if b2.has_route("10.231.0.0/24").unwrap_or(false) {
+                Ok(())
+            } else {
+                Err("absent")
+            }
+        });
 
-            // A session setting (hold time) restarts that session only.
-            let mut slow = peer("10.88.0.3", 65003);
-            slow.options.hold_time = 30;
-            speaker.update_peer(slow).await?;
-            wait_until(T, "b3's session to restart", || {
-                if since(&b3) != since3 && established(&b3) {
-                    Ok(())
-                } else {
-                    Err(since(&b3))
-                }
-            });
-            assert_eq!(since(&b2), since2, "b3's change restarted b2's session");
-            let status = speaker.status().await?;
-            let s3 = status
-                .iter()
-                .find(|s| s.address.to_string() == "10.88.0.3")
-                .unwrap();
-            assert_eq!(s3.capabilities.as_ref().map(|c| c.hold_time), Some(30));
+        // A policy change applies live: b2 stops getting our routes,
+        // and neither session restarts.
+        let (since2, since3) = (since(&b2), since(&b3));
+        let mut quiet = peer("10.88.0.2", 65002);
+        quiet.options.export = ExportMode::None;
+        speaker.update_peer(quiet).await?;
+        wait_until(T, "b2 to lose 10.231.0.0/24 by policy", || {
+            if b2.has_route("10.231.0.0/24").unwrap_or(true) {
+                Err("present")
+            } else {
+                Ok(())
+            }
+        });
+        assert!(b3.has_route("10.231.0.0/24")?);
+        assert_eq!(since(&b2), since2, "policy change restarted b2's session");
+        assert_eq!(since(&b3), since3, "policy change restarted b3's session");
 
-            // Removing b2: Cease to it, its paths leave the Loc-RIB.
-            speaker.remove_peer("10.88.0.2".parse()?).await?;
-            next_hops_become(&mut rx, "10.230.0.0/24", &["10.88.0.3"]).await;
-            wait_until(T, "b2 to see the administrative shutdown", || {
-                let all = b2.birdc("show protocols all speaker").unwrap_or_default();
-                if all.contains("Administrative shutdown") {
-                    Ok(())
-                } else {
-                    Err(all)
-                }
-            });
-            assert_eq!(speaker.status().await?.len(), 1);
-            speaker.shutdown(false).await?;
-            anyhow::Ok(())
-        })
+        // A session setting (hold time) restarts that session only.
+        let mut slow = peer("10.88.0.3", 65003);
+        slow.options.hold_time = 30;
+        speaker.update_peer(slow).await?;
+        wait_until(T, "b3's session to restart", || {
+            if since(&b3) != since3 && established(&b3) {
+                Ok(())
+            } else {
+                Err(since(&b3))
+            }
+        });
+        assert_eq!(since(&b2), since2, "b3's change restarted b2's session");
+        let status = speaker.status().await?;
+        let s3 = status
+            .iter()
+            .find(|s| s.address.to_string() == "10.88.0.3")
+            .unwrap();
+        assert_eq!(s3.capabilities.as_ref().map(|c| c.hold_time), Some(30));
+
+        // Removing b2: Cease to it, its paths leave the Loc-RIB.
+        speaker.remove_peer("10.88.0.2".parse()?).await?;
+        next_hops_become(&mut rx, "10.230.0.0/24", &["10.88.0.3"]).await;
+        wait_until(T, "b2 to see the administrative shutdown", || {
+            let all = b2.birdc("show protocols all speaker").unwrap_or_default();
+            if all.contains("Administrative shutdown") {
+                Ok(())
+            } else {
+                Err(all)
+            }
+        });
+        assert_eq!(speaker.status().await?.len(), 1);
+        speaker.shutdown(false).await?;
+        anyhow::Ok(())
     })
 }

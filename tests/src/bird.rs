@@ -173,6 +173,19 @@ impl Bird {
         parse_route_count(&out).ok_or_else(|| anyhow!("unexpected `show route count`: {out}"))
     }
 
+    /// Wait until BIRD holds a route for `prefix`; returns `show route
+    /// <prefix> all`. The error quotes the whole `show route`.
+    pub fn wait_route(&self, prefix: &str, timeout: Duration) -> Result<String> {
+        try_wait_until(timeout, &format!("BIRD to learn {prefix}"), || {
+            match self.has_route(prefix) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(self.birdc("show route").unwrap_or_default()),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        })?;
+        self.birdc(&format!("show route {prefix} all"))
+    }
+
     /// Does BIRD hold a route for exactly `prefix` (`10.0.0.0/24`)?
     pub fn has_route(&self, prefix: &str) -> Result<bool> {
         match self.birdc(&format!("show route {prefix}")) {

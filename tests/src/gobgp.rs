@@ -122,6 +122,19 @@ impl Gobgp {
         Ok(rib_prefixes(&json))
     }
 
+    /// Wait until `prefix` is in the global RIB of `family`.
+    pub fn wait_route(&self, family: &str, prefix: &str, timeout: Duration) -> Result<()> {
+        try_wait_until(timeout, &format!("GoBGP to learn {prefix}"), || {
+            let rib = self.rib_prefixes(family).map_err(|e| format!("{e:#}"))?;
+            if rib.iter().any(|p| p == prefix) {
+                Ok(())
+            } else {
+                Err(format!("{rib:?}"))
+            }
+        })?;
+        Ok(())
+    }
+
     /// Originate `prefix` from this daemon (`gobgp global rib add`).
     pub fn add_route(&self, prefix: &str, family: &str) -> Result<()> {
         self.cli(&["global", "rib", "add", "-a", family, prefix])

@@ -107,6 +107,30 @@ impl Bgpd {
             .ok_or_else(|| anyhow!("no peer {address} in {peers}"))
     }
 
+    /// Wait until the Loc-RIB has `prefix`; its entry.
+    pub fn wait_route(&self, prefix: &str, timeout: Duration) -> Result<Value> {
+        Ok(try_wait_until(
+            timeout,
+            &format!("manul to learn {prefix}"),
+            || {
+                self.route(prefix)
+                    .map_err(|e| format!("{e:#}"))?
+                    .ok_or("absent".to_string())
+            },
+        )?)
+    }
+
+    /// Wait until the Loc-RIB no longer has `prefix`.
+    pub fn wait_no_route(&self, prefix: &str, timeout: Duration) -> Result<()> {
+        try_wait_until(timeout, &format!("manul to drop {prefix}"), || {
+            match self.route(prefix).map_err(|e| format!("{e:#}"))? {
+                None => Ok(()),
+                Some(r) => Err(r.to_string()),
+            }
+        })?;
+        Ok(())
+    }
+
     /// Wait until peer `address` is Established.
     pub fn wait_established(&self, address: &str, timeout: Duration) -> Result<()> {
         try_wait_until(
@@ -138,6 +162,39 @@ fn query(path: &std::path::Path, command: &str) -> Result<Value> {
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     serde_json::from_str(&out).with_context(|| format!("status reply {out:?}"))
+}
+
+/// Run `body` on a tokio runtime built inside `ns`: its threads, and so
+/// every socket an in-process speaker opens, live in that namespace.
+pub fn run_in<T: Send>(
+    ns: &Netns,
+    body: impl std::future::Future<Output = Result<T>> + Send,
+) -> Result<T> {
+    ns.run(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(body)
+    })
+}
+
+/// An in-process speaker's configuration: one listen address, the rest default.
+pub fn speaker_config(
+    router_id: &str,
+    asn: u32,
+    listen: &str,
+    multipath: bool,
+) -> manul_bgp::speaker::SpeakerConfig {
+    manul_bgp::speaker::SpeakerConfig {
+        router_id: router_id.parse().expect("router ID literal"),
+        asn,
+        listen: vec![listen.parse().expect("listen address literal")],
+        cluster_id: None,
+        graceful_restart: manul_bgp::speaker::GracefulRestartConfig::default(),
+        multipath,
+        listen_ranges: Vec::new(),
+    }
 }
 
 /// Two namespaces on one veth: `a` = 10.77.0.1 / fd00:77::1, `b` = .2 / ::2.
