@@ -41,21 +41,13 @@ fn peer(addr: &str, asn: u32) -> PeerConfig {
     }
 }
 
-/// BIRD's "since" column for its protocol: changes when the session restarts.
-fn since(bird: &Bird) -> String {
-    bird.birdc("show protocols speaker")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("speaker"))
-        .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn established(bird: &Bird) -> bool {
-    bird.protocol("speaker")
-        .ok()
-        .flatten()
-        .is_some_and(|p| p.info.starts_with("Established"))
+/// How many times the speaker's session to `addr` has come up.
+async fn sessions(speaker: &Speaker, addr: &str) -> u64 {
+    let status = speaker.status().await.expect("status");
+    status
+        .iter()
+        .find(|s| s.address.to_string() == addr)
+        .map_or(0, |s| s.established_count)
 }
 
 /// Read changes until `prefix` has exactly `want` next hops.
@@ -144,7 +136,8 @@ fn speaker_api_end_to_end() -> anyhow::Result<()> {
 
         // A policy change applies live: b2 stops getting our routes,
         // and neither session restarts.
-        let (since2, since3) = (since(&b2), since(&b3));
+        assert_eq!(sessions(&speaker, "10.88.0.2").await, 1);
+        assert_eq!(sessions(&speaker, "10.88.0.3").await, 1);
         let mut quiet = peer("10.88.0.2", 65002);
         quiet.options.export = ExportMode::None;
         speaker.update_peer(quiet).await?;
@@ -156,27 +149,54 @@ fn speaker_api_end_to_end() -> anyhow::Result<()> {
             }
         });
         assert!(b3.has_route("10.231.0.0/24")?);
-        assert_eq!(since(&b2), since2, "policy change restarted b2's session");
-        assert_eq!(since(&b3), since3, "policy change restarted b3's session");
+        assert_eq!(
+            sessions(&speaker, "10.88.0.2").await,
+            1,
+            "policy change restarted b2"
+        );
+        assert_eq!(
+            sessions(&speaker, "10.88.0.3").await,
+            1,
+            "policy change restarted b3"
+        );
+        assert!(
+            !b2.birdc("show protocols all speaker")?
+                .contains("Last error")
+        );
 
-        // A session setting (hold time) restarts that session only.
+        // A session setting (hold time) restarts that session only: it
+        // comes back with the new hold time, and b2's session is untouched.
         let mut slow = peer("10.88.0.3", 65003);
         slow.options.hold_time = 30;
         speaker.update_peer(slow).await?;
-        wait_until(T, "b3's session to restart", || {
-            if since(&b3) != since3 && established(&b3) {
-                Ok(())
-            } else {
-                Err(since(&b3))
+        let hold_of_b3 = async || {
+            let status = speaker.status().await.ok()?;
+            let s3 = status
+                .into_iter()
+                .find(|s| s.address.to_string() == "10.88.0.3")?;
+            (s3.state == "Established").then_some(s3.capabilities?.hold_time)
+        };
+        let restarted = tokio::time::timeout(T, async {
+            loop {
+                if hold_of_b3().await == Some(30) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        });
-        assert_eq!(since(&b2), since2, "b3's change restarted b2's session");
-        let status = speaker.status().await?;
-        let s3 = status
-            .iter()
-            .find(|s| s.address.to_string() == "10.88.0.3")
-            .unwrap();
-        assert_eq!(s3.capabilities.as_ref().map(|c| c.hold_time), Some(30));
+        })
+        .await;
+        assert!(
+            restarted.is_ok(),
+            "b3's session did not come back with hold time 30"
+        );
+        // BIRD agrees: its session now runs with hold time 30.
+        let b3_all = b3.birdc("show protocols all speaker")?;
+        assert!(b3_all.contains("/30"), "{b3_all}");
+        assert_eq!(
+            sessions(&speaker, "10.88.0.2").await,
+            1,
+            "b3's change restarted b2"
+        );
 
         // Removing b2: Cease to it, its paths leave the Loc-RIB.
         speaker.remove_peer("10.88.0.2".parse()?).await?;

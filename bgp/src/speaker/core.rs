@@ -74,6 +74,8 @@ struct PeerEntry {
     adj_out: AdjRibOut,
     state: State,
     established_at: Option<Instant>,
+    /// Times the session reached Established (flaps + 1 while up).
+    established_count: u64,
     negotiated: Option<Negotiated>,
     /// Peer AS learned from OPEN (dynamic peers).
     asn: u32,
@@ -212,6 +214,18 @@ impl Core {
     // --- peers ---------------------------------------------------------------
 
     fn add_peer(&mut self, cfg: PeerConfig, dynamic: bool) -> Result<PeerIndex, String> {
+        self.add_peer_after(cfg, dynamic, None)
+    }
+
+    /// Add a peer whose session starts only once `previous` (the task of
+    /// the session it replaces) has ended, so the old session's Cease
+    /// reaches the peer before the new session's OPEN.
+    fn add_peer_after(
+        &mut self,
+        cfg: PeerConfig,
+        dynamic: bool,
+        previous: Option<JoinHandle<()>>,
+    ) -> Result<PeerIndex, String> {
         if self.by_addr.contains_key(&cfg.address) {
             return Err(format!("peer {} already exists", cfg.address));
         }
@@ -239,7 +253,12 @@ impl Core {
             rx,
             self.events_tx.clone(),
         );
-        let handle = tokio::spawn(task.run());
+        let handle = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            task.run().await;
+        });
         self.by_addr.insert(cfg.address, index);
         self.peers.insert(
             index,
@@ -251,6 +270,7 @@ impl Core {
                 adj_out: AdjRibOut::new(index),
                 state: State::Idle,
                 established_at: None,
+                established_count: 0,
                 negotiated: None,
                 last_error: None,
                 generation: 0,
@@ -262,11 +282,18 @@ impl Core {
         Ok(index)
     }
 
-    fn remove_peer(&mut self, addr: IpAddr, changes: &mut Vec<BestChange>) -> Result<(), String> {
+    /// Remove a peer; returns the task of its session, which ends once it
+    /// has sent its Cease and closed.
+    fn remove_peer(
+        &mut self,
+        addr: IpAddr,
+        changes: &mut Vec<BestChange>,
+    ) -> Result<Option<JoinHandle<()>>, String> {
         let index = self
             .by_addr
             .remove(&addr)
             .ok_or_else(|| format!("no peer {addr}"))?;
+        let mut task = None;
         if let Some(mut entry) = self.peers.remove(&index) {
             let _ = entry.commands.send(PeerCommand::Stop {
                 notify: Some("peer removed from configuration".into()),
@@ -277,9 +304,10 @@ impl Core {
                     let _ = socket::set_md5_key(&**l, addr, None, &[]);
                 }
             }
+            task = Some(entry.task);
         }
         changes.extend(self.rib.remove_peer(index).unwrap_or_default());
-        Ok(())
+        Ok(task)
     }
 
     fn update_peer(
@@ -296,8 +324,8 @@ impl Core {
         };
         if entry.cfg.needs_reset(&cfg) {
             let dynamic = entry.dynamic;
-            self.remove_peer(cfg.address, changes)?;
-            return self.add_peer(cfg, dynamic).map(drop);
+            let previous = self.remove_peer(cfg.address, changes)?;
+            return self.add_peer_after(cfg, dynamic, previous).map(drop);
         }
         let import_changed = entry.cfg.options.import != cfg.options.import;
         let _ = self.rib.set_policies(
@@ -341,7 +369,7 @@ impl Core {
                 let _ = reply.send(self.update_peer(cfg, changes));
             }
             Command::RemovePeer(addr, reply) => {
-                let _ = reply.send(self.remove_peer(addr, changes));
+                let _ = reply.send(self.remove_peer(addr, changes).map(drop));
             }
             Command::Originate {
                 prefix,
@@ -506,6 +534,7 @@ impl Core {
         };
         entry.state = State::Established;
         entry.established_at = Some(Instant::now());
+        entry.established_count += 1;
         entry.asn = peer_asn;
         entry.eor.clear();
         if let Some(mut info) = self.rib.peer(peer).cloned() {
@@ -705,6 +734,7 @@ impl Core {
                 asn: e.asn,
                 state: e.state.name().to_string(),
                 uptime_secs: e.established_at.map(|t| t.elapsed().as_secs()),
+                established_count: e.established_count,
                 capabilities: e.negotiated.as_ref().map(summary),
                 accepted: self.rib.adj_in_len(*index),
                 advertised: e.adj_out.len(),

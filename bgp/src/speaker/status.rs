@@ -29,6 +29,9 @@ pub struct PeerStatus {
     pub state: String,
     /// Seconds since Established, when it is.
     pub uptime_secs: Option<u64>,
+    /// How many times the session has reached Established since the peer
+    /// was configured: more than 1 means it flapped.
+    pub established_count: u64,
     pub capabilities: Option<CapabilitySummary>,
     /// Routes received and accepted by import policy (Adj-RIB-In).
     pub accepted: usize,
