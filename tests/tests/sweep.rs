@@ -41,6 +41,25 @@ fn leftovers_of_a_dead_owner_are_swept_and_a_live_owners_kept() -> anyhow::Resul
         .arg(format!("--net=/run/netns/{ns_name}"))
         .args(["sleep", "600"])
         .spawn()?;
+    // nsenter enters the namespace after it starts: wait until it is inside.
+    let in_ns_pid = in_ns.id().to_string();
+    wait_until(
+        Duration::from_secs(5),
+        "the process to enter the namespace",
+        || {
+            let out = Command::new("ip")
+                .args(["netns", "pids", &ns_name])
+                .output();
+            let pids = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if pids.split_whitespace().any(|p| p == in_ns_pid) {
+                Ok(())
+            } else {
+                Err(pids)
+            }
+        },
+    );
     let daemon = Command::new("sleep").arg("600").spawn()?;
     let daemon_id = ProcId::of(daemon.id()).unwrap();
     std::fs::write(
