@@ -5,8 +5,7 @@
 //! [`Rib::update`] takes a batch of changes and reports, for each prefix
 //! whose best path or multipath next-hop set changed, the new outcome.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -60,8 +59,10 @@ pub struct Rib {
 /// The prefixes a batch touched, with their outcome before it.
 #[derive(Default)]
 struct Batch {
-    order: Vec<IpNet>,
-    before: HashMap<IpNet, Selection, FxBuildHasher>,
+    /// Touched prefixes in first-touch order, with their outcome before.
+    touched: Vec<(IpNet, Selection)>,
+    /// Which prefixes are in `touched` (keys only: cheap to fill and to drop).
+    seen: HashSet<IpNet, FxBuildHasher>,
 }
 
 /// The "ourselves" next hop of a family.
@@ -342,14 +343,15 @@ impl Rib {
 
     /// Note a prefix's outcome before the batch first changes it.
     fn touch(&self, batch: &mut Batch, prefix: IpNet) {
-        if let Entry::Vacant(e) = batch.before.entry(prefix) {
+        if batch.seen.insert(prefix) {
             // A prefix with no path had no outcome: no decision to run.
             let before = match self.table.get(&prefix) {
-                Some(paths) if !paths.is_empty() => self.selection(&prefix),
+                Some(paths) if !paths.is_empty() => {
+                    decision::select(paths, &self.cfg, |i| self.peer(i))
+                }
                 _ => Selection::default(),
             };
-            e.insert(before);
-            batch.order.push(prefix);
+            batch.touched.push((prefix, before));
         }
     }
 
@@ -401,12 +403,12 @@ impl Rib {
     /// Compare each touched prefix's outcome with the one before, then let
     /// go of the attribute handles the batch dropped.
     fn finish(&mut self, batch: Batch) -> Vec<BestChange> {
-        let Batch { order, mut before } = batch;
-        let mut out = Vec::new();
-        for prefix in order {
+        let Batch { touched, seen } = batch;
+        drop(seen);
+        let mut out = Vec::with_capacity(touched.len());
+        for (prefix, before) in touched {
             let after = self.selection(&prefix);
-            let changed = before.remove(&prefix).is_none_or(|b| after.differs(&b));
-            if changed {
+            if after.differs(&before) {
                 out.push(BestChange {
                     prefix,
                     best: after.best,
@@ -414,7 +416,6 @@ impl Rib {
                 });
             }
         }
-        drop(before);
         for handle in std::mem::take(&mut self.retired) {
             self.interner.release(handle);
         }
