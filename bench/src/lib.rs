@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod counter;
+pub mod machine;
 pub mod prefixes;
 pub mod session;
 pub mod updates;

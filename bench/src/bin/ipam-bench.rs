@@ -25,11 +25,11 @@
 //! Run it with `bench/run-ipam`. Nothing here is a test: it asserts no
 //! time.
 
+use manul_bench::machine::{loadavg, machine, manul_version, sh};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -441,22 +441,6 @@ fn delta(a: Stats, b: Stats) -> Stats {
 
 // --- the report ------------------------------------------------------------
 
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
@@ -464,30 +448,12 @@ fn met(ok: bool) -> &'static str {
 fn render(args: &Args, m: &Measured, load_before: &str) -> Result<String> {
     let mut t = String::new();
     writeln!(t, "## IPAM run of {}\n", sh("date", &["-u"]))?;
-    let mem = sh("free", &["-h"]);
-    let mem = mem
-        .lines()
-        .find(|l| l.starts_with("Mem:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_string();
-    let root = env!("CARGO_MANIFEST_DIR");
-    writeln!(
-        t,
-        "- machine: {} CPUs (`nproc`), {mem} RAM (`free -h`), kernel {}",
-        sh("nproc", &[]),
-        sh("uname", &["-r"])
-    )?;
+    writeln!(t, "- machine: {}", machine())?;
     let etcd_version = sh("etcd", &["--version"]);
     writeln!(
         t,
-        "- versions: manul {} ({}), {}, {}",
-        sh("git", &["-C", root, "rev-parse", "--short", "HEAD"]),
-        if sh("git", &["-C", root, "status", "--porcelain"]).is_empty() {
-            "clean"
-        } else {
-            "with uncommitted changes"
-        },
+        "- versions: {}, {}, {}",
+        manul_version(),
         etcd_version.lines().next().unwrap_or("etcd ?"),
         sh("rustc", &["--version"]),
     )?;

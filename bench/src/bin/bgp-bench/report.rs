@@ -2,10 +2,10 @@
 //! machine, the versions, a table per scenario, the ratios of manul to
 //! BIRD and GoBGP, and whether the issue's targets are met.
 
+use manul_bench::machine::{loadavg, machine, manul_version, sh};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::Result;
 
@@ -80,18 +80,6 @@ impl Outcome {
     }
 }
 
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| {
-            let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.push_str(&String::from_utf8_lossy(&o.stderr));
-            s.trim().to_string()
-        })
-        .unwrap_or_else(|e| format!("({cmd}: {e})"))
-}
-
 fn find(all: &[Outcome], s: Scenario, k: Kind, n: usize) -> Option<&Outcome> {
     all.iter()
         .find(|o| o.scenario == s && o.kind == k && o.n == n)
@@ -113,29 +101,11 @@ pub fn render(all: &[Outcome], codec: Option<&str>, poll_ms: u64) -> Result<Stri
     let mut t = String::new();
     let date = sh("date", &["-u"]);
     writeln!(t, "## Run of {date}\n")?;
-    let mem = sh("free", &["-h"]);
-    let mem = mem
-        .lines()
-        .find(|l| l.starts_with("Mem:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_string();
-    let root = env!("CARGO_MANIFEST_DIR");
+    writeln!(t, "- machine: {}", machine())?;
     writeln!(
         t,
-        "- machine: {} CPUs (`nproc`), {mem} RAM (`free -h`), kernel {}",
-        sh("nproc", &[]),
-        sh("uname", &["-r"])
-    )?;
-    writeln!(
-        t,
-        "- versions: manul {} ({}), {}, {}, {}",
-        sh("git", &["-C", root, "rev-parse", "--short", "HEAD"]),
-        if sh("git", &["-C", root, "status", "--porcelain"]).is_empty() {
-            "clean"
-        } else {
-            "with uncommitted changes"
-        },
+        "- versions: {}, {}, {}, {}",
+        manul_version(),
         sh("bird", &["--version"]),
         sh("gobgpd", &["--version"]),
         sh("rustc", &["--version"]),
@@ -144,9 +114,7 @@ pub fn render(all: &[Outcome], codec: Option<&str>, poll_ms: u64) -> Result<Stri
         t,
         "- load: `/proc/loadavg` {} at the end of the run (the machine may be shared: \
          CPU time of the receiver is the column least affected by other load)",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        loadavg()
     )?;
     writeln!(
         t,
