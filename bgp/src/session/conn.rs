@@ -86,10 +86,4 @@ impl Connection {
             _ => Ok(None),
         }
     }
-
-    /// Hand what is buffered but unread to a new owner (a connection held
-    /// back during collision resolution keeps the bytes after its OPEN).
-    pub fn has_buffered(&self) -> bool {
-        self.start < self.buf.len()
-    }
 }

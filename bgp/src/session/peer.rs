@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::fsm::{Action, DownReason, Event, Fsm, FsmConfig, State, Timers};
+use crate::fsm::{Action, Event, Fsm, FsmConfig, State, Timers};
 use crate::rib::PeerIndex;
 use crate::rib::adj_out::OutUpdate;
 use crate::rib::change::{RibChange, changes_from_update};
@@ -624,17 +624,5 @@ impl PeerTask {
             message,
         })
         .await;
-    }
-
-    /// Why the session is not up, for status.
-    pub fn down_reason_text(reason: &DownReason) -> String {
-        match reason {
-            DownReason::Stopped => "stopped".into(),
-            DownReason::HoldTimerExpired => "hold timer expired".into(),
-            DownReason::ConnectionLost => "connection lost".into(),
-            DownReason::PeerNotification(n) => format!("peer sent {}", n.describe()),
-            DownReason::LocalNotification(n) => format!("sent {}", n.describe()),
-            DownReason::Collision => "connection collision".into(),
-        }
     }
 }
