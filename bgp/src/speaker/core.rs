@@ -53,6 +53,7 @@ pub(crate) enum Command {
     Subscribe(oneshot::Sender<mpsc::UnboundedReceiver<Vec<BestChange>>>),
     Status(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<BestChange>>),
+    RouteCount(oneshot::Sender<usize>),
     Incoming(TcpStream, SocketAddr),
     StaleTimeout {
         peer: PeerIndex,
@@ -408,6 +409,9 @@ impl Core {
             }
             Command::Routes(reply) => {
                 let _ = reply.send(self.rib.loc_rib());
+            }
+            Command::RouteCount(reply) => {
+                let _ = reply.send(self.rib.len());
             }
             Command::Incoming(stream, remote) => self.incoming(stream, remote),
             Command::StaleTimeout { peer, generation } => {

@@ -143,6 +143,11 @@ impl Speaker {
         self.ask(Command::Status).await
     }
 
+    /// Number of prefixes in the Loc-RIB (cheap, unlike [`Speaker::routes`]).
+    pub async fn route_count(&self) -> Result<usize, SpeakerError> {
+        self.ask(Command::RouteCount).await
+    }
+
     /// The Loc-RIB: every prefix with its best path and next hops.
     pub async fn routes(&self) -> Result<Vec<BestChange>, SpeakerError> {
         self.ask(Command::Routes).await

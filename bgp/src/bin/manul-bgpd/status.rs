@@ -46,9 +46,9 @@ async fn answer(command: &str, speaker: &Speaker) -> Value {
             Ok(routes) => json!({ "routes": routes.iter().map(route_json).collect::<Vec<_>>() }),
             Err(e) => json!({ "error": e.to_string() }),
         },
-        "summary" => match (speaker.status().await, speaker.routes().await) {
+        "summary" => match (speaker.status().await, speaker.route_count().await) {
             (Ok(peers), Ok(routes)) => json!({
-                "routes": routes.len(),
+                "routes": routes,
                 "established": peers.iter().filter(|p| p.state == "Established").count(),
                 "peers": peers.len(),
             }),
