@@ -63,7 +63,7 @@ async fn next_hops_become(
     let result = tokio::time::timeout(T, async {
         while let Some(batch) = rx.recv().await {
             for c in batch.into_iter().filter(|c| c.prefix == prefix) {
-                let mut nh = c.next_hops.clone();
+                let mut nh = c.next_hops.to_vec();
                 nh.sort();
                 seen = nh.clone();
                 if nh == want {

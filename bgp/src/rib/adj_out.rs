@@ -1,10 +1,15 @@
-//! Adj-RIB-Out (RFC 4271 §3.2, §9.2): what was advertised to one peer, and
-//! the minimal announce/withdraw diff when best paths change, grouped by
-//! shared attributes and next hop so the encoder packs many prefixes into
-//! each UPDATE.
+//! Adj-RIB-Out (RFC 4271 §3.2, §9.2): what to send one peer when best paths
+//! change, grouped by shared attributes and next hop so the encoder packs
+//! many prefixes into each UPDATE.
+//!
+//! Nothing per prefix is stored: what a peer was sent for a prefix is, by
+//! construction, the export of the prefix's previous best path, so each
+//! change is exported twice (old and new best) and only a difference is
+//! sent. RFC 4271 §3.2 lets an implementation keep the Adj-RIBs-Out in any
+//! form; this one costs no memory per prefix and peer, which is what lets
+//! a full table pass through at the size of one table.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -12,10 +17,10 @@ use rustc_hash::FxBuildHasher;
 
 use super::export::ExportCache;
 use super::interner::Attrs;
-use super::path::BestChange;
+use super::path::{BestChange, Path};
 use super::peer::PeerIndex;
-use super::prefix_map::PrefixMap;
 use super::table::Rib;
+use crate::policy::Policy;
 use crate::types::Family;
 
 /// Prefixes to announce with the same attributes and next hop. The
@@ -42,20 +47,63 @@ impl OutUpdate {
     }
 }
 
-type Sent = (Attrs, IpAddr);
+/// Collects announcements into groups of shared attributes and next hop.
+#[derive(Default)]
+struct Builder {
+    out: OutUpdate,
+    groups: HashMap<(usize, IpAddr, Family), usize, FxBuildHasher>,
+    /// The group of the last announcement (consecutive prefixes mostly
+    /// share one), to skip the lookup.
+    last: Option<((usize, IpAddr, Family), usize)>,
+}
 
-/// One peer's Adj-RIB-Out.
+impl Builder {
+    fn announce(&mut self, prefix: IpNet, attrs: &Attrs, next_hop: IpAddr) {
+        let family = Family::of(&prefix);
+        let key = (Attrs::as_ptr(attrs) as usize, next_hop, family);
+        let i = match self.last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let announce = &mut self.out.announce;
+                let i = *self.groups.entry(key).or_insert_with(|| {
+                    announce.push(OutGroup {
+                        family,
+                        attrs: Attrs::clone(attrs),
+                        next_hop,
+                        prefixes: Vec::new(),
+                    });
+                    announce.len() - 1
+                });
+                self.last = Some((key, i));
+                i
+            }
+        };
+        self.out.announce[i].prefixes.push(prefix);
+    }
+}
+
+/// One peer's Adj-RIB-Out: a count of what it holds from us.
 #[derive(Debug)]
 pub struct AdjRibOut {
     peer: PeerIndex,
-    sent: PrefixMap<Sent>,
+    advertised: usize,
+}
+
+type Exported = Option<(Attrs, IpAddr)>;
+
+fn same(a: &Exported, b: &Exported) -> bool {
+    match (a, b) {
+        (Some((aa, an)), Some((ba, bn))) => Attrs::ptr_eq(aa, ba) && an == bn,
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl AdjRibOut {
     pub fn new(peer: PeerIndex) -> Self {
         Self {
             peer,
-            sent: PrefixMap::default(),
+            advertised: 0,
         }
     }
 
@@ -65,109 +113,95 @@ impl AdjRibOut {
 
     /// Number of prefixes advertised.
     pub fn len(&self) -> usize {
-        self.sent.len()
+        self.advertised
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sent.is_empty()
+        self.advertised == 0
     }
 
-    /// What was advertised for `prefix`.
-    pub fn get(&self, prefix: &IpNet) -> Option<(&Attrs, IpAddr)> {
-        self.sent.get(prefix).map(|(a, nh)| (a, *nh))
-    }
-
-    /// Fold best-path changes in; return only what changed for this peer.
-    pub fn apply(&mut self, rib: &mut Rib, changes: &[BestChange]) -> OutUpdate {
-        let mut cache = ExportCache::default();
-        let mut before: HashMap<IpNet, Option<Sent>, FxBuildHasher> = HashMap::default();
-        let mut order = Vec::new();
-        for change in changes {
-            let want = change
-                .best
-                .as_ref()
-                .and_then(|best| rib.export_route(self.peer, &change.prefix, best, &mut cache));
-            let old = match want {
-                Some(w) => self.sent.insert(change.prefix, w),
-                None => match self.sent.remove(&change.prefix) {
-                    Some(old) => Some(old),
-                    // Neither sent before nor wanted now (e.g. the peer the
-                    // route came from): nothing to track for this peer.
-                    None if !before.contains_key(&change.prefix) => continue,
-                    None => None,
-                },
-            };
-            match before.entry(change.prefix) {
-                Entry::Vacant(e) => {
-                    e.insert(old);
-                    order.push(change.prefix);
-                }
-                Entry::Occupied(_) => {
-                    if let Some(old) = old {
-                        rib.release(old.0);
-                    }
+    /// What this peer gets for one prefix whose best path went from `old`
+    /// to `new` (`old_policy`: the export policy `old` was sent under, when
+    /// it is not the current one).
+    fn diff(
+        &mut self,
+        rib: &mut Rib,
+        cache: &mut ExportCache,
+        out: &mut Builder,
+        prefix: IpNet,
+        (old, new): (Option<&Path>, Option<&Path>),
+        old_policy: Option<&Policy>,
+    ) {
+        let peer = self.peer;
+        let was = old.and_then(|p| rib.export_route_with(peer, &prefix, p, cache, old_policy));
+        let now = new.and_then(|p| rib.export_route(peer, &prefix, p, cache));
+        match (&was, &now) {
+            (None, None) => {}
+            (Some(_), None) => {
+                out.out.withdrawn.push(prefix);
+                self.advertised = self.advertised.saturating_sub(1);
+            }
+            (None, Some((a, nh))) => {
+                out.announce(prefix, a, *nh);
+                self.advertised += 1;
+            }
+            (Some(_), Some((a, nh))) => {
+                if !same(&was, &now) {
+                    out.announce(prefix, a, *nh);
                 }
             }
         }
-        let mut out = OutUpdate::default();
-        let mut groups: HashMap<(usize, IpAddr, Family), usize, FxBuildHasher> = HashMap::default();
-        for prefix in order {
-            let old = before.remove(&prefix).flatten();
-            match (self.sent.get(&prefix), &old) {
-                (None, None) => {}
-                (None, Some(_)) => out.withdrawn.push(prefix),
-                (Some((a, nh)), old) => {
-                    let same = old
-                        .as_ref()
-                        .is_some_and(|(oa, onh)| Attrs::ptr_eq(a, oa) && nh == onh);
-                    if !same {
-                        let family = Family::of(&prefix);
-                        let key = (Attrs::as_ptr(a) as usize, *nh, family);
-                        let i = *groups.entry(key).or_insert_with(|| {
-                            out.announce.push(OutGroup {
-                                family,
-                                attrs: Attrs::clone(a),
-                                next_hop: *nh,
-                                prefixes: Vec::new(),
-                            });
-                            out.announce.len() - 1
-                        });
-                        out.announce[i].prefixes.push(prefix);
-                    }
-                }
-            }
-            if let Some((a, _)) = old {
-                rib.release(a);
-            }
+        for (a, _) in was.into_iter().chain(now) {
+            rib.release(a);
+        }
+    }
+
+    /// What changes of best paths mean for this peer. `changes` holds each
+    /// prefix at most once (as [`Rib::take_changes`] reports them).
+    pub fn apply(&mut self, rib: &mut Rib, changes: &[BestChange]) -> OutUpdate {
+        let mut cache = ExportCache::default();
+        let mut out = Builder::default();
+        for c in changes {
+            let pair = (c.previous.as_ref(), c.best.as_ref());
+            self.diff(rib, &mut cache, &mut out, c.prefix, pair, None);
         }
         for handle in cache.into_handles() {
             rib.release(handle);
         }
-        out
+        out.out
     }
 
-    /// Full resynchronisation against the whole Loc-RIB (session up, route
-    /// refresh): announces what is missing or different, withdraws what
-    /// the Loc-RIB no longer has.
-    pub fn sync(&mut self, rib: &mut Rib) -> OutUpdate {
-        let mut changes = rib.loc_rib();
-        changes.extend(
-            self.sent
-                .keys()
-                .filter(|p| rib.paths(p).is_empty())
-                .map(|&prefix| BestChange {
-                    prefix,
-                    best: None,
-                    next_hops: Vec::new(),
-                }),
-        );
-        self.apply(rib, &changes)
-    }
-
-    /// The session went down: forget what was advertised.
-    pub fn clear(&mut self, rib: &mut Rib) {
-        for (_, (a, _)) in self.sent.drain() {
-            rib.release(a);
+    /// Advertise the whole Loc-RIB: to a peer that holds nothing from us
+    /// (`previous` is `None`: session up, route refresh), or to one whose
+    /// export policy was `previous` until now (only the difference goes).
+    pub fn sync(&mut self, rib: &mut Rib, previous: Option<&Policy>) -> OutUpdate {
+        let mut cache = ExportCache::default();
+        let mut out = Builder::default();
+        if previous.is_none() {
+            self.advertised = 0;
         }
+        for prefix in rib.prefixes() {
+            let Some(best) = rib.best(&prefix) else {
+                continue;
+            };
+            let old = previous.map(|_| &best);
+            self.diff(
+                rib,
+                &mut cache,
+                &mut out,
+                prefix,
+                (old, Some(&best)),
+                previous,
+            );
+        }
+        for handle in cache.into_handles() {
+            rib.release(handle);
+        }
+        out.out
+    }
+
+    /// The session went down: it holds nothing from us any more.
+    pub fn clear(&mut self) {
+        self.advertised = 0;
     }
 }

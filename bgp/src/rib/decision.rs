@@ -127,7 +127,7 @@ pub fn select<'a>(
         [only] => {
             return Selection {
                 best: Some(only.clone()),
-                next_hops: vec![only.next_hop],
+                next_hops: smallvec::smallvec![only.next_hop],
             };
         }
         _ => {}
@@ -154,7 +154,7 @@ pub fn select<'a>(
     let Some(&best) = c.first() else {
         return Selection::default();
     };
-    let mut next_hops = vec![paths[best].next_hop];
+    let mut next_hops: super::path::NextHops = smallvec::smallvec![paths[best].next_hop];
     if cfg.multipath && !keys[best].local {
         multipath.sort_by_key(|&i| tie(&keys[i]));
         for i in multipath {

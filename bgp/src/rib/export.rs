@@ -13,7 +13,7 @@ use super::interner::Attrs;
 use super::path::Path;
 use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig, RouteSource};
 use super::table::Rib;
-use crate::policy::{Outcome, PolicyContext};
+use crate::policy::{Outcome, Policy, PolicyContext};
 use crate::types::Family;
 use crate::wire::{AsPath, PathAttributes};
 
@@ -116,6 +116,19 @@ impl Rib {
         best: &Path,
         cache: &mut ExportCache,
     ) -> Option<(Attrs, IpAddr)> {
+        self.export_route_with(to, prefix, best, cache, None)
+    }
+
+    /// [`Self::export_route`] under `policy` instead of the peer's export
+    /// policy (what the peer was sent before its policy changed).
+    pub fn export_route_with(
+        &mut self,
+        to: PeerIndex,
+        prefix: &IpNet,
+        best: &Path,
+        cache: &mut ExportCache,
+        policy: Option<&Policy>,
+    ) -> Option<(Attrs, IpAddr)> {
         // Never send a route back to the peer it was learned from.
         if best.peer == to {
             return None;
@@ -153,8 +166,8 @@ impl Rib {
             source,
             reflected,
         };
-        let (attrs, policy_nhs) = match to_slot.export.apply(prefix, &pre, &ctx, &mut self.interner)
-        {
+        let policy = policy.unwrap_or(&to_slot.export);
+        let (attrs, policy_nhs) = match policy.apply(prefix, &pre, &ctx, &mut self.interner) {
             Outcome::Rejected => return None,
             Outcome::Accepted {
                 attrs,

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 use super::interner::Attrs;
 use super::peer::PeerIndex;
@@ -35,13 +36,17 @@ impl Path {
     }
 }
 
+/// The next hops of a prefix (inline up to two, so that a selection of a
+/// single-path prefix costs no allocation).
+pub type NextHops = SmallVec<[IpAddr; 2]>;
+
 /// The outcome of the decision process for one prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     pub best: Option<Path>,
     /// Distinct next hops to install, the best's first; only the best's when
     /// multipath is off; empty when there is no best.
-    pub next_hops: Vec<IpAddr>,
+    pub next_hops: NextHops,
 }
 
 impl Selection {
@@ -60,8 +65,13 @@ impl Selection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BestChange {
     pub prefix: IpNet,
+    /// The best path before the change (`None`: the prefix was unknown).
+    /// Adj-RIBs-Out are derived from the old and new best paths, so they
+    /// need not store what was advertised (RFC 4271 §3.2 allows any
+    /// implementation that behaves as if they did).
+    pub previous: Option<Path>,
     /// The new best path, `None` when the prefix became unreachable.
     pub best: Option<Path>,
     /// The next hops to install (see [`Selection::next_hops`]).
-    pub next_hops: Vec<IpAddr>,
+    pub next_hops: NextHops,
 }

@@ -1,58 +1,178 @@
-//! A map keyed by prefix, split into shards: the prefix table (prefix ->
-//! its paths) and each peer's Adj-RIB-Out are full-table maps.
+//! The prefix table's storage: a map keyed by prefix, compact and split
+//! into shards, and the per-prefix list of paths it holds.
+//!
+//! Memory is the point. An IPv4 prefix is stored as one `u64` (address and
+//! length), an IPv6 one as `(u128, u8)`, instead of the 18-byte `IpNet`;
+//! a prefix's paths are 8-byte [`Slot`]s (route id and ADD-PATH ID) with the
+//! common single path inline. A full IPv4 table is then 24 bytes a bucket.
 //!
 //! A hash map grows by doubling and, while it rehashes, holds the old and
-//! the new bucket array at once: for a full table that transient is the
-//! peak of the process's memory. Split into 64 independently growing shards,
-//! only 1/64 of the table is ever being copied. The shard is picked from
-//! hash bits that the shard's own map does not use for its buckets or its
-//! control bytes, so every shard stays evenly loaded.
+//! the new bucket array at once: for a full table that transient would be
+//! the peak of the process's memory. Split into 64 independently growing
+//! shards, only 1/64 of the table is ever being copied. The shard is picked
+//! from hash bits that the shard's own map does not use for its buckets or
+//! its control bytes, so every shard stays evenly loaded.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rustc_hash::FxBuildHasher;
-use smallvec::SmallVec;
 
-use super::path::Path;
+use super::route::RouteId;
 
-/// The paths of one prefix; most prefixes have one, kept inline.
-pub type Paths = SmallVec<[Path; 1]>;
+/// One path of a prefix: which route, and its ADD-PATH path ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub route: RouteId,
+    pub path_id: u32,
+}
+
+/// The paths of one prefix (never empty): one inline, more boxed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paths {
+    One(Slot),
+    Many(Box<Vec<Slot>>),
+}
+
+impl Paths {
+    pub fn as_slice(&self) -> &[Slot] {
+        match self {
+            Paths::One(s) => std::slice::from_ref(s),
+            Paths::Many(v) => v,
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [Slot] {
+        match self {
+            Paths::One(s) => std::slice::from_mut(s),
+            Paths::Many(v) => v,
+        }
+    }
+
+    pub fn push(&mut self, slot: Slot) {
+        match self {
+            Paths::One(first) => *self = Paths::Many(Box::new(vec![*first, slot])),
+            Paths::Many(v) => v.push(slot),
+        }
+    }
+
+    /// Remove the path at `pos`; `false` when it was the only one (the
+    /// caller then removes the prefix).
+    pub fn remove(&mut self, pos: usize) -> bool {
+        match self {
+            Paths::One(_) => false,
+            Paths::Many(v) => {
+                v.swap_remove(pos);
+                if let [only] = v.as_slice() {
+                    *self = Paths::One(*only);
+                }
+                true
+            }
+        }
+    }
+}
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
-type Shard<V> = HashMap<IpNet, V, FxBuildHasher>;
+/// One key type's map, in shards.
+#[derive(Debug)]
+struct Sharded<K, V> {
+    shards: Vec<HashMap<K, V, FxBuildHasher>>,
+}
 
-/// The prefix table: every path of every prefix.
-pub type PrefixTable = PrefixMap<Paths>;
+impl<K: Hash + Eq, V> Default for Sharded<K, V> {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
+        }
+    }
+}
 
+impl<K: Hash + Eq, V> Sharded<K, V> {
+    fn shard(&self, key: &K) -> usize {
+        // hashbrown takes the bucket from the hash's low bits and the
+        // control byte from its top 7: re-mix the hash (Fibonacci hashing)
+        // and take the shard from the top of that, unrelated to both.
+        let h = FxBuildHasher.hash_one(key);
+        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize
+    }
+
+    fn map(&self, key: &K) -> &HashMap<K, V, FxBuildHasher> {
+        &self.shards[self.shard(key)]
+    }
+
+    fn map_mut(&mut self, key: &K) -> &mut HashMap<K, V, FxBuildHasher> {
+        let i = self.shard(key);
+        &mut self.shards[i]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+}
+
+type V6Key = (u128, u8);
+
+fn v4_key(n: &Ipv4Net) -> u64 {
+    (u64::from(u32::from(n.addr())) << 8) | u64::from(n.prefix_len())
+}
+
+fn v4_net(k: u64) -> IpNet {
+    // The key was built from a valid prefix length.
+    let addr = Ipv4Addr::from((k >> 8) as u32);
+    IpNet::V4(Ipv4Net::new(addr, (k & 0xff) as u8).unwrap_or_default())
+}
+
+fn v6_key(n: &Ipv6Net) -> V6Key {
+    (u128::from(n.addr()), n.prefix_len())
+}
+
+fn v6_net(k: &V6Key) -> IpNet {
+    IpNet::V6(Ipv6Net::new(Ipv6Addr::from(k.0), k.1).unwrap_or_default())
+}
+
+/// A map keyed by prefix (both families).
 #[derive(Debug)]
 pub struct PrefixMap<V> {
-    shards: Vec<Shard<V>>,
+    v4: Sharded<u64, V>,
+    v6: Sharded<V6Key, V>,
     len: usize,
 }
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            v4: Sharded::default(),
+            v6: Sharded::default(),
             len: 0,
         }
     }
 }
 
-impl<V> PrefixMap<V> {
-    fn shard_of(prefix: &IpNet) -> usize {
-        // hashbrown takes the bucket from the hash's low bits and the
-        // control byte from its top 7: re-mix the hash (Fibonacci hashing)
-        // and take the shard from the top of that, unrelated to both.
-        let h = FxBuildHasher.hash_one(prefix);
-        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize
-    }
+/// Run `$body` with `$map` bound to the shard map holding `$prefix` and
+/// `$key` to its key.
+macro_rules! with_shard {
+    ($self:ident . $get:ident, $prefix:expr, |$map:ident, $key:ident| $body:expr) => {
+        match $prefix {
+            IpNet::V4(n) => {
+                let $key = v4_key(n);
+                let $map = $self.v4.$get(&$key);
+                $body
+            }
+            IpNet::V6(n) => {
+                let $key = v6_key(n);
+                let $map = $self.v6.$get(&$key);
+                $body
+            }
+        }
+    };
+}
 
+impl<V> PrefixMap<V> {
     /// Number of prefixes.
     pub fn len(&self) -> usize {
         self.len
@@ -63,31 +183,36 @@ impl<V> PrefixMap<V> {
     }
 
     pub fn get(&self, prefix: &IpNet) -> Option<&V> {
-        self.shards[Self::shard_of(prefix)].get(prefix)
+        with_shard!(self.map, prefix, |m, k| m.get(&k))
     }
 
     pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut V> {
-        self.shards[Self::shard_of(prefix)].get_mut(prefix)
+        with_shard!(self.map_mut, prefix, |m, k| m.get_mut(&k))
     }
 
-    /// The value of `prefix`, a default one created if there is none.
-    pub fn entry(&mut self, prefix: IpNet) -> &mut V
-    where
-        V: Default,
-    {
-        let shard = &mut self.shards[Self::shard_of(&prefix)];
-        match shard.entry(prefix) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                self.len += 1;
-                e.insert(V::default())
+    /// Look `prefix` up once: `f` gets its value to change in place, or
+    /// `None` when there is none, and then returns the value to insert (or
+    /// `None` to insert nothing).
+    pub fn upsert(&mut self, prefix: &IpNet, f: impl FnOnce(Option<&mut V>) -> Option<V>) {
+        let inserted = with_shard!(self.map_mut, prefix, |m, k| match m.entry(k) {
+            Entry::Occupied(mut e) => {
+                f(Some(e.get_mut()));
+                false
             }
-        }
+            Entry::Vacant(e) => match f(None) {
+                Some(v) => {
+                    e.insert(v);
+                    true
+                }
+                None => false,
+            },
+        });
+        self.len += usize::from(inserted);
     }
 
     /// Set the value of `prefix`, returning the one it replaces.
     pub fn insert(&mut self, prefix: IpNet, value: V) -> Option<V> {
-        let old = self.shards[Self::shard_of(&prefix)].insert(prefix, value);
+        let old = with_shard!(self.map_mut, &prefix, |m, k| m.insert(k, value));
         if old.is_none() {
             self.len += 1;
         }
@@ -98,68 +223,86 @@ impl<V> PrefixMap<V> {
         self.get(prefix).is_some()
     }
 
-    /// Take every entry out, leaving the map empty.
-    pub fn drain(&mut self) -> impl Iterator<Item = (IpNet, V)> + '_ {
-        self.len = 0;
-        self.shards.iter_mut().flat_map(|s| s.drain())
-    }
-
     pub fn remove(&mut self, prefix: &IpNet) -> Option<V> {
-        let removed = self.shards[Self::shard_of(prefix)].remove(prefix);
+        let removed = with_shard!(self.map_mut, prefix, |m, k| m.remove(&k));
         if removed.is_some() {
             self.len -= 1;
         }
         removed
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+    /// Every entry, IPv4 first, in no particular order within a family.
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, &V)> {
+        self.v4
+            .iter()
+            .map(|(k, v)| (v4_net(*k), v))
+            .chain(self.v6.iter().map(|(k, v)| (v6_net(k), v)))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &IpNet> {
-        self.shards.iter().flat_map(|s| s.keys())
+    pub fn keys(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.iter().map(|(k, _)| k)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rib::PeerIndex;
-    use std::sync::Arc;
 
-    fn path() -> Path {
-        Path {
-            peer: PeerIndex(1),
+    fn slot(route: u32) -> Slot {
+        Slot {
+            route: RouteId(route),
             path_id: 0,
-            attrs: Arc::new(Default::default()),
-            next_hop: "10.0.0.1".parse().unwrap(),
-            stale: false,
         }
     }
 
     #[test]
+    fn a_table_bucket_is_small() {
+        assert_eq!(std::mem::size_of::<Paths>(), 16);
+        assert_eq!(std::mem::size_of::<(u64, Paths)>(), 24);
+    }
+
+    #[test]
     fn counts_spreads_and_removes() {
-        let mut t = PrefixTable::default();
-        let mut m = PrefixMap::<u32>::default();
+        let mut t = PrefixMap::<Paths>::default();
         for i in 0..4096u32 {
             let p: IpNet = format!("10.{}.{}.0/24", i >> 8, i & 255).parse().unwrap();
-            t.entry(p).push(path());
-            t.entry(p); // an existing entry is not counted twice
+            t.upsert(&p, |v| {
+                assert!(v.is_none(), "new prefix");
+                Some(Paths::One(slot(i)))
+            });
+            t.upsert(&p, |v| {
+                v.expect("present").push(slot(9));
+                None
+            });
         }
-        assert_eq!(t.len(), 4096);
-        assert_eq!(t.iter().count(), 4096);
+        let v6: IpNet = "2001:db8:1::/48".parse().unwrap();
+        t.insert(v6, Paths::One(slot(1)));
+        assert_eq!(t.len(), 4097);
+        assert_eq!(t.iter().count(), 4097);
+        assert!(t.keys().any(|k| k == v6));
         // Every shard gets a share (64 shards, 64 on average).
-        assert!(t.shards.iter().all(|s| s.len() > 16), "uneven shards");
+        assert!(t.v4.shards.iter().all(|s| s.len() > 16), "uneven shards");
         let p: IpNet = "10.0.5.0/24".parse().unwrap();
-        assert_eq!(t.get(&p).map(|v| v.len()), Some(1));
+        assert_eq!(t.get(&p).map(|v| v.as_slice().len()), Some(2));
+        assert!(t.keys().any(|k| k == p), "keys come back as prefixes");
         assert!(t.remove(&p).is_some());
         assert!(t.remove(&p).is_none());
-        assert_eq!(t.len(), 4095);
-        assert!(t.get(&p).is_none());
-        assert_eq!(m.insert(p, 1), None);
-        assert_eq!(m.insert(p, 2), Some(1));
-        assert_eq!(m.len(), 1);
-        assert_eq!(m.drain().collect::<Vec<_>>(), [(p, 2)]);
-        assert!(m.is_empty() && m.get(&p).is_none());
+        assert_eq!(t.len(), 4096);
+        assert!(!t.contains_key(&p));
+        assert_eq!(t.insert(p, Paths::One(slot(1))), None);
+        assert!(t.insert(p, Paths::One(slot(2))).is_some());
+        assert_eq!(t.len(), 4097);
+    }
+
+    #[test]
+    fn paths_grow_and_shrink_back_inline() {
+        let mut p = Paths::One(slot(1));
+        p.push(slot(2));
+        p.push(slot(3));
+        assert_eq!(p.as_slice().len(), 3);
+        assert!(p.remove(0));
+        assert!(p.remove(0));
+        assert_eq!(p, Paths::One(slot(2)));
+        assert!(!p.remove(0), "the last path is the caller's to remove");
     }
 }

@@ -3,16 +3,18 @@
 //! the Loc-RIB view computed by the decision process ([`super::decision`]).
 //!
 //! [`Rib::update`] takes a batch of changes and reports, for each prefix
-//! whose best path or multipath next-hop set changed, the new outcome.
+//! whose best path or multipath next-hop set changed, the outcome before and
+//! after. Paths are stored as route ids ([`super::route`]) in a compact
+//! prefix map ([`super::prefix_map`]).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
-use smallvec::SmallVec;
 
-use super::prefix_map::PrefixTable;
+use super::prefix_map::{Paths, PrefixMap, Slot};
+use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
 use super::decision::{self, Ineligible};
@@ -51,19 +53,28 @@ pub struct Rib {
     pub(super) interner: AttrInterner,
     /// Slot 0 is [`PeerIndex::LOCAL`] and always empty.
     pub(super) peers: Vec<Option<PeerSlot>>,
-    table: PrefixTable,
-    /// Handles dropped during a batch, released once the batch is done.
+    table: PrefixMap<Paths>,
+    routes: RouteArena,
+    /// Attribute handles dropped during the open batch, released when it
+    /// is taken.
     retired: Vec<Attrs>,
+    /// Changes applied but not yet taken ([`Rib::take_changes`]).
+    batch: Batch,
 }
 
-/// The prefixes a batch touched, with their outcome before it.
-#[derive(Default)]
+/// The prefixes changed since the last [`Rib::take_changes`], with their
+/// outcome before the first change.
+#[derive(Debug, Default)]
 struct Batch {
     /// Touched prefixes in first-touch order, with their outcome before.
     touched: Vec<(IpNet, Selection)>,
     /// Which prefixes are in `touched` (keys only: cheap to fill and to drop).
     seen: HashSet<IpNet, FxBuildHasher>,
 }
+
+/// A batch that touched more than this many prefixes gives its set's
+/// memory back instead of keeping it for the next.
+const KEEP_SEEN_CAPACITY: usize = 1 << 17;
 
 /// The "ourselves" next hop of a family.
 pub(super) fn unspecified(family: Family) -> IpAddr {
@@ -73,14 +84,57 @@ pub(super) fn unspecified(family: Family) -> IpAddr {
     }
 }
 
+/// The decision process over one prefix's stored paths.
+fn select(
+    paths: &Paths,
+    routes: &RouteArena,
+    cfg: &RibConfig,
+    peers: &[Option<PeerSlot>],
+) -> Selection {
+    let peer = |i: PeerIndex| peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
+    match paths {
+        Paths::One(slot) => {
+            let route = routes.get(slot.route);
+            Selection {
+                best: Some(route.path(slot.path_id)),
+                next_hops: smallvec::smallvec![route.next_hop],
+            }
+        }
+        Paths::Many(slots) => {
+            let all: Vec<Path> = slots
+                .iter()
+                .map(|s| routes.get(s.route).path(s.path_id))
+                .collect();
+            decision::select(&all, cfg, peer)
+        }
+    }
+}
+
+/// Note a prefix's outcome before the open batch first changes it.
+fn touch(
+    batch: &mut Batch,
+    prefix: IpNet,
+    paths: Option<&Paths>,
+    routes: &RouteArena,
+    cfg: &RibConfig,
+    peers: &[Option<PeerSlot>],
+) {
+    if batch.seen.insert(prefix) {
+        let before = paths.map_or_else(Selection::default, |p| select(p, routes, cfg, peers));
+        batch.touched.push((prefix, before));
+    }
+}
+
 impl Rib {
     pub fn new(cfg: RibConfig) -> Self {
         Self {
             cfg,
             interner: AttrInterner::new(),
             peers: vec![None],
-            table: PrefixTable::default(),
+            table: PrefixMap::default(),
+            routes: RouteArena::default(),
             retired: Vec::new(),
+            batch: Batch::default(),
         }
     }
 
@@ -91,6 +145,11 @@ impl Rib {
     /// The attribute table (for inspection and memory accounting).
     pub fn interner(&self) -> &AttrInterner {
         &self.interner
+    }
+
+    /// Number of distinct routes (peer, attributes, next hop) in the table.
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
     }
 
     /// Drop interned attributes nobody uses any more (handles kept outside
@@ -142,19 +201,19 @@ impl Rib {
         Ok(())
     }
 
-    /// Replace a peer's policies. Export changes take effect at the next
-    /// [`super::AdjRibOut::sync`]; import changes apply to routes received
-    /// from now on (ask the peer for a route refresh to re-import).
+    /// Replace a peer's policies; returns the export policy replaced.
+    /// Export changes are advertised by [`super::AdjRibOut::sync`] given
+    /// the old policy; import changes apply to routes received from now on
+    /// (ask the peer for a route refresh to re-import).
     pub fn set_policies(
         &mut self,
         peer: PeerIndex,
         import: Policy,
         export: Policy,
-    ) -> Result<(), RibError> {
+    ) -> Result<Policy, RibError> {
         let slot = self.slot_mut(peer)?;
         slot.import = import;
-        slot.export = export;
-        Ok(())
+        Ok(std::mem::replace(&mut slot.export, export))
     }
 
     /// Number of (prefix, path ID) routes a peer has in its Adj-RIB-In.
@@ -183,13 +242,20 @@ impl Rib {
     }
 
     /// Every path to `prefix`, in no particular order.
-    pub fn paths(&self, prefix: &IpNet) -> &[Path] {
-        self.table.get(prefix).map_or(&[], SmallVec::as_slice)
+    pub fn paths(&self, prefix: &IpNet) -> Vec<Path> {
+        self.table.get(prefix).map_or_else(Vec::new, |p| {
+            p.as_slice()
+                .iter()
+                .map(|s| self.routes.get(s.route).path(s.path_id))
+                .collect()
+        })
     }
 
     /// The decision process's outcome for `prefix`.
     pub fn selection(&self, prefix: &IpNet) -> Selection {
-        decision::select(self.paths(prefix), &self.cfg, |i| self.peer(i))
+        self.table.get(prefix).map_or_else(Selection::default, |p| {
+            select(p, &self.routes, &self.cfg, &self.peers)
+        })
     }
 
     /// The best path to `prefix`.
@@ -197,15 +263,21 @@ impl Rib {
         self.selection(prefix).best
     }
 
-    /// The best path of every prefix (the Loc-RIB), e.g. for a session's
-    /// initial advertisement.
+    /// Every prefix in the table (e.g. to walk the Loc-RIB while changing
+    /// the RIB in between).
+    pub fn prefixes(&self) -> Vec<IpNet> {
+        self.table.keys().collect()
+    }
+
+    /// The best path of every prefix (the Loc-RIB), as changes from nothing.
     pub fn loc_rib(&self) -> Vec<BestChange> {
         self.table
-            .keys()
-            .filter_map(|prefix| {
-                let s = self.selection(prefix);
+            .iter()
+            .filter_map(|(prefix, paths)| {
+                let s = select(paths, &self.routes, &self.cfg, &self.peers);
                 s.best.map(|best| BestChange {
-                    prefix: *prefix,
+                    prefix,
+                    previous: None,
                     best: Some(best),
                     next_hops: s.next_hops,
                 })
@@ -214,38 +286,47 @@ impl Rib {
     }
 
     /// A peer's Adj-RIB-In: its paths after import policy.
-    pub fn adj_rib_in(&self, peer: PeerIndex) -> impl Iterator<Item = (IpNet, &Path)> + '_ {
+    pub fn adj_rib_in(&self, peer: PeerIndex) -> impl Iterator<Item = (IpNet, Path)> + '_ {
         self.table.iter().flat_map(move |(prefix, paths)| {
-            paths
-                .iter()
-                .filter(move |p| p.peer == peer)
-                .map(move |p| (*prefix, p))
+            paths.as_slice().iter().filter_map(move |s| {
+                let route = self.routes.get(s.route);
+                (route.peer == peer).then(|| (prefix, route.path(s.path_id)))
+            })
         })
     }
 
-    /// The keys of a peer's routes, of one family or all (a table scan).
-    fn keys_of(&self, peer: PeerIndex, family: Option<Family>) -> Vec<RouteKey> {
+    /// The keys of a peer's routes that `keep` accepts (a table scan).
+    fn keys_of(&self, peer: PeerIndex, keep: impl Fn(&Route) -> bool) -> Vec<RouteKey> {
+        let keep = &keep;
         self.table
             .iter()
-            .filter(|(prefix, _)| family.is_none_or(|f| Family::of(prefix) == f))
             .flat_map(|(prefix, paths)| {
-                paths
-                    .iter()
-                    .filter(|p| p.peer == peer)
-                    .map(|p| (*prefix, p.path_id))
+                paths.as_slice().iter().filter_map(move |s| {
+                    let route = self.routes.get(s.route);
+                    (route.peer == peer && keep(route)).then_some((prefix, s.path_id))
+                })
             })
             .collect()
     }
 
-    /// Apply a batch of changes; report the prefixes whose outcome changed.
+    /// Apply a batch of changes; report the prefixes whose outcome changed
+    /// (with any changes applied before and not taken yet).
     /// Nothing is applied when a change names an unknown peer.
     pub fn update(&mut self, changes: Vec<RibChange>) -> Result<Vec<BestChange>, RibError> {
+        self.stage(changes)?;
+        Ok(self.take_changes())
+    }
+
+    /// Apply changes without reporting them yet: a speaker applies every
+    /// UPDATE of a pass, then takes the outcome once ([`Self::take_changes`]),
+    /// so a prefix changed twice is decided and advertised once.
+    /// Nothing is applied when a change names an unknown peer.
+    pub fn stage(&mut self, changes: Vec<RibChange>) -> Result<(), RibError> {
         for change in &changes {
             if let RibChange::Announce { peer, .. } | RibChange::Withdraw { peer, .. } = change {
                 self.slot_mut(*peer)?;
             }
         }
-        let mut batch = Batch::default();
         for change in changes {
             match change {
                 RibChange::Announce {
@@ -253,10 +334,10 @@ impl Rib {
                     attrs,
                     next_hop,
                     nlri,
-                } => self.announce(&mut batch, peer, attrs, next_hop, &nlri),
+                } => self.announce(peer, attrs, next_hop, &nlri),
                 RibChange::Withdraw { peer, nlri } => {
                     for n in nlri {
-                        self.remove(&mut batch, peer, (n.prefix, n.path_id.unwrap_or(0)));
+                        self.remove(peer, (n.prefix, n.path_id.unwrap_or(0)));
                     }
                 }
                 RibChange::Originate {
@@ -265,26 +346,30 @@ impl Rib {
                     next_hop,
                 } => {
                     attrs.next_hop = None;
-                    let path = Path {
-                        peer: PeerIndex::LOCAL,
-                        path_id: 0,
-                        attrs: self.interner.intern(attrs),
-                        next_hop: next_hop.unwrap_or_else(|| unspecified(Family::of(&prefix))),
-                        stale: false,
-                    };
-                    self.insert(&mut batch, prefix, path);
+                    let family = Family::of(&prefix);
+                    let attrs = self.interner.intern(attrs);
+                    let next_hop = next_hop.unwrap_or_else(|| unspecified(family));
+                    let route = self
+                        .routes
+                        .intern(PeerIndex::LOCAL, family, &attrs, next_hop);
+                    self.retired.push(attrs);
+                    self.insert(prefix, PeerIndex::LOCAL, Slot { route, path_id: 0 });
                 }
                 RibChange::WithdrawLocal { prefix } => {
-                    self.remove(&mut batch, PeerIndex::LOCAL, (prefix, 0));
+                    self.remove(PeerIndex::LOCAL, (prefix, 0));
                 }
             }
         }
-        Ok(self.finish(batch))
+        Ok(())
+    }
+
+    /// How many prefixes the changes not yet taken touched.
+    pub fn pending(&self) -> usize {
+        self.batch.touched.len()
     }
 
     fn announce(
         &mut self,
-        batch: &mut Batch,
         peer: PeerIndex,
         mut attrs: PathAttributes,
         next_hop: IpAddr,
@@ -294,7 +379,7 @@ impl Rib {
         let info = &slot.info;
         let kind = info.kind();
         let session_as = info.local_as;
-        // The next hop lives in the path so that attributes share better.
+        // The next hop lives in the route so that attributes share better.
         attrs.next_hop = None;
         // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
         if kind == PeerKind::Ebgp {
@@ -305,7 +390,7 @@ impl Rib {
             // Excluded from the decision process (RFC 4271 §9.1.2, RFC 4456
             // §8): treated as a withdrawal of what the peer had before.
             for n in nlri {
-                self.remove(batch, peer, (n.prefix, n.path_id.unwrap_or(0)));
+                self.remove(peer, (n.prefix, n.path_id.unwrap_or(0)));
             }
             return;
         }
@@ -316,6 +401,9 @@ impl Rib {
             source: kind.into(),
             reflected: false,
         };
+        // Prefixes of one UPDATE mostly share one import outcome: remember
+        // the last route made, per family.
+        let mut last: Option<(usize, Family, RouteId)> = None;
         for n in nlri {
             let key = (n.prefix, n.path_id.unwrap_or(0));
             let Some(slot) = self.peers.get(peer.0 as usize).and_then(Option::as_ref) else {
@@ -325,98 +413,129 @@ impl Rib {
                 .import
                 .apply(&n.prefix, &base, &ctx, &mut self.interner)
             {
-                Outcome::Rejected => self.remove(batch, peer, key),
+                Outcome::Rejected => self.remove(peer, key),
                 Outcome::Accepted { attrs, .. } => {
-                    let path = Path {
-                        peer,
-                        path_id: key.1,
-                        attrs,
-                        next_hop,
-                        stale: false,
+                    let family = Family::of(&n.prefix);
+                    let ptr = Attrs::as_ptr(&attrs) as usize;
+                    let route = match last {
+                        Some((p, f, id)) if p == ptr && f == family => id,
+                        _ => {
+                            let id = self.routes.intern(peer, family, &attrs, next_hop);
+                            last = Some((ptr, family, id));
+                            id
+                        }
                     };
-                    self.insert(batch, n.prefix, path);
+                    // The route holds the attributes now.
+                    drop(attrs);
+                    self.insert(
+                        n.prefix,
+                        peer,
+                        Slot {
+                            route,
+                            path_id: key.1,
+                        },
+                    );
                 }
             }
         }
         self.retired.push(base);
     }
 
-    /// Note a prefix's outcome before the batch first changes it.
-    fn touch(&self, batch: &mut Batch, prefix: IpNet) {
-        if batch.seen.insert(prefix) {
-            // A prefix with no path had no outcome: no decision to run.
-            let before = match self.table.get(&prefix) {
-                Some(paths) if !paths.is_empty() => {
-                    decision::select(paths, &self.cfg, |i| self.peer(i))
-                }
-                _ => Selection::default(),
+    /// Store `slot` (a route of `peer`) for `prefix`, replacing the peer's
+    /// path with the same path ID.
+    fn insert(&mut self, prefix: IpNet, peer: PeerIndex, slot: Slot) {
+        let Rib {
+            cfg,
+            peers,
+            table,
+            routes,
+            batch,
+            ..
+        } = self;
+        let mut replaced = None;
+        let mut added = false;
+        table.upsert(&prefix, |paths| {
+            touch(batch, prefix, paths.as_deref(), routes, cfg, peers);
+            let Some(paths) = paths else {
+                added = true;
+                return Some(Paths::One(slot));
             };
-            batch.touched.push((prefix, before));
-        }
-    }
-
-    fn insert(&mut self, batch: &mut Batch, prefix: IpNet, path: Path) {
-        self.touch(batch, prefix);
-        let peer = path.peer;
-        let paths = self.table.entry(prefix);
-        match paths
-            .iter_mut()
-            .find(|p| p.peer == path.peer && p.path_id == path.path_id)
-        {
-            Some(existing) => {
-                let old = std::mem::replace(existing, path);
-                self.retired.push(old.attrs);
-            }
-            None => {
-                paths.push(path);
-                if let Some(slot) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
-                    slot.routes += 1;
+            let same =
+                |s: &&mut Slot| s.path_id == slot.path_id && routes.get(s.route).peer == peer;
+            match paths.as_mut_slice().iter_mut().find(same) {
+                Some(existing) => replaced = Some(std::mem::replace(existing, slot).route),
+                None => {
+                    paths.push(slot);
+                    added = true;
                 }
             }
+            None
+        });
+        self.routes.retain(slot.route);
+        if let Some(old) = replaced {
+            self.routes.release(old);
+        }
+        if added {
+            if let Some(s) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
+                s.routes += 1;
+            }
         }
     }
 
-    fn remove(&mut self, batch: &mut Batch, peer: PeerIndex, key: RouteKey) {
+    fn remove(&mut self, peer: PeerIndex, key: RouteKey) {
         let (prefix, path_id) = key;
-        let Some(paths) = self.table.get(&prefix) else {
+        let Rib {
+            cfg,
+            peers,
+            table,
+            routes,
+            batch,
+            ..
+        } = self;
+        let Some(paths) = table.get_mut(&prefix) else {
             return;
         };
         let Some(pos) = paths
+            .as_slice()
             .iter()
-            .position(|p| p.peer == peer && p.path_id == path_id)
+            .position(|s| s.path_id == path_id && routes.get(s.route).peer == peer)
         else {
             return;
         };
-        self.touch(batch, prefix);
-        if let Some(slot) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
-            slot.routes = slot.routes.saturating_sub(1);
+        touch(batch, prefix, Some(paths), routes, cfg, peers);
+        routes.release(paths.as_slice()[pos].route);
+        if !paths.remove(pos) {
+            table.remove(&prefix);
         }
-        if let Some(paths) = self.table.get_mut(&prefix) {
-            let old = paths.swap_remove(pos);
-            self.retired.push(old.attrs);
-            if paths.is_empty() {
-                self.table.remove(&prefix);
-            }
+        if let Some(s) = peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
+            s.routes = s.routes.saturating_sub(1);
         }
     }
 
-    /// Compare each touched prefix's outcome with the one before, then let
-    /// go of the attribute handles the batch dropped.
-    fn finish(&mut self, batch: Batch) -> Vec<BestChange> {
-        let Batch { touched, seen } = batch;
-        drop(seen);
+    /// The prefixes whose outcome changed since the last call, each once,
+    /// with its best path before and after; then let go of the routes and
+    /// attribute handles the changes dropped.
+    pub fn take_changes(&mut self) -> Vec<BestChange> {
+        let touched = std::mem::take(&mut self.batch.touched);
+        if self.batch.seen.capacity() > KEEP_SEEN_CAPACITY {
+            self.batch.seen = HashSet::default();
+        } else {
+            self.batch.seen.clear();
+        }
         let mut out = Vec::with_capacity(touched.len());
         for (prefix, before) in touched {
             let after = self.selection(&prefix);
             if after.differs(&before) {
                 out.push(BestChange {
                     prefix,
+                    previous: before.best,
                     best: after.best,
                     next_hops: after.next_hops,
                 });
             }
         }
-        for handle in std::mem::take(&mut self.retired) {
+        let freed = self.routes.collect();
+        for handle in freed.into_iter().chain(std::mem::take(&mut self.retired)) {
             self.interner.release(handle);
         }
         out
@@ -425,12 +544,10 @@ impl Rib {
     /// The session went down without graceful restart: drop all its paths.
     pub fn peer_down(&mut self, peer: PeerIndex) -> Result<Vec<BestChange>, RibError> {
         self.slot_mut(peer)?;
-        let keys = self.keys_of(peer, None);
-        let mut batch = Batch::default();
-        for key in keys {
-            self.remove(&mut batch, peer, key);
+        for key in self.keys_of(peer, |_| true) {
+            self.remove(peer, key);
         }
-        Ok(self.finish(batch))
+        Ok(self.take_changes())
     }
 
     /// Graceful restart (RFC 4724 §4.2): keep the peer's paths of `family`
@@ -438,20 +555,7 @@ impl Rib {
     /// many paths were marked. Stale paths stay in use, so nothing changes.
     pub fn mark_stale(&mut self, peer: PeerIndex, family: Family) -> Result<usize, RibError> {
         self.slot_mut(peer)?;
-        let keys = self.keys_of(peer, Some(family));
-        let mut marked = 0;
-        for (prefix, id) in keys {
-            if let Some(paths) = self.table.get_mut(&prefix) {
-                for p in paths
-                    .iter_mut()
-                    .filter(|p| p.peer == peer && p.path_id == id)
-                {
-                    p.stale = true;
-                    marked += 1;
-                }
-            }
-        }
-        Ok(marked)
+        Ok(self.routes.mark_stale(peer, family))
     }
 
     /// End of graceful restart for `family` (End-of-RIB received or the
@@ -462,17 +566,9 @@ impl Rib {
         family: Family,
     ) -> Result<Vec<BestChange>, RibError> {
         self.slot_mut(peer)?;
-        let keys = self.keys_of(peer, Some(family));
-        let mut batch = Batch::default();
-        for key in keys {
-            let stale = self
-                .paths(&key.0)
-                .iter()
-                .any(|p| p.peer == peer && p.path_id == key.1 && p.stale);
-            if stale {
-                self.remove(&mut batch, peer, key);
-            }
+        for key in self.keys_of(peer, |r| r.stale && r.family == family) {
+            self.remove(peer, key);
         }
-        Ok(self.finish(batch))
+        Ok(self.take_changes())
     }
 }

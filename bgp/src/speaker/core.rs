@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 
 use crate::fsm::{DownReason, State};
 use crate::policy::Policy;
-use crate::rib::{AdjRibOut, BestChange, PeerIndex, PeerInfo, Rib, RibChange, RibConfig};
+use crate::rib::{
+    AdjRibOut, BestChange, ChangeSet, PeerIndex, PeerInfo, Rib, RibChange, RibConfig,
+};
 use crate::session::events::{PeerCommand, PeerEvent};
 use crate::session::peer::{LocalIdentity, PeerTask};
 use crate::session::socket;
@@ -34,6 +36,10 @@ const BATCH: usize = 256;
 /// Best-path changes gathered before they are advertised, at most (more
 /// than this only when a single event brings more).
 const MAX_CHANGES_PER_PASS: usize = 65536;
+/// How often, at most, attribute sets nobody uses any more are dropped
+/// (handles held outside the RIB — reported changes, UPDATEs being sent —
+/// keep an unused set alive until the next collection).
+const GC_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Queue between peer tasks and the core; full = peers stop reading their
 /// sockets (TCP backpressure) until the core catches up.
 const EVENT_QUEUE: usize = 16;
@@ -103,6 +109,7 @@ pub(crate) struct Core {
     listeners: Vec<Arc<TcpListener>>,
     /// Restarting (RFC 4724 §4.1): hold our advertisements back.
     deferring: bool,
+    last_gc: Instant,
 }
 
 fn import_policy(mode: ImportMode) -> Policy {
@@ -158,6 +165,7 @@ impl Core {
             subscribers: Vec::new(),
             listeners,
             deferring,
+            last_gc: Instant::now(),
         }
     }
 
@@ -170,7 +178,7 @@ impl Core {
                 let _ = tx.send(Command::DeferralOver);
             });
         }
-        let mut changes = Vec::new();
+        let mut changes = ChangeSet::default();
         loop {
             tokio::select! {
                 biased;
@@ -192,7 +200,7 @@ impl Core {
                     for _ in 1..BATCH {
                         // Bound what one pass holds: a full table arriving
                         // at once is advertised in slices, not kept whole.
-                        if changes.len() >= MAX_CHANGES_PER_PASS {
+                        if changes.len() + self.rib.pending() >= MAX_CHANGES_PER_PASS {
                             break;
                         }
                         match self.events.try_recv() {
@@ -202,8 +210,13 @@ impl Core {
                     }
                 }
             }
+            changes.extend(self.rib.take_changes());
             if !changes.is_empty() {
-                self.distribute(std::mem::take(&mut changes));
+                self.distribute(changes.take());
+                if self.last_gc.elapsed() >= GC_EVERY {
+                    self.rib.gc();
+                    self.last_gc = Instant::now();
+                }
                 // A pass is CPU work with no await in it; let the tasks it
                 // woke (status replies, peers' writers) run before the next,
                 // or a busy core would starve whatever shares its thread.
@@ -288,7 +301,7 @@ impl Core {
     fn remove_peer(
         &mut self,
         addr: IpAddr,
-        changes: &mut Vec<BestChange>,
+        changes: &mut ChangeSet,
     ) -> Result<Option<JoinHandle<()>>, String> {
         let index = self
             .by_addr
@@ -299,7 +312,7 @@ impl Core {
             let _ = entry.commands.send(PeerCommand::Stop {
                 notify: Some("peer removed from configuration".into()),
             });
-            entry.adj_out.clear(&mut self.rib);
+            entry.adj_out.clear();
             if entry.cfg.options.password.is_some() {
                 for l in &self.listeners {
                     let _ = socket::set_md5_key(&**l, addr, None, &[]);
@@ -311,11 +324,7 @@ impl Core {
         Ok(task)
     }
 
-    fn update_peer(
-        &mut self,
-        cfg: PeerConfig,
-        changes: &mut Vec<BestChange>,
-    ) -> Result<(), String> {
+    fn update_peer(&mut self, cfg: PeerConfig, changes: &mut ChangeSet) -> Result<(), String> {
         let index = *self
             .by_addr
             .get(&cfg.address)
@@ -329,11 +338,14 @@ impl Core {
             return self.add_peer_after(cfg, dynamic, previous).map(drop);
         }
         let import_changed = entry.cfg.options.import != cfg.options.import;
-        let _ = self.rib.set_policies(
-            index,
-            import_policy(cfg.options.import),
-            export_policy(cfg.options.export),
-        );
+        let previous_export = self
+            .rib
+            .set_policies(
+                index,
+                import_policy(cfg.options.import),
+                export_policy(cfg.options.export),
+            )
+            .ok();
         if let Some(mut info) = self.rib.peer(index).cloned() {
             info.rr_client = cfg.options.route_reflector_client;
             info.next_hop_self = cfg.options.next_hop_self;
@@ -350,7 +362,7 @@ impl Core {
                 }
             }
             if !self.deferring {
-                let out = entry.adj_out.sync(&mut self.rib);
+                let out = entry.adj_out.sync(&mut self.rib, previous_export.as_ref());
                 if !out.is_empty() {
                     let _ = entry.commands.send(PeerCommand::Send(out));
                 }
@@ -361,7 +373,7 @@ impl Core {
 
     // --- commands --------------------------------------------------------------
 
-    fn command(&mut self, cmd: Command, changes: &mut Vec<BestChange>) {
+    fn command(&mut self, cmd: Command, changes: &mut ChangeSet) {
         match cmd {
             Command::AddPeer(cfg, reply) => {
                 let _ = reply.send(self.add_peer(cfg, false).map(drop));
@@ -472,7 +484,7 @@ impl Core {
 
     // --- events from peers ----------------------------------------------------
 
-    fn event(&mut self, ev: PeerEvent, changes: &mut Vec<BestChange>) {
+    fn event(&mut self, ev: PeerEvent, changes: &mut ChangeSet) {
         match ev {
             PeerEvent::State { peer, state } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
@@ -496,7 +508,8 @@ impl Core {
                 peer,
                 changes: routes,
             } => {
-                changes.extend(self.rib.update(routes).unwrap_or_default());
+                // Applied now, decided and advertised once per pass.
+                let _ = self.rib.stage(routes);
                 self.check_max_prefixes(peer);
             }
             PeerEvent::EndOfRib { peer, family } => {
@@ -531,7 +544,7 @@ impl Core {
         peer_router_id: Ipv4Addr,
         peer_asn: u32,
         local: SocketAddr,
-        changes: &mut Vec<BestChange>,
+        changes: &mut ChangeSet,
     ) {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
@@ -579,7 +592,7 @@ impl Core {
         let families = negotiated.families.clone();
         entry.negotiated = Some(negotiated);
         if !self.deferring {
-            let out = entry.adj_out.sync(&mut self.rib);
+            let out = entry.adj_out.sync(&mut self.rib, None);
             if !out.is_empty() {
                 let _ = entry.commands.send(PeerCommand::Send(out));
             }
@@ -589,7 +602,7 @@ impl Core {
         }
     }
 
-    fn peer_down(&mut self, peer: PeerIndex, reason: DownReason, changes: &mut Vec<BestChange>) {
+    fn peer_down(&mut self, peer: PeerIndex, reason: DownReason, changes: &mut ChangeSet) {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -597,7 +610,7 @@ impl Core {
         entry.established_at = None;
         entry.generation += 1;
         entry.eor.clear();
-        entry.adj_out.clear(&mut self.rib);
+        entry.adj_out.clear();
         let negotiated = entry.negotiated.take();
         // RFC 4724 §4.2: when the session ends without a NOTIFICATION (the
         // connection was lost, or a restarted peer opened a new one), keep
@@ -665,8 +678,8 @@ impl Core {
                 .commands
                 .send(PeerCommand::RefreshBorder { family, subtype: 1 });
         }
-        entry.adj_out.clear(&mut self.rib);
-        let out = entry.adj_out.sync(&mut self.rib);
+        entry.adj_out.clear();
+        let out = entry.adj_out.sync(&mut self.rib, None);
         if !out.is_empty() {
             let _ = entry.commands.send(PeerCommand::Send(out));
         }
@@ -697,7 +710,7 @@ impl Core {
             if entry.state != State::Established {
                 continue;
             }
-            let out = entry.adj_out.sync(&mut self.rib);
+            let out = entry.adj_out.sync(&mut self.rib, None);
             if !out.is_empty() {
                 let _ = entry.commands.send(PeerCommand::Send(out));
             }

@@ -29,6 +29,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// How far apart to space probes of the receiver's count, in multiples
+    /// of how long one takes (see [`crate::tools::poll`]).
+    pub fn probe_spacing(self) -> u32 {
+        match self {
+            // Counting walks the RIB in GoBGP's main loop.
+            Kind::Gobgp => 9,
+            // A per-session counter, answered between units of work.
+            Kind::Manul | Kind::Bird => 1,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::Manul => "manul-bgpd",
@@ -267,10 +278,16 @@ impl Manul {
             _dir: dir,
         };
         let every = Duration::from_millis(50);
-        let ready = poll(Duration::from_secs(15), every, "manul-bgpd status", || {
-            m.daemon.ensure_running()?;
-            Ok(m.query("peers").ok())
-        });
+        let ready = poll(
+            Duration::from_secs(15),
+            every,
+            1,
+            "manul-bgpd status",
+            || {
+                m.daemon.ensure_running()?;
+                Ok(m.query("peers").ok())
+            },
+        );
         ready.map_err(|e| anyhow!("{e:#}\nlog:\n{}", m.daemon.log_tail(20)))?;
         Ok(m)
     }

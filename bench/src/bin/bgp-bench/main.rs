@@ -42,7 +42,7 @@ struct Args {
     #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// How often to ask a receiver for its count, ms.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 10)]
     poll_ms: u64,
     /// Where to append results; default bench/RESULTS.md.
     #[arg(long)]
@@ -135,7 +135,7 @@ fn run_one(kind: Kind, scenario: Scenario, n: usize, args: &Args) -> Result<Outc
         Some(s) => num(&s.wait_event("reached", timeout, every)?, "t")?,
         None => {
             let what = format!("{} to hold {n} prefixes", kind.label());
-            poll(timeout, every, &what, || {
+            poll(timeout, every, kind.probe_spacing(), &what, || {
                 dut.daemon().ensure_running()?;
                 let got = dut.received()?;
                 Ok((got >= n as u64).then(clock::now))

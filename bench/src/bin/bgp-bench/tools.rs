@@ -35,12 +35,14 @@ pub fn catch_signals() -> Result<()> {
 }
 
 /// Call `probe` every `every` until it returns `Some`, for at most `timeout`.
-/// A probe that costs the prober real work (GoBGP counts its Adj-RIB-In by
-/// walking it, in its main loop) is spaced out so that it takes at most a
-/// tenth of the time: the wait after it is at least nine times its length.
+/// The wait after a probe is also at least `spacing` times its length: a
+/// probe that costs the prober real work (GoBGP counts its Adj-RIB-In by
+/// walking it, in its main loop) gets 9, so that it takes at most a tenth
+/// of the time; cheap probes get 1.
 pub fn poll<T>(
     timeout: Duration,
     every: Duration,
+    spacing: u32,
     what: &str,
     mut probe: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
@@ -56,7 +58,7 @@ pub fn poll<T>(
         if start.elapsed() >= timeout {
             bail!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(every.max(asked.elapsed() * 9));
+        std::thread::sleep(every.max(asked.elapsed() * spacing));
     }
 }
 
@@ -98,7 +100,7 @@ impl Tool {
     /// exited without printing it.
     pub fn wait_event(&mut self, name: &str, timeout: Duration, every: Duration) -> Result<Value> {
         let what = format!("{} event {name:?}", self.daemon.name());
-        poll(timeout, every, &what, || {
+        poll(timeout, every, 1, &what, || {
             if let Some(e) = self.events().into_iter().find(|e| e["event"] == name) {
                 return Ok(Some(e));
             }

@@ -31,7 +31,7 @@ fn local_route_beats_learned() {
     let changes = originate(&mut rib, P);
     assert_eq!(changes.len(), 1);
     assert_eq!(best_peer(&rib, P), Some(PeerIndex::LOCAL));
-    assert_eq!(changes[0].next_hops, vec![ip("0.0.0.0")]);
+    assert_eq!(changes[0].next_hops.to_vec(), vec![ip("0.0.0.0")]);
 }
 
 #[test]
@@ -308,5 +308,7 @@ fn peer_down_removes_its_paths() {
     assert_eq!(changes[0].best, None); // 198.51.100.0/24
     assert_eq!(changes[1].best.as_ref().map(|p| p.peer), Some(b));
     assert_eq!(rib.adj_rib_in(a).count(), 0);
+    drop(changes);
+    rib.gc();
     assert_eq!(rib.interner().len(), 1);
 }

@@ -35,9 +35,17 @@ fn interned_attributes_are_shared_and_freed() {
     drop((x, y));
     assert_eq!(rib.interner().len(), 1);
     withdraw(&mut rib, a, "203.0.113.0/24");
+    rib.gc();
     assert_eq!(rib.interner().len(), 1);
-    withdraw(&mut rib, b, "198.51.100.0/24");
+    // The reported change holds the old best path (and its attributes)
+    // until dropped; the next collection frees what nothing uses.
+    let changes = withdraw(&mut rib, b, "198.51.100.0/24");
+    rib.gc();
+    assert_eq!(rib.interner().len(), 1);
+    drop(changes);
+    rib.gc();
     assert_eq!(rib.interner().len(), 0);
+    assert_eq!(rib.route_count(), 0);
 }
 
 #[test]
@@ -64,6 +72,7 @@ fn many_prefixes_share_one_attribute_set() {
     assert_eq!(changes.len(), N as usize);
     assert_eq!(rib.len(), N as usize);
     assert_eq!(rib.interner().len(), 1);
+    assert_eq!(rib.route_count(), 1, "one route shared by every prefix");
     // Re-advertising everything to an eBGP peer costs one more entry.
     let mut out = AdjRibOut::new(e);
     let diff = out.apply(&mut rib, &changes);
@@ -72,10 +81,11 @@ fn many_prefixes_share_one_attribute_set() {
     assert_eq!(diff.announce[0].prefixes.len(), N as usize);
     drop(diff);
     assert_eq!(rib.interner().len(), 2);
-    out.clear(&mut rib);
+    out.clear();
     let changes = rib.peer_down(a).unwrap();
     assert_eq!(changes.len(), N as usize);
     drop(changes);
+    rib.gc();
     assert_eq!(rib.interner().len(), 0);
     assert!(rib.is_empty());
 }

@@ -22,7 +22,7 @@ fn equal_ebgp_paths_give_ecmp_next_hops() {
     // Best unchanged but the multipath set grew: reported.
     assert_eq!(changes.len(), 1);
     assert_eq!(
-        changes[0].next_hops,
+        changes[0].next_hops.to_vec(),
         vec![ip("192.0.2.10"), ip("192.0.2.20")]
     );
     // Longer AS path: not equal, not added, nothing reported.
@@ -31,7 +31,7 @@ fn equal_ebgp_paths_give_ecmp_next_hops() {
     let changes = announce(&mut rib, d, P, attrs(&[65004]), "192.0.2.10");
     assert_eq!(changes[0].best.as_ref().map(|p| p.peer), Some(d));
     assert_eq!(
-        changes[0].next_hops,
+        changes[0].next_hops.to_vec(),
         vec![ip("192.0.2.10"), ip("192.0.2.20")]
     );
 }
@@ -45,11 +45,14 @@ fn multipath_does_not_mix_ebgp_and_ibgp() {
     announce(&mut rib, e, P, attrs(&[65001]), "192.0.2.10");
     announce(&mut rib, i, P, attrs(&[65001]), "192.0.2.20");
     announce(&mut rib, i2, P, attrs(&[65001]), "192.0.2.30");
-    assert_eq!(rib.selection(&net(P)).next_hops, vec![ip("192.0.2.10")]);
+    assert_eq!(
+        rib.selection(&net(P)).next_hops.to_vec(),
+        vec![ip("192.0.2.10")]
+    );
     // Without the eBGP path the two iBGP paths share.
     let changes = withdraw(&mut rib, e, P);
     assert_eq!(
-        changes[0].next_hops,
+        changes[0].next_hops.to_vec(),
         vec![ip("192.0.2.20"), ip("192.0.2.30")]
     );
 }
@@ -61,5 +64,8 @@ fn multipath_off_reports_only_the_best_next_hop() {
     let b = add(&mut rib, info("192.0.2.20", "2.2.2.2", 65002));
     announce(&mut rib, a, P, attrs(&[65001]), "192.0.2.10");
     assert!(announce(&mut rib, b, P, attrs(&[65002]), "192.0.2.20").is_empty());
-    assert_eq!(rib.selection(&net(P)).next_hops, vec![ip("192.0.2.10")]);
+    assert_eq!(
+        rib.selection(&net(P)).next_hops.to_vec(),
+        vec![ip("192.0.2.10")]
+    );
 }
