@@ -80,6 +80,17 @@ pub enum Outcome {
 }
 
 impl Policy {
+    /// Whether the outcome can differ between prefixes (a prefix or family
+    /// condition). When not, one evaluation serves every prefix of an
+    /// UPDATE with the same attributes.
+    pub fn by_prefix(&self) -> bool {
+        self.rules.iter().any(|r| {
+            r.conditions
+                .iter()
+                .any(|c| matches!(c, Condition::Prefix(_) | Condition::Family(_)))
+        })
+    }
+
     /// Accept everything unchanged.
     pub fn accept_all() -> Self {
         Self {

@@ -92,15 +92,29 @@ pub fn transform(
 pub struct ExportCache {
     pre: HashMap<(usize, PeerIndex), (Attrs, Attrs), FxBuildHasher>,
     post: HashMap<usize, (Attrs, Attrs), FxBuildHasher>,
+    /// Whole outcomes under a policy without prefix conditions, which are
+    /// the same for every prefix of a family with the same best route.
+    whole: HashMap<WholeKey, (Attrs, Exported), FxBuildHasher>,
 }
+
+/// Best path's attributes, peer and next hop; family; policy (by address).
+type WholeKey = (usize, PeerIndex, IpAddr, Family, usize);
+
+type Exported = Option<(Attrs, IpAddr)>;
 
 impl ExportCache {
     /// Every handle the cache holds (to release once done).
     pub fn into_handles(self) -> Vec<Attrs> {
+        let whole = self
+            .whole
+            .into_values()
+            .flat_map(|(a, out)| [Some(a), out.map(|(b, _)| b)])
+            .flatten();
         self.pre
             .into_values()
             .chain(self.post.into_values())
             .flat_map(|(a, b)| [a, b])
+            .chain(whole)
             .collect()
     }
 }
@@ -133,6 +147,37 @@ impl Rib {
         if best.peer == to {
             return None;
         }
+        let current = &self.slot(to)?.export;
+        let policy_used = policy.unwrap_or(current);
+        if policy_used.by_prefix() {
+            return self.export_one(to, prefix, best, cache, policy);
+        }
+        let key = (
+            ptr(&best.attrs),
+            best.peer,
+            best.next_hop,
+            Family::of(prefix),
+            policy_used as *const Policy as usize,
+        );
+        if let Some((_, out)) = cache.whole.get(&key) {
+            return out.clone();
+        }
+        let out = self.export_one(to, prefix, best, cache, policy);
+        cache
+            .whole
+            .insert(key, (Attrs::clone(&best.attrs), out.clone()));
+        out
+    }
+
+    /// [`Self::export_route_with`] for one prefix, without the whole-outcome memo.
+    fn export_one(
+        &mut self,
+        to: PeerIndex,
+        prefix: &IpNet,
+        best: &Path,
+        cache: &mut ExportCache,
+        policy: Option<&Policy>,
+    ) -> Option<(Attrs, IpAddr)> {
         let to_slot = self.slot(to)?;
         let to_info = &to_slot.info;
         let from = self.slot(best.peer).map(|s| &s.info);

@@ -30,44 +30,65 @@ pub struct Slot {
     pub path_id: u32,
 }
 
-/// The paths of one prefix (never empty): one inline, more boxed.
+/// The paths of one prefix (never empty): one inline, more boxed; and
+/// whether the RIB's open batch has touched the prefix (kept here, in the
+/// padding, so that the batch needs no set of its own for it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Paths {
-    One(Slot),
-    Many(Box<Vec<Slot>>),
+pub struct Paths(Repr);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    One(Slot, bool),
+    Many(Box<Vec<Slot>>, bool),
 }
 
 impl Paths {
+    pub fn one(slot: Slot) -> Self {
+        Paths(Repr::One(slot, false))
+    }
+
     pub fn as_slice(&self) -> &[Slot] {
-        match self {
-            Paths::One(s) => std::slice::from_ref(s),
-            Paths::Many(v) => v,
+        match &self.0 {
+            Repr::One(s, _) => std::slice::from_ref(s),
+            Repr::Many(v, _) => v,
         }
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [Slot] {
-        match self {
-            Paths::One(s) => std::slice::from_mut(s),
-            Paths::Many(v) => v,
+        match &mut self.0 {
+            Repr::One(s, _) => std::slice::from_mut(s),
+            Repr::Many(v, _) => v,
+        }
+    }
+
+    pub fn touched(&self) -> bool {
+        match self.0 {
+            Repr::One(_, t) | Repr::Many(_, t) => t,
+        }
+    }
+
+    pub fn set_touched(&mut self, touched: bool) {
+        match &mut self.0 {
+            Repr::One(_, t) | Repr::Many(_, t) => *t = touched,
         }
     }
 
     pub fn push(&mut self, slot: Slot) {
-        match self {
-            Paths::One(first) => *self = Paths::Many(Box::new(vec![*first, slot])),
-            Paths::Many(v) => v.push(slot),
+        match &mut self.0 {
+            Repr::One(first, t) => self.0 = Repr::Many(Box::new(vec![*first, slot]), *t),
+            Repr::Many(v, _) => v.push(slot),
         }
     }
 
     /// Remove the path at `pos`; `false` when it was the only one (the
     /// caller then removes the prefix).
     pub fn remove(&mut self, pos: usize) -> bool {
-        match self {
-            Paths::One(_) => false,
-            Paths::Many(v) => {
+        match &mut self.0 {
+            Repr::One(..) => false,
+            Repr::Many(v, t) => {
                 v.swap_remove(pos);
                 if let [only] = v.as_slice() {
-                    *self = Paths::One(*only);
+                    self.0 = Repr::One(*only, *t);
                 }
                 true
             }
@@ -268,7 +289,7 @@ mod tests {
             let p: IpNet = format!("10.{}.{}.0/24", i >> 8, i & 255).parse().unwrap();
             t.upsert(&p, |v| {
                 assert!(v.is_none(), "new prefix");
-                Some(Paths::One(slot(i)))
+                Some(Paths::one(slot(i)))
             });
             t.upsert(&p, |v| {
                 v.expect("present").push(slot(9));
@@ -276,7 +297,7 @@ mod tests {
             });
         }
         let v6: IpNet = "2001:db8:1::/48".parse().unwrap();
-        t.insert(v6, Paths::One(slot(1)));
+        t.insert(v6, Paths::one(slot(1)));
         assert_eq!(t.len(), 4097);
         assert_eq!(t.iter().count(), 4097);
         assert!(t.keys().any(|k| k == v6));
@@ -289,20 +310,20 @@ mod tests {
         assert!(t.remove(&p).is_none());
         assert_eq!(t.len(), 4096);
         assert!(!t.contains_key(&p));
-        assert_eq!(t.insert(p, Paths::One(slot(1))), None);
-        assert!(t.insert(p, Paths::One(slot(2))).is_some());
+        assert_eq!(t.insert(p, Paths::one(slot(1))), None);
+        assert!(t.insert(p, Paths::one(slot(2))).is_some());
         assert_eq!(t.len(), 4097);
     }
 
     #[test]
     fn paths_grow_and_shrink_back_inline() {
-        let mut p = Paths::One(slot(1));
+        let mut p = Paths::one(slot(1));
         p.push(slot(2));
         p.push(slot(3));
         assert_eq!(p.as_slice().len(), 3);
         assert!(p.remove(0));
         assert!(p.remove(0));
-        assert_eq!(p, Paths::One(slot(2)));
+        assert_eq!(p, Paths::one(slot(2)));
         assert!(!p.remove(0), "the last path is the caller's to remove");
     }
 }

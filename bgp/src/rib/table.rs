@@ -67,14 +67,15 @@ pub struct Rib {
 #[derive(Debug, Default)]
 struct Batch {
     /// Touched prefixes in first-touch order, with their outcome before.
+    /// A prefix in the table is marked touched in its [`Paths`].
     touched: Vec<(IpNet, Selection)>,
-    /// Which prefixes are in `touched` (keys only: cheap to fill and to drop).
-    seen: HashSet<IpNet, FxBuildHasher>,
+    /// Touched prefixes that lost their last path (and their mark with it).
+    gone: HashSet<IpNet, FxBuildHasher>,
 }
 
-/// A batch that touched more than this many prefixes gives its set's
+/// A batch that removed more than this many prefixes gives its set's
 /// memory back instead of keeping it for the next.
-const KEEP_SEEN_CAPACITY: usize = 1 << 17;
+const KEEP_GONE_CAPACITY: usize = 1 << 17;
 
 /// The "ourselves" next hop of a family.
 pub(super) fn unspecified(family: Family) -> IpAddr {
@@ -92,15 +93,15 @@ fn select(
     peers: &[Option<PeerSlot>],
 ) -> Selection {
     let peer = |i: PeerIndex| peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
-    match paths {
-        Paths::One(slot) => {
+    match paths.as_slice() {
+        [slot] => {
             let route = routes.get(slot.route);
             Selection {
                 best: Some(route.path(slot.path_id)),
                 next_hops: smallvec::smallvec![route.next_hop],
             }
         }
-        Paths::Many(slots) => {
+        slots => {
             let all: Vec<Path> = slots
                 .iter()
                 .map(|s| routes.get(s.route).path(s.path_id))
@@ -114,14 +115,23 @@ fn select(
 fn touch(
     batch: &mut Batch,
     prefix: IpNet,
-    paths: Option<&Paths>,
+    paths: Option<&mut Paths>,
     routes: &RouteArena,
     cfg: &RibConfig,
     peers: &[Option<PeerSlot>],
 ) {
-    if batch.seen.insert(prefix) {
-        let before = paths.map_or_else(Selection::default, |p| select(p, routes, cfg, peers));
-        batch.touched.push((prefix, before));
+    match paths {
+        Some(p) if !p.touched() => {
+            batch.touched.push((prefix, select(p, routes, cfg, peers)));
+            p.set_touched(true);
+        }
+        Some(_) => {}
+        // Not in the table: new, unless the batch removed it (the caller
+        // marks the paths it inserts).
+        None if batch.gone.is_empty() || !batch.gone.contains(&prefix) => {
+            batch.touched.push((prefix, Selection::default()));
+        }
+        None => {}
     }
 }
 
@@ -379,6 +389,7 @@ impl Rib {
         let info = &slot.info;
         let kind = info.kind();
         let session_as = info.local_as;
+        let by_prefix = slot.import.by_prefix();
         // The next hop lives in the route so that attributes share better.
         attrs.next_hop = None;
         // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
@@ -401,41 +412,54 @@ impl Rib {
             source: kind.into(),
             reflected: false,
         };
-        // Prefixes of one UPDATE mostly share one import outcome: remember
-        // the last route made, per family.
+        // Without prefix conditions the import outcome is the same for
+        // every prefix of the UPDATE (per family, for the route): decide
+        // once. Otherwise remember the last route made, which consecutive
+        // prefixes mostly share.
+        let mut memo: Option<(Family, Option<RouteId>)> = None;
         let mut last: Option<(usize, Family, RouteId)> = None;
         for n in nlri {
             let key = (n.prefix, n.path_id.unwrap_or(0));
-            let Some(slot) = self.peers.get(peer.0 as usize).and_then(Option::as_ref) else {
-                return;
-            };
-            match slot
-                .import
-                .apply(&n.prefix, &base, &ctx, &mut self.interner)
-            {
-                Outcome::Rejected => self.remove(peer, key),
-                Outcome::Accepted { attrs, .. } => {
-                    let family = Family::of(&n.prefix);
-                    let ptr = Attrs::as_ptr(&attrs) as usize;
-                    let route = match last {
-                        Some((p, f, id)) if p == ptr && f == family => id,
-                        _ => {
-                            let id = self.routes.intern(peer, family, &attrs, next_hop);
-                            last = Some((ptr, family, id));
-                            id
+            let family = Family::of(&n.prefix);
+            let decided = match memo {
+                Some((f, route)) if f == family && !by_prefix => route,
+                _ => {
+                    let Some(slot) = self.peers.get(peer.0 as usize).and_then(Option::as_ref)
+                    else {
+                        return;
+                    };
+                    let route = match slot
+                        .import
+                        .apply(&n.prefix, &base, &ctx, &mut self.interner)
+                    {
+                        Outcome::Rejected => None,
+                        Outcome::Accepted { attrs, .. } => {
+                            let ptr = Attrs::as_ptr(&attrs) as usize;
+                            Some(match last {
+                                Some((p, f, id)) if p == ptr && f == family => id,
+                                _ => {
+                                    let id = self.routes.intern(peer, family, &attrs, next_hop);
+                                    last = Some((ptr, family, id));
+                                    id
+                                }
+                            })
+                            // `attrs` dropped here: the route holds them.
                         }
                     };
-                    // The route holds the attributes now.
-                    drop(attrs);
-                    self.insert(
-                        n.prefix,
-                        peer,
-                        Slot {
-                            route,
-                            path_id: key.1,
-                        },
-                    );
+                    memo = Some((family, route));
+                    route
                 }
+            };
+            match decided {
+                None => self.remove(peer, key),
+                Some(route) => self.insert(
+                    n.prefix,
+                    peer,
+                    Slot {
+                        route,
+                        path_id: key.1,
+                    },
+                ),
             }
         }
         self.retired.push(base);
@@ -454,11 +478,13 @@ impl Rib {
         } = self;
         let mut replaced = None;
         let mut added = false;
-        table.upsert(&prefix, |paths| {
-            touch(batch, prefix, paths.as_deref(), routes, cfg, peers);
+        table.upsert(&prefix, |mut paths| {
+            touch(batch, prefix, paths.as_deref_mut(), routes, cfg, peers);
             let Some(paths) = paths else {
                 added = true;
-                return Some(Paths::One(slot));
+                let mut new = Paths::one(slot);
+                new.set_touched(true);
+                return Some(new);
             };
             let same =
                 |s: &&mut Slot| s.path_id == slot.path_id && routes.get(s.route).peer == peer;
@@ -506,6 +532,7 @@ impl Rib {
         routes.release(paths.as_slice()[pos].route);
         if !paths.remove(pos) {
             table.remove(&prefix);
+            batch.gone.insert(prefix);
         }
         if let Some(s) = peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
             s.routes = s.routes.saturating_sub(1);
@@ -517,14 +544,20 @@ impl Rib {
     /// attribute handles the changes dropped.
     pub fn take_changes(&mut self) -> Vec<BestChange> {
         let touched = std::mem::take(&mut self.batch.touched);
-        if self.batch.seen.capacity() > KEEP_SEEN_CAPACITY {
-            self.batch.seen = HashSet::default();
+        if self.batch.gone.capacity() > KEEP_GONE_CAPACITY {
+            self.batch.gone = HashSet::default();
         } else {
-            self.batch.seen.clear();
+            self.batch.gone.clear();
         }
         let mut out = Vec::with_capacity(touched.len());
         for (prefix, before) in touched {
-            let after = self.selection(&prefix);
+            let after = match self.table.get_mut(&prefix) {
+                Some(paths) => {
+                    paths.set_touched(false);
+                    select(paths, &self.routes, &self.cfg, &self.peers)
+                }
+                None => Selection::default(),
+            };
             if after.differs(&before) {
                 out.push(BestChange {
                     prefix,

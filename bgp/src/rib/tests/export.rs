@@ -279,3 +279,41 @@ fn export_policy_modifies_and_rejects() {
     announce(&mut rib, e, P, tagged, "192.0.2.10");
     assert!(export(&mut rib, tor, P).is_none());
 }
+
+#[test]
+fn an_export_policy_change_sends_only_the_difference() {
+    let mut rib = Rib::new(config());
+    let e = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    let tor = add(&mut rib, info("192.0.2.30", "3.3.3.3", 65003));
+    announce(&mut rib, e, P, attrs(&[65001]), "192.0.2.10");
+    let mut tagged = attrs(&[65001]);
+    tagged.communities = vec![Community(0xFFFF_FF01)];
+    announce(&mut rib, e, "198.51.100.0/24", tagged, "192.0.2.10");
+    let mut out = AdjRibOut::new(tor);
+    let first = out.sync(&mut rib, None);
+    let sent: usize = first.announce.iter().map(|g| g.prefixes.len()).sum();
+    assert_eq!(sent, 2);
+    assert_eq!(out.len(), 2);
+    // Reject the tagged prefix and prepend to the rest from now on.
+    let policy = Policy {
+        rules: vec![
+            Rule::new(
+                vec![Condition::Community(Community(0xFFFF_FF01))],
+                vec![Action::Reject],
+            ),
+            Rule::new(vec![], vec![Action::Prepend(1), Action::Accept]),
+        ],
+        default: Verdict::Reject,
+    };
+    let old = rib.set_policies(tor, Policy::accept_all(), policy).unwrap();
+    let diff = out.sync(&mut rib, Some(&old));
+    assert_eq!(diff.withdrawn, vec![net("198.51.100.0/24")]);
+    assert_eq!(diff.announce.len(), 1);
+    assert_eq!(diff.announce[0].prefixes, vec![net(P)]);
+    assert_eq!(out.len(), 1);
+    // Nothing changed since: a resync under the same policy sends nothing.
+    let same = rib.set_policies(tor, Policy::accept_all(), old).unwrap();
+    rib.set_policies(tor, Policy::accept_all(), same.clone())
+        .unwrap();
+    assert!(out.sync(&mut rib, Some(&same)).is_empty());
+}

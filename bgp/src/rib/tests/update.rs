@@ -5,6 +5,8 @@ use crate::rib::changes_from_update;
 use crate::types::Family;
 use crate::wire::{MpReach, MpUnreach, Update};
 
+const P: &str = "203.0.113.0/24";
+
 #[test]
 fn an_update_becomes_withdrawals_then_announcements() {
     let mut rib = Rib::new(config());
@@ -37,4 +39,60 @@ fn an_update_becomes_withdrawals_then_announcements() {
     // Both share one interned set: the next hop lives in the path.
     assert!(std::sync::Arc::ptr_eq(&v6.attrs, &v4best.attrs));
     assert_eq!(rib.interner().len(), 1);
+}
+
+fn announce_change(peer: PeerIndex, prefix: &str, path: &[Asn], nh: &str) -> RibChange {
+    RibChange::Announce {
+        peer,
+        attrs: attrs(path),
+        next_hop: ip(nh),
+        nlri: vec![Nlri::new(net(prefix))],
+    }
+}
+
+fn withdraw_change(peer: PeerIndex, prefix: &str) -> RibChange {
+    RibChange::Withdraw {
+        peer,
+        nlri: vec![Nlri::new(net(prefix))],
+    }
+}
+
+#[test]
+fn staged_changes_are_decided_once_per_prefix_when_taken() {
+    let mut rib = Rib::new(config());
+    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    let b = add(&mut rib, info("192.0.2.20", "2.2.2.2", 65002));
+    announce(&mut rib, a, P, attrs(&[65001]), "192.0.2.10");
+    // Withdrawn and announced again (by another peer), a new prefix
+    // announced, withdrawn and announced again, one announced and gone:
+    // all in one batch.
+    rib.stage(vec![
+        withdraw_change(a, P),
+        announce_change(b, P, &[65002], "192.0.2.20"),
+        announce_change(a, "198.51.100.0/24", &[65001], "192.0.2.10"),
+        withdraw_change(a, "198.51.100.0/24"),
+        announce_change(b, "198.51.100.0/24", &[65002], "192.0.2.20"),
+        announce_change(a, "192.0.2.128/25", &[65001], "192.0.2.10"),
+    ])
+    .unwrap();
+    rib.stage(vec![withdraw_change(a, "192.0.2.128/25")])
+        .unwrap();
+    assert_eq!(rib.pending(), 3);
+    let mut changes = rib.take_changes();
+    changes.sort_by_key(|c| c.prefix);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[0].prefix, net("198.51.100.0/24"));
+    assert_eq!(changes[0].previous, None);
+    assert_eq!(changes[0].best.as_ref().map(|p| p.peer), Some(b));
+    assert_eq!(changes[1].prefix, net(P));
+    assert_eq!(changes[1].previous.as_ref().map(|p| p.peer), Some(a));
+    assert_eq!(changes[1].best.as_ref().map(|p| p.peer), Some(b));
+    // Taken: the next batch starts clean and sees the prefixes again.
+    assert_eq!(rib.pending(), 0);
+    let changes = withdraw(&mut rib, b, P);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].previous.as_ref().map(|p| p.peer), Some(b));
+    assert_eq!(changes[0].best, None);
+    assert_eq!(rib.adj_in_len(a), 0);
+    assert_eq!(rib.adj_in_len(b), 1);
 }
