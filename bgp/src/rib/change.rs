@@ -37,39 +37,62 @@ pub enum RibChange {
 /// (RFC 4271 §4.3) and the MP_REACH NLRI with its next hop (RFC 4760 §3).
 /// IPv4 NLRI without a NEXT_HOP (which the codec should have refused) are
 /// skipped.
-pub fn changes_from_update(peer: PeerIndex, update: &Update) -> Vec<RibChange> {
+pub fn changes_from_update(peer: PeerIndex, update: Update) -> Vec<RibChange> {
     let mut out = Vec::new();
-    if !update.withdrawn.is_empty() {
+    let Update {
+        withdrawn,
+        attributes,
+        nlri,
+        mp_reach,
+        mp_unreach,
+    } = update;
+    if !withdrawn.is_empty() {
         out.push(RibChange::Withdraw {
             peer,
-            nlri: update.withdrawn.clone(),
+            nlri: withdrawn,
         });
     }
-    if let Some(mp) = &update.mp_unreach {
+    if let Some(mp) = mp_unreach {
         if !mp.withdrawn.is_empty() {
             out.push(RibChange::Withdraw {
                 peer,
-                nlri: mp.withdrawn.clone(),
+                nlri: mp.withdrawn,
             });
         }
     }
-    if let (false, Some(nh)) = (update.nlri.is_empty(), update.attributes.next_hop) {
-        out.push(RibChange::Announce {
-            peer,
-            attrs: update.attributes.clone(),
-            next_hop: IpAddr::V4(nh),
-            nlri: update.nlri.clone(),
-        });
-    }
-    if let Some(mp) = &update.mp_reach {
-        if !mp.nlri.is_empty() {
+    let classic = match (nlri.is_empty(), attributes.next_hop) {
+        (false, Some(nh)) => Some((IpAddr::V4(nh), nlri)),
+        _ => None,
+    };
+    let mp = mp_reach.filter(|mp| !mp.nlri.is_empty());
+    match (classic, mp) {
+        (Some((next_hop, nlri)), Some(mp)) => {
             out.push(RibChange::Announce {
                 peer,
-                attrs: update.attributes.clone(),
+                attrs: attributes.clone(),
+                next_hop,
+                nlri,
+            });
+            out.push(RibChange::Announce {
+                peer,
+                attrs: attributes,
                 next_hop: mp.next_hop,
-                nlri: mp.nlri.clone(),
+                nlri: mp.nlri,
             });
         }
+        (Some((next_hop, nlri)), None) => out.push(RibChange::Announce {
+            peer,
+            attrs: attributes,
+            next_hop,
+            nlri,
+        }),
+        (None, Some(mp)) => out.push(RibChange::Announce {
+            peer,
+            attrs: attributes,
+            next_hop: mp.next_hop,
+            nlri: mp.nlri,
+        }),
+        (None, None) => {}
     }
     out
 }

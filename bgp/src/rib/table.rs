@@ -73,9 +73,9 @@ struct Batch {
     gone: HashSet<IpNet, FxBuildHasher>,
 }
 
-/// A batch that removed more than this many prefixes gives its set's
-/// memory back instead of keeping it for the next.
-const KEEP_GONE_CAPACITY: usize = 1 << 17;
+/// A batch that touched or removed more than this many prefixes gives its
+/// lists' memory back instead of keeping it for the next.
+const KEEP_CAPACITY: usize = 1 << 17;
 
 /// The "ourselves" next hop of a family.
 pub(super) fn unspecified(family: Family) -> IpAddr {
@@ -543,14 +543,14 @@ impl Rib {
     /// with its best path before and after; then let go of the routes and
     /// attribute handles the changes dropped.
     pub fn take_changes(&mut self) -> Vec<BestChange> {
-        let touched = std::mem::take(&mut self.batch.touched);
-        if self.batch.gone.capacity() > KEEP_GONE_CAPACITY {
+        let mut touched = std::mem::take(&mut self.batch.touched);
+        if self.batch.gone.capacity() > KEEP_CAPACITY {
             self.batch.gone = HashSet::default();
         } else {
             self.batch.gone.clear();
         }
         let mut out = Vec::with_capacity(touched.len());
-        for (prefix, before) in touched {
+        for (prefix, before) in touched.drain(..) {
             let after = match self.table.get_mut(&prefix) {
                 Some(paths) => {
                     paths.set_touched(false);
@@ -566,6 +566,11 @@ impl Rib {
                     next_hops: after.next_hops,
                 });
             }
+        }
+        // Keep the list's memory for the next batch, unless a table-wide
+        // change (a peer going down) made it large.
+        if touched.capacity() <= KEEP_CAPACITY {
+            self.batch.touched = touched;
         }
         let freed = self.routes.collect();
         for handle in freed.into_iter().chain(std::mem::take(&mut self.retired)) {

@@ -446,7 +446,7 @@ impl PeerTask {
                     })
                     .await;
                 } else {
-                    self.batch.extend(changes_from_update(self.index, &update));
+                    self.batch.extend(changes_from_update(self.index, update));
                 }
             }
             // RFC 2918 §4: a ROUTE-REFRESH for a family not negotiated is ignored.

@@ -35,14 +35,14 @@ use crate::wire::{Community, LargeCommunity, Notification, Origin, PathAttribute
 const BATCH: usize = 256;
 /// Best-path changes gathered before they are advertised, at most (more
 /// than this only when a single event brings more).
-const MAX_CHANGES_PER_PASS: usize = 65536;
+const MAX_CHANGES_PER_PASS: usize = 16384;
 /// How often, at most, attribute sets nobody uses any more are dropped
 /// (handles held outside the RIB — reported changes, UPDATEs being sent —
 /// keep an unused set alive until the next collection).
 const GC_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Queue between peer tasks and the core; full = peers stop reading their
 /// sockets (TCP backpressure) until the core catches up.
-const EVENT_QUEUE: usize = 16;
+const EVENT_QUEUE: usize = 4;
 
 /// Commands from the [`crate::speaker::Speaker`] handle.
 #[derive(Debug)]

