@@ -110,6 +110,10 @@ pub(crate) struct Core {
     /// Restarting (RFC 4724 §4.1): hold our advertisements back.
     deferring: bool,
     last_gc: Instant,
+    /// The runtime the speaker was started on: peer sessions run there, so
+    /// that decoding and the RIB work in parallel (the core has a thread
+    /// of its own).
+    sessions: tokio::runtime::Handle,
 }
 
 fn import_policy(mode: ImportMode) -> Policy {
@@ -146,6 +150,7 @@ impl Core {
         listeners: Vec<Arc<TcpListener>>,
         commands_tx: mpsc::UnboundedSender<Command>,
         commands: mpsc::UnboundedReceiver<Command>,
+        sessions: tokio::runtime::Handle,
     ) -> Self {
         let mut rib_cfg = RibConfig::new(cfg.asn, cfg.router_id);
         rib_cfg.cluster_id = cfg.cluster_id;
@@ -166,10 +171,13 @@ impl Core {
             listeners,
             deferring,
             last_gc: Instant::now(),
+            sessions,
         }
     }
 
-    pub(crate) async fn run(mut self) {
+    /// Run until shut down, or until `alive` is dropped (the sessions'
+    /// runtime went away).
+    pub(crate) async fn run(mut self, mut alive: oneshot::Receiver<()>) {
         if self.deferring {
             let tx = self.commands_tx.clone();
             let deferral = self.cfg.graceful_restart.deferral;
@@ -182,6 +190,10 @@ impl Core {
         loop {
             tokio::select! {
                 biased;
+                _ = &mut alive => {
+                    self.shutdown(false).await;
+                    return;
+                }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Shutdown { graceful, done }) => {
                         self.shutdown(graceful).await;
@@ -267,7 +279,7 @@ impl Core {
             rx,
             self.events_tx.clone(),
         );
-        let handle = tokio::spawn(async move {
+        let handle = self.sessions.spawn(async move {
             if let Some(previous) = previous {
                 let _ = previous.await;
             }

@@ -26,6 +26,8 @@ pub enum SpeakerError {
         addr: std::net::SocketAddr,
         source: io::Error,
     },
+    #[error("starting the speaker's core thread: {0}")]
+    Runtime(io::Error),
 }
 
 /// A running speaker. Cheap to clone; every clone drives the same speaker.
@@ -69,8 +71,9 @@ impl Speaker {
         for l in &listeners {
             tokio::spawn(accept_loop(l.clone(), tx.clone()));
         }
-        let core = Core::new(cfg, listeners, tx.clone(), rx);
-        let task = tokio::spawn(core.run());
+        let sessions = tokio::runtime::Handle::current();
+        let core = Core::new(cfg, listeners, tx.clone(), rx, sessions);
+        let task = spawn_core(core)?;
         Ok(Self {
             commands: tx,
             task: Arc::new(std::sync::Mutex::new(Some(task))),
@@ -164,4 +167,32 @@ impl Speaker {
         }
         Ok(())
     }
+}
+
+/// Run the core on a thread of its own (a single-threaded runtime), so that
+/// a full table's RIB work never competes with the sessions that decode it
+/// on the caller's runtime. The returned task ends when the core does.
+fn spawn_core(core: Core) -> Result<JoinHandle<()>, SpeakerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SpeakerError::Runtime)?;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    // Dropped with the caller's runtime (its tasks are dropped when it
+    // shuts down): then the core stops too, releasing its listeners.
+    let (alive_tx, alive_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _alive = alive_tx;
+        std::future::pending::<()>().await;
+    });
+    std::thread::Builder::new()
+        .name("bgp-core".into())
+        .spawn(move || {
+            runtime.block_on(core.run(alive_rx));
+            let _ = done_tx.send(());
+        })
+        .map_err(SpeakerError::Runtime)?;
+    Ok(tokio::spawn(async move {
+        let _ = done_rx.await;
+    }))
 }
