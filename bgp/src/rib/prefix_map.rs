@@ -30,9 +30,10 @@ pub struct Slot {
     pub path_id: u32,
 }
 
-/// The paths of one prefix (never empty): one inline, more boxed; and
-/// whether the RIB's open batch has touched the prefix (kept here, in the
-/// padding, so that the batch needs no set of its own for it).
+/// The paths of one prefix (never empty): one inline, more boxed; and the
+/// number of the RIB batch that last touched the prefix (kept here, in the
+/// padding, so that a batch needs no set of its own to know what it touched,
+/// and starting a new batch invalidates every mark at once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths(Repr);
 
@@ -41,13 +42,13 @@ pub struct Paths(Repr);
 // Vec (three words) would make it 32. Several paths per prefix are rare.
 #[allow(clippy::box_collection)]
 enum Repr {
-    One(Slot, bool),
-    Many(Box<Vec<Slot>>, bool),
+    One(Slot, u32),
+    Many(Box<Vec<Slot>>, u32),
 }
 
 impl Paths {
     pub fn one(slot: Slot) -> Self {
-        Paths(Repr::One(slot, false))
+        Paths(Repr::One(slot, 0))
     }
 
     pub fn as_slice(&self) -> &[Slot] {
@@ -64,15 +65,16 @@ impl Paths {
         }
     }
 
-    pub fn touched(&self) -> bool {
+    /// The batch that last touched this prefix (0: none yet).
+    pub fn batch(&self) -> u32 {
         match self.0 {
-            Repr::One(_, t) | Repr::Many(_, t) => t,
+            Repr::One(_, b) | Repr::Many(_, b) => b,
         }
     }
 
-    pub fn set_touched(&mut self, touched: bool) {
+    pub fn set_batch(&mut self, batch: u32) {
         match &mut self.0 {
-            Repr::One(_, t) | Repr::Many(_, t) => *t = touched,
+            Repr::One(_, b) | Repr::Many(_, b) => *b = batch,
         }
     }
 
@@ -321,12 +323,14 @@ mod tests {
     #[test]
     fn paths_grow_and_shrink_back_inline() {
         let mut p = Paths::one(slot(1));
+        p.set_batch(7);
         p.push(slot(2));
         p.push(slot(3));
         assert_eq!(p.as_slice().len(), 3);
         assert!(p.remove(0));
         assert!(p.remove(0));
-        assert_eq!(p, Paths::one(slot(2)));
+        assert_eq!(p.as_slice(), &[slot(2)]);
+        assert_eq!(p.batch(), 7, "the mark survives growing and shrinking");
         assert!(!p.remove(0), "the last path is the caller's to remove");
     }
 }

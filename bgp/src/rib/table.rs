@@ -7,7 +7,7 @@
 //! after. Paths are stored as route ids ([`super::route`]) in a compact
 //! prefix map ([`super::prefix_map`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -63,14 +63,37 @@ pub struct Rib {
 }
 
 /// The prefixes changed since the last [`Rib::take_changes`], with their
-/// outcome before the first change.
-#[derive(Debug, Default)]
+/// outcome before the first change and their paths after the last.
+#[derive(Debug)]
 struct Batch {
-    /// Touched prefixes in first-touch order, with their outcome before.
-    /// A prefix in the table is marked touched in its [`Paths`].
-    touched: Vec<(IpNet, Selection)>,
+    /// This batch's number, marked in the [`Paths`] of what it touches.
+    number: u32,
+    /// Touched prefixes in first-touch order.
+    touched: Vec<Touched>,
+    /// Prefixes touched again after their first touch (their `after` in
+    /// `touched` is out of date; rare).
+    retouched: Vec<IpNet>,
     /// Touched prefixes that lost their last path (and their mark with it).
     gone: HashSet<IpNet, FxBuildHasher>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            number: 1,
+            touched: Vec::new(),
+            retouched: Vec::new(),
+            gone: HashSet::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Touched {
+    prefix: IpNet,
+    before: Selection,
+    /// The prefix's paths after the change (`None`: it has none left).
+    after: Option<Paths>,
 }
 
 /// A batch that touched or removed more than this many prefixes gives its
@@ -108,30 +131,6 @@ fn select(
                 .collect();
             decision::select(&all, cfg, peer)
         }
-    }
-}
-
-/// Note a prefix's outcome before the open batch first changes it.
-fn touch(
-    batch: &mut Batch,
-    prefix: IpNet,
-    paths: Option<&mut Paths>,
-    routes: &RouteArena,
-    cfg: &RibConfig,
-    peers: &[Option<PeerSlot>],
-) {
-    match paths {
-        Some(p) if !p.touched() => {
-            batch.touched.push((prefix, select(p, routes, cfg, peers)));
-            p.set_touched(true);
-        }
-        Some(_) => {}
-        // Not in the table: new, unless the batch removed it (the caller
-        // marks the paths it inserts).
-        None if batch.gone.is_empty() || !batch.gone.contains(&prefix) => {
-            batch.touched.push((prefix, Selection::default()));
-        }
-        None => {}
     }
 }
 
@@ -478,14 +477,25 @@ impl Rib {
         } = self;
         let mut replaced = None;
         let mut added = false;
-        table.upsert(&prefix, |mut paths| {
-            touch(batch, prefix, paths.as_deref_mut(), routes, cfg, peers);
+        let number = batch.number;
+        table.upsert(&prefix, |paths| {
             let Some(paths) = paths else {
                 added = true;
                 let mut new = Paths::one(slot);
-                new.set_touched(true);
+                new.set_batch(number);
+                if !batch.gone.is_empty() && batch.gone.contains(&prefix) {
+                    batch.retouched.push(prefix);
+                } else {
+                    batch.touched.push(Touched {
+                        prefix,
+                        before: Selection::default(),
+                        after: Some(new.clone()),
+                    });
+                }
                 return Some(new);
             };
+            let first = paths.batch() != number;
+            let before = first.then(|| select(paths, routes, cfg, peers));
             let same =
                 |s: &&mut Slot| s.path_id == slot.path_id && routes.get(s.route).peer == peer;
             match paths.as_mut_slice().iter_mut().find(same) {
@@ -494,6 +504,17 @@ impl Rib {
                     paths.push(slot);
                     added = true;
                 }
+            }
+            match before {
+                Some(before) => {
+                    paths.set_batch(number);
+                    batch.touched.push(Touched {
+                        prefix,
+                        before,
+                        after: Some(paths.clone()),
+                    });
+                }
+                None => batch.retouched.push(prefix),
             }
             None
         });
@@ -528,11 +549,24 @@ impl Rib {
         else {
             return;
         };
-        touch(batch, prefix, Some(paths), routes, cfg, peers);
+        let first = paths.batch() != batch.number;
+        let before = first.then(|| select(paths, routes, cfg, peers));
         routes.release(paths.as_slice()[pos].route);
-        if !paths.remove(pos) {
+        let after = if paths.remove(pos) {
+            paths.set_batch(batch.number);
+            Some(paths.clone())
+        } else {
             table.remove(&prefix);
             batch.gone.insert(prefix);
+            None
+        };
+        match before {
+            Some(before) => batch.touched.push(Touched {
+                prefix,
+                before,
+                after,
+            }),
+            None => batch.retouched.push(prefix),
         }
         if let Some(s) = peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
             s.routes = s.routes.saturating_sub(1);
@@ -544,24 +578,46 @@ impl Rib {
     /// attribute handles the changes dropped.
     pub fn take_changes(&mut self) -> Vec<BestChange> {
         let mut touched = std::mem::take(&mut self.batch.touched);
+        let retouched = std::mem::take(&mut self.batch.retouched);
+        if !retouched.is_empty() {
+            // Rare: bring the paths-after of prefixes touched twice up to date.
+            let index: HashMap<IpNet, usize, FxBuildHasher> = touched
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.prefix, i))
+                .collect();
+            for prefix in retouched {
+                if let Some(&i) = index.get(&prefix) {
+                    touched[i].after = self.table.get(&prefix).cloned();
+                }
+            }
+        }
         if self.batch.gone.capacity() > KEEP_CAPACITY {
             self.batch.gone = HashSet::default();
         } else {
             self.batch.gone.clear();
         }
-        let mut out = Vec::with_capacity(touched.len());
-        for (prefix, before) in touched.drain(..) {
-            let after = match self.table.get_mut(&prefix) {
-                Some(paths) => {
-                    paths.set_touched(false);
-                    select(paths, &self.routes, &self.cfg, &self.peers)
+        // A new number unmarks every prefix at once; at the (theoretical)
+        // wrap, unmark them one by one so that no old mark looks current.
+        self.batch.number = self.batch.number.wrapping_add(1);
+        if self.batch.number == 0 {
+            self.batch.number = 1;
+            let all: Vec<IpNet> = self.table.keys().collect();
+            for prefix in all {
+                if let Some(p) = self.table.get_mut(&prefix) {
+                    p.set_batch(0);
                 }
-                None => Selection::default(),
-            };
-            if after.differs(&before) {
+            }
+        }
+        let mut out = Vec::with_capacity(touched.len());
+        for t in touched.drain(..) {
+            let after = t.after.as_ref().map_or_else(Selection::default, |p| {
+                select(p, &self.routes, &self.cfg, &self.peers)
+            });
+            if after.differs(&t.before) {
                 out.push(BestChange {
-                    prefix,
-                    previous: before.best,
+                    prefix: t.prefix,
+                    previous: t.before.best,
                     best: after.best,
                     next_hops: after.next_hops,
                 });
