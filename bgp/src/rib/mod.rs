@@ -1,6 +1,11 @@
 //! The RIB (RFC 4271 §3.2): Adj-RIBs-In (one shared prefix table), the Loc-RIB with the decision
-//! process (§9.1), and Adj-RIBs-Out (§9.2), with attribute interning so
-//! that routes sharing attributes share memory. Pure: no I/O, no clock.
+//! process (§9.1), and Adj-RIBs-Out (§9.2). Pure: no I/O, no clock.
+//!
+//! Memory, for a full table: attributes are interned ([`interner`]); a
+//! route — peer, attributes, next hop — is stored once and referenced by a
+//! 4-byte id ([`route`]); the table holds 8 bytes of paths per prefix in a
+//! 24-byte bucket ([`prefix_map`]); Adj-RIBs-Out store nothing per prefix
+//! ([`adj_out`]). A million prefixes from one peer cost ~52 MiB.
 
 pub mod adj_out;
 pub mod aspath;
