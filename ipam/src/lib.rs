@@ -4,8 +4,9 @@
 //!
 //! - [`block`]: the pure arithmetic of one allocation block (ordinals,
 //!   FIFO reuse, attributes, sequence numbers), no I/O.
-//! - [`Ipam`] ([`ipam`]): the allocator over a [`manul_datastore::Datastore`],
-//!   with a per-host cache of affine blocks.
+//! - [`Ipam`] ([`ipam`]): the allocator over a [`manul_datastore::Datastore`].
+//! - [`cache`]: what an `Ipam` remembers between calls (affine blocks,
+//!   block values, config, pools, Node labels) and why that is safe.
 //! - [`config`]: the IPAM config and Calico's rules for it.
 //! - [`pools`]: which pools a host may use.
 //! - `claim`: claiming a block (pending affinity, block, confirm).
@@ -26,6 +27,7 @@
 
 pub mod assign;
 pub mod block;
+pub mod cache;
 pub mod check;
 mod claim;
 pub mod config;

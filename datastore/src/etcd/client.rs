@@ -235,7 +235,7 @@ impl Datastore {
 
     /// One transaction within the deadline, retried only when it surely
     /// never reached etcd's log (see [`Retry::NotSent`]).
-    async fn write(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
+    pub(crate) async fn write(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
         retry(
             &self.endpoints,
             self.request_timeout,
@@ -344,11 +344,11 @@ where
     }
 }
 
-fn txn_revision(resp: &etcd_client::TxnResponse) -> i64 {
+pub(crate) fn txn_revision(resp: &etcd_client::TxnResponse) -> i64 {
     resp.header().map(|h| h.revision()).unwrap_or_default()
 }
 
-fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Malformed {
         key: key.into(),
         error: e.to_string(),
