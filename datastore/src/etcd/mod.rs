@@ -2,6 +2,8 @@
 //! and write Calico's keys.
 //!
 //! - [`config`]: [`EtcdConfig`], from Calico's `ETCD_*` variables.
+//! - [`diagnose`]: what is wrong when TLS with etcd fails
+//!   ([`Error::Tls`]).
 //! - [`error`]: [`Error`], the typed failures callers branch on.
 //! - [`kv`]: [`KeyValue`] and [`Versioned`], what reads return.
 //! - [`client`]: [`Datastore`]: get, paged list at one revision, and
@@ -27,6 +29,7 @@
 
 pub mod client;
 pub mod config;
+pub mod diagnose;
 pub mod error;
 pub mod kv;
 pub mod swap;
