@@ -25,6 +25,10 @@
 //! fails part way releases what it had assigned, so a failure leaves no
 //! addresses behind (a crash may: the leak check finds them).
 //!
+//! Pools: only those whose `allowedUses` contain the intended use
+//! ([`AutoAssignArgs::intended_use`], `Workload` by default), see
+//! [`crate::pools`].
+//!
 //! Attributes: when the caller gives no `node` attribute, the host is
 //! recorded as `node` (Calico's CNI plugin always sets it), so borrowed
 //! addresses can be told from the block host's own.
@@ -35,6 +39,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use manul_datastore::etcd::Versioned;
 use manul_datastore::ipam::{AllocationBlock, IpamHandle, attr};
+use manul_datastore::resources::AllowedUse;
 
 use crate::block;
 use crate::config::effective_max_blocks;
@@ -60,6 +65,11 @@ pub struct AutoAssignArgs {
     /// Only these pools (by CIDR, either family); empty: every pool that
     /// selects the host.
     pub pools: Vec<IpNet>,
+    /// What the addresses are for; only pools whose `allowedUses` contain
+    /// it are used. `None`: `Workload` (a pod). A node's tunnel address
+    /// (handle `ipip-tunnel-addr-<node>` or `vxlan-tunnel-addr-<node>`) is
+    /// `Tunnel`; a service's address `LoadBalancer`.
+    pub intended_use: Option<AllowedUse>,
 }
 
 /// What one family's assignment is for.
@@ -163,8 +173,20 @@ impl Ipam {
     /// The pools usable for this family; with cached settings that yield
     /// none, read again first.
     async fn usable_pools(&self, s: &mut Settings, job: &Job<'_>) -> Result<Vec<Pool>> {
+        let use_ = job
+            .args
+            .intended_use
+            .clone()
+            .unwrap_or(AllowedUse::Workload);
         let usable = |s: &Settings| {
-            pools::usable_for_workload(&s.pools, &s.labels, &job.args.host, job.requested, job.v6)
+            pools::usable_for(
+                &s.pools,
+                &s.labels,
+                &job.args.host,
+                job.requested,
+                job.v6,
+                &use_,
+            )
         };
         match usable(s) {
             Err(_) if s.cached => {
