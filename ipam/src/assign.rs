@@ -9,7 +9,9 @@
 //!    (another process on the host may have claimed one), then claim a new
 //!    block, unless the host already holds the per-host limit of blocks
 //!    ([`crate::config::effective_max_blocks`]) — then it is
-//!    [`IpamError::BlockLimit`], without borrowing, as in Calico;
+//!    [`IpamError::BlockLimit`], without borrowing, as in Calico; when
+//!    every block of the pools exists, reclaim another host's block that
+//!    has stayed empty long enough ([`crate::reclaim`]);
 //! 3. unless strict affinity is on: borrow free addresses from other
 //!    blocks of the usable pools (other hosts' blocks, or blocks with no
 //!    affinity);
@@ -266,7 +268,12 @@ impl Ipam {
                     limit,
                 });
             }
-            match self.claim_new_block(host, &pools, v6).await? {
+            let claimed = match self.claim_new_block(host, &pools, v6).await? {
+                Some(cidr) => Some(cidr),
+                // Every block exists: one another host left empty long enough.
+                None => self.reclaim_empty_block(host, &pools, v6).await?,
+            };
+            match claimed {
                 Some(cidr) => {
                     tried.insert(cidr);
                     want -= self

@@ -53,6 +53,8 @@ struct Inner {
     config: Option<Timed<IpamConfig>>,
     pools: Option<Timed<Vec<Pool>>>,
     labels: HashMap<String, Timed<BTreeMap<String, String>>>,
+    /// Other hosts' blocks seen empty: at which revision, since when.
+    empty_seen: HashMap<IpNet, (i64, Instant)>,
 }
 
 /// The cache (see the module docs). Shared by an `Ipam`'s clones.
@@ -176,6 +178,25 @@ impl Cache {
     pub(crate) fn forget_block(&self, cidr: &IpNet) {
         self.lock().blocks.remove(cidr);
     }
+
+    // --- empty blocks (see crate::reclaim) ------------------------------
+
+    /// Whether block `cidr`, seen empty now at `rev`, was already seen
+    /// empty at that same revision at least `after` ago (with `after`
+    /// zero: at once). Remembers this sighting.
+    pub(crate) fn empty_long_enough(&self, cidr: IpNet, rev: i64, after: Duration) -> bool {
+        let mut c = self.lock();
+        if c.empty_seen.len() >= MAX_BLOCKS && !c.empty_seen.contains_key(&cidr) {
+            c.empty_seen.clear();
+        }
+        match c.empty_seen.get(&cidr) {
+            Some((r, since)) if *r == rev => since.elapsed() >= after,
+            _ => {
+                c.empty_seen.insert(cidr, (rev, Instant::now()));
+                after.is_zero()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +216,21 @@ mod tests {
         assert!(c.config().is_some() && c.pools().is_some());
         c.expire_settings();
         assert!(c.config().is_none() && c.pools().is_none());
+    }
+
+    #[test]
+    fn an_empty_block_must_stay_unchanged_for_the_grace() {
+        let c = Cache::default();
+        let n: IpNet = "10.0.0.0/26".parse().unwrap();
+        let hour = Duration::from_secs(3600);
+        assert!(!c.empty_long_enough(n, 5, hour), "first sighting");
+        assert!(!c.empty_long_enough(n, 5, hour), "not an hour yet");
+        assert!(c.empty_long_enough(n, 5, Duration::ZERO));
+        assert!(
+            !c.empty_long_enough(n, 6, hour),
+            "changed: the clock restarts"
+        );
+        assert!(c.empty_long_enough(n, 7, Duration::ZERO));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub(crate) struct Settings {
 pub struct Ipam {
     pub(crate) store: Store,
     pub(crate) cache: Arc<Cache>,
+    /// See [`crate::reclaim`].
+    pub(crate) reclaim_after: Duration,
 }
 
 impl Ipam {
@@ -48,6 +50,7 @@ impl Ipam {
         Ipam {
             store: Store::new(ds),
             cache: Arc::default(),
+            reclaim_after: crate::reclaim::DEFAULT_RECLAIM_AFTER,
         }
     }
 

@@ -9,7 +9,9 @@
 //!   block values, config, pools, Node labels) and why that is safe.
 //! - [`config`]: the IPAM config and Calico's rules for it.
 //! - [`pools`]: which pools a host may use.
-//! - `claim`: claiming a block (pending affinity, block, confirm).
+//! - `claim`: claiming a block (pending affinity, block, confirm);
+//!   [`reclaim`]: taking another host's long-empty block when no block is
+//!   left unclaimed.
 //! - [`assign`]: [`Ipam::auto_assign`] and [`Ipam::assign_ip`].
 //! - [`release`]: [`Ipam::release_ips`], [`Ipam::release_by_handle`],
 //!   [`Ipam::release_host`].
@@ -35,6 +37,7 @@ pub mod error;
 pub mod ipam;
 pub mod pools;
 pub mod query;
+pub mod reclaim;
 pub mod release;
 pub mod repair;
 pub mod store;
