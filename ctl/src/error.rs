@@ -118,7 +118,7 @@ fn failure_of(e: &Error) -> Failure {
         Error::Conflict { .. } => Failure::Conflict,
         Error::NotFound { .. } => Failure::NotFound,
         Error::Unavailable { .. } => Failure::Unavailable,
-        Error::Auth { .. } => Failure::Auth,
+        Error::Auth { .. } | Error::Tls { .. } => Failure::Auth,
         Error::Malformed { .. }
         | Error::Compacted { .. }
         | Error::Config(_)
@@ -172,6 +172,7 @@ pub fn etcd_error(e: Error, doing: &str) -> anyhow::Error {
             "etcd refused access while {doing} ({source}): check --etcd-username / \
              --etcd-password (ETCD_USERNAME / ETCD_PASSWORD) or the client certificate"
         ),
+        Error::Tls { problem, .. } => format!("TLS with etcd failed while {doing}: {problem}"),
         Error::Config(msg) => format!(
             "unusable etcd settings: {msg} (set by the --etcd-* flags or the ETCD_* variables)"
         ),

@@ -431,3 +431,43 @@ fn leader_index(etcd: &Etcd) -> usize {
         .position(|e| e == endpoint)
         .unwrap_or_else(|| panic!("leader {endpoint} is not a member"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_swap_returns_the_current_value() {
+    use manul_datastore::etcd::Swap;
+    require!(Need::Bin("etcd"));
+    let etcd = Etcd::start().unwrap();
+    let ds = connect(&etcd).await;
+    let key = "/calico/ipam/v2/handle/k8s-pod-network.swap";
+    let Swap::Written(r1) = ds.create_or_current(key, "one").await.unwrap() else {
+        panic!("first create lost")
+    };
+    let Swap::Lost(Some(kv)) = ds.create_or_current(key, "two").await.unwrap() else {
+        panic!("second create did not return the current value")
+    };
+    assert_eq!((kv.value.as_slice(), kv.mod_revision), (&b"one"[..], r1));
+    let Swap::Written(r2) = ds.update_or_current(key, "three", r1).await.unwrap() else {
+        panic!("update at the current revision lost")
+    };
+    // A stale revision: the current value comes back, nothing is written.
+    match ds.update_or_current(key, "four", r1).await.unwrap() {
+        Swap::Lost(Some(kv)) => {
+            assert_eq!((kv.value.as_slice(), kv.mod_revision), (&b"three"[..], r2))
+        }
+        other => panic!("stale update: {other:?}"),
+    }
+    assert!(matches!(
+        ds.delete_or_current(key, r1).await.unwrap(),
+        Swap::Lost(Some(_))
+    ));
+    assert!(matches!(
+        ds.delete_or_current(key, r2).await.unwrap(),
+        Swap::Written(_)
+    ));
+    assert_eq!(
+        ds.update_or_current(key, "five", r2).await.unwrap(),
+        Swap::Lost(None),
+        "gone: nothing to return"
+    );
+    assert_eq!(etcd.get(key).unwrap(), None);
+}

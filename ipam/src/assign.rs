@@ -2,23 +2,34 @@
 //!
 //! Order (Calico's `autoAssign`), per family:
 //! 1. the host's confirmed affine blocks in the usable pools (cached, see
-//!    [`crate::ipam`]);
+//!    [`crate::ipam`]); config, pools and Node labels may come from the
+//!    cache here ([`crate::cache`]), and are read again before step 2 (and
+//!    when cached ones select no pool);
 //! 2. if automatic block allocation is on: list the host's affinities again
 //!    (another process on the host may have claimed one), then claim a new
 //!    block, unless the host already holds the per-host limit of blocks
 //!    ([`crate::config::effective_max_blocks`]) — then it is
-//!    [`IpamError::BlockLimit`], without borrowing, as in Calico;
+//!    [`IpamError::BlockLimit`], without borrowing, as in Calico; when
+//!    every block of the pools exists, reclaim another host's block that
+//!    has stayed empty long enough ([`crate::reclaim`]);
 //! 3. unless strict affinity is on: borrow free addresses from other
 //!    blocks of the usable pools (other hosts' blocks, or blocks with no
 //!    affinity);
 //! 4. else [`IpamError::PoolExhausted`] naming the pools.
 //!
-//! Writes per block: the handle first (count incremented), then the block
-//! (compare-and-swap, sequence number bumped). A lost compare-and-swap
-//! re-reads the block and tries again, keeping the handle increment; if
+//! Writes per block: the handle first (count incremented; created without
+//! reading it first), then the block (compare-and-swap on the cached
+//! revision, sequence number bumped). So a warm assignment in a block with
+//! room is two writes and no read. A lost compare-and-swap returns the
+//! block as it is now and is tried again from it, keeping the handle
+//! increment; if
 //! the block write finally fails the increment is undone. A call that
 //! fails part way releases what it had assigned, so a failure leaves no
 //! addresses behind (a crash may: the leak check finds them).
+//!
+//! Pools: only those whose `allowedUses` contain the intended use
+//! ([`AutoAssignArgs::intended_use`], `Workload` by default), see
+//! [`crate::pools`].
 //!
 //! Attributes: when the caller gives no `node` attribute, the host is
 //! recorded as `node` (Calico's CNI plugin always sets it), so borrowed
@@ -28,14 +39,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use manul_datastore::ipam::{AllocationBlock, IpamConfig, attr};
+use manul_datastore::etcd::Versioned;
+use manul_datastore::ipam::{AllocationBlock, IpamHandle, attr};
+use manul_datastore::resources::AllowedUse;
 
 use crate::block;
 use crate::config::effective_max_blocks;
 use crate::error::{IpamError, Result};
-use crate::ipam::{Ipam, check_name};
+use crate::ipam::{Ipam, Settings, check_name};
 use crate::pools::{self, Pool, host_seed};
-use crate::store::MAX_RETRIES;
+use crate::store::{BlockSwap, MAX_RETRIES};
 
 /// What [`Ipam::auto_assign`] is asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,10 +67,35 @@ pub struct AutoAssignArgs {
     /// Only these pools (by CIDR, either family); empty: every pool that
     /// selects the host.
     pub pools: Vec<IpNet>,
+    /// What the addresses are for; only pools whose `allowedUses` contain
+    /// it are used. `None`: `Workload` (a pod). A node's tunnel address
+    /// (handle `ipip-tunnel-addr-<node>` or `vxlan-tunnel-addr-<node>`) is
+    /// `Tunnel`; a service's address `LoadBalancer`.
+    pub intended_use: Option<AllowedUse>,
+}
+
+/// What one family's assignment is for.
+struct Job<'a> {
+    args: &'a AutoAssignArgs,
+    attrs: &'a BTreeMap<String, String>,
+    requested: &'a [IpNet],
+    v6: bool,
 }
 
 fn is_v6(net: &IpNet) -> bool {
     matches!(net, IpNet::V6(_))
+}
+
+/// The handle as this call last wrote it (see [`crate::store::Store::increment_handle`]).
+type KnownHandle = Option<Versioned<IpamHandle>>;
+
+/// One attempt at a block in [`Ipam::take_from`].
+enum Step {
+    /// Finished: the addresses taken, or `None` when the block is gone or
+    /// not the owner's.
+    Done(Option<Vec<IpAddr>>),
+    /// Try again, from this current value (`None`: read it).
+    Again(Option<Box<Versioned<AllocationBlock>>>),
 }
 
 impl Ipam {
@@ -74,29 +112,20 @@ impl Ipam {
         let need_labels = [false, true]
             .into_iter()
             .any(|v6| wanted(v6) && !args.pools.iter().any(|p| is_v6(p) == v6));
-        // Independent reads, made at once: one round trip instead of three.
-        let (cfg, all_pools, labels) = tokio::try_join!(
-            self.config(),
-            async {
-                if wanted(false) || wanted(true) {
-                    pools::list(&self.store).await
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-            async {
-                if need_labels {
-                    pools::node_labels(&self.store, &args.host).await
-                } else {
-                    Ok(BTreeMap::new())
-                }
-            },
-        )?;
+        let mut settings = self
+            .settings(
+                &args.host,
+                wanted(false) || wanted(true),
+                need_labels,
+                false,
+            )
+            .await?;
         let mut attrs = args.attrs.clone();
         attrs
             .entry(attr::NODE.to_string())
             .or_insert_with(|| args.host.clone());
         let mut out = Vec::new();
+        let mut known: KnownHandle = None;
         for (v6, n) in [(false, args.num_v4), (true, args.num_v6)] {
             if n == 0 {
                 continue;
@@ -107,15 +136,16 @@ impl Ipam {
                 .filter(|p| is_v6(p) == v6)
                 .copied()
                 .collect();
-            let assigned =
-                match pools::usable_for_workload(&all_pools, &labels, &args.host, &requested, v6) {
-                    Ok(usable) => {
-                        self.assign_family(&cfg, args, &attrs, &usable, v6, n, &mut out)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-            if let Err(e) = assigned {
+            let job = Job {
+                args,
+                attrs: &attrs,
+                requested: &requested,
+                v6,
+            };
+            if let Err(e) = self
+                .assign_family(&mut settings, &job, n, &mut known, &mut out)
+                .await
+            {
                 self.undo(&out).await;
                 return Err(e);
             }
@@ -134,38 +164,72 @@ impl Ipam {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Read config, pools and labels again (they came from the cache).
+    async fn refresh_settings(&self, s: &mut Settings, job: &Job<'_>) -> Result<()> {
+        *s = self
+            .settings(&job.args.host, true, job.requested.is_empty(), true)
+            .await?;
+        Ok(())
+    }
+
+    /// The pools usable for this family; with cached settings that yield
+    /// none, read again first.
+    async fn usable_pools(&self, s: &mut Settings, job: &Job<'_>) -> Result<Vec<Pool>> {
+        let use_ = job
+            .args
+            .intended_use
+            .clone()
+            .unwrap_or(AllowedUse::Workload);
+        let usable = |s: &Settings| {
+            pools::usable_for(
+                &s.pools,
+                &s.labels,
+                &job.args.host,
+                job.requested,
+                job.v6,
+                &use_,
+            )
+        };
+        match usable(s) {
+            Err(_) if s.cached => {
+                self.refresh_settings(s, job).await?;
+                usable(s)
+            }
+            r => r,
+        }
+    }
+
     async fn assign_family(
         &self,
-        cfg: &IpamConfig,
-        args: &AutoAssignArgs,
-        attrs: &BTreeMap<String, String>,
-        pools: &[Pool],
-        v6: bool,
+        s: &mut Settings,
+        job: &Job<'_>,
         n: usize,
+        known: &mut KnownHandle,
         out: &mut Vec<IpAddr>,
     ) -> Result<()> {
-        let host = args.host.as_str();
-        let handle = args.handle_id.as_str();
-        let in_pools = |c: &IpNet| pools.iter().any(|p| p.cidr.contains(c));
+        let host = job.args.host.as_str();
+        let v6 = job.v6;
         let fam = |c: &IpNet| matches!(c, IpNet::V6(_)) == v6;
         let mut want = n;
         let mut tried: HashSet<IpNet> = HashSet::new();
+        let mut pools = self.usable_pools(s, job).await?;
 
-        // 1. Affine blocks.
-        for cidr in self.affine_blocks(host).await? {
-            if want == 0 {
-                return Ok(());
-            }
-            if !fam(&cidr) || !in_pools(&cidr) || !tried.insert(cidr) {
-                continue;
-            }
+        // 1. Affine blocks (settings maybe from the cache).
+        want -= self
+            .take_affine(job, &pools, want, &mut tried, known, out)
+            .await?;
+        if want > 0 && s.cached {
+            // Everything past this point reads config and pools fresh.
+            self.refresh_settings(s, job).await?;
+            pools = self.usable_pools(s, job).await?;
             want -= self
-                .take_from(cidr, want, handle, attrs, Some(host), out)
+                .take_affine(job, &pools, want, &mut tried, known, out)
                 .await?;
         }
+        let in_pools = |c: &IpNet| pools.iter().any(|p| p.cidr.contains(c));
 
         // 2. Claim new blocks.
+        let cfg = &s.config;
         let limit = effective_max_blocks(cfg);
         let mut rounds = 0;
         while want > 0 && cfg.auto_allocate_blocks() {
@@ -192,7 +256,7 @@ impl Ipam {
                     tried.insert(cidr);
                     if want > 0 {
                         want -= self
-                            .take_from(cidr, want, handle, attrs, Some(host), out)
+                            .take_from(cidr, want, job, Some(host), known, out)
                             .await?;
                     }
                 }
@@ -204,11 +268,16 @@ impl Ipam {
                     limit,
                 });
             }
-            match self.claim_new_block(host, pools, v6).await? {
+            let claimed = match self.claim_new_block(host, &pools, v6).await? {
+                Some(cidr) => Some(cidr),
+                // Every block exists: one another host left empty long enough.
+                None => self.reclaim_empty_block(host, &pools, v6).await?,
+            };
+            match claimed {
                 Some(cidr) => {
                     tried.insert(cidr);
                     want -= self
-                        .take_from(cidr, want, handle, attrs, Some(host), out)
+                        .take_from(cidr, want, job, Some(host), known, out)
                         .await?;
                 }
                 None => break,
@@ -217,9 +286,7 @@ impl Ipam {
 
         // 3. Borrow.
         if want > 0 && !cfg.strict_affinity() {
-            want -= self
-                .borrow(host, handle, attrs, pools, &tried, v6, want, out)
-                .await?;
+            want -= self.borrow(job, &pools, &tried, want, known, out).await?;
         }
         if want > 0 {
             return Err(IpamError::PoolExhausted {
@@ -229,22 +296,52 @@ impl Ipam {
         Ok(())
     }
 
-    /// Free addresses from blocks not affine to `host`.
-    #[allow(clippy::too_many_arguments)]
-    async fn borrow(
+    /// Step 1: up to `want` addresses from the host's affine blocks in
+    /// `pools` not yet `tried`; how many.
+    async fn take_affine(
         &self,
-        host: &str,
-        handle: &str,
-        attrs: &BTreeMap<String, String>,
+        job: &Job<'_>,
         pools: &[Pool],
-        tried: &HashSet<IpNet>,
-        v6: bool,
         mut want: usize,
+        tried: &mut HashSet<IpNet>,
+        known: &mut KnownHandle,
         out: &mut Vec<IpAddr>,
     ) -> Result<usize> {
+        let host = job.args.host.as_str();
+        let mut got = 0;
+        for cidr in self.affine_blocks(host).await? {
+            if want == 0 {
+                break;
+            }
+            if is_v6(&cidr) != job.v6
+                || !pools.iter().any(|p| p.cidr.contains(&cidr))
+                || !tried.insert(cidr)
+            {
+                continue;
+            }
+            let k = self
+                .take_from(cidr, want, job, Some(host), known, out)
+                .await?;
+            want -= k;
+            got += k;
+        }
+        Ok(got)
+    }
+
+    /// Free addresses from blocks not affine to the host.
+    async fn borrow(
+        &self,
+        job: &Job<'_>,
+        pools: &[Pool],
+        tried: &HashSet<IpNet>,
+        mut want: usize,
+        known: &mut KnownHandle,
+        out: &mut Vec<IpAddr>,
+    ) -> Result<usize> {
+        let host = job.args.host.as_str();
         let (kvs, _) = self
             .store
-            .list(&manul_datastore::keys::prefix::blocks(v6), None)
+            .list(&manul_datastore::keys::prefix::blocks(job.v6), None)
             .await?;
         let mut candidates: Vec<IpNet> = kvs
             .iter()
@@ -267,7 +364,7 @@ impl Ipam {
             if want == 0 {
                 break;
             }
-            let k = self.take_from(cidr, want, handle, attrs, None, out).await?;
+            let k = self.take_from(cidr, want, job, None, known, out).await?;
             want -= k;
             got += k;
         }
@@ -276,69 +373,101 @@ impl Ipam {
 
     /// Assign up to `want` addresses from one block; how many were. With
     /// `owner`, the block must (still) be affine to it, else it is dropped
-    /// from the cache and nothing is assigned.
+    /// from the cache and nothing is assigned. Starts from the cached value
+    /// of the block (see [`crate::cache`] for why that is safe): a warm
+    /// assignment writes the handle and the block and reads nothing.
     async fn take_from(
         &self,
         cidr: IpNet,
         want: usize,
-        handle: &str,
-        attrs: &BTreeMap<String, String>,
+        job: &Job<'_>,
         owner: Option<&str>,
+        known: &mut KnownHandle,
         out: &mut Vec<IpAddr>,
     ) -> Result<usize> {
         let st = &self.store;
+        let handle = job.args.handle_id.as_str();
         let mut reserved = 0u64;
+        let mut cur = self.cached_block(&cidr).map(|b| (b, true));
         for _ in 0..MAX_RETRIES {
-            let got: Result<Option<Vec<IpAddr>>> = async {
-                let Some(mut b) = st.get_block(&cidr).await? else {
-                    return Ok(None);
+            let step: Result<Step> = async {
+                let (mut b, cached) = match cur.take() {
+                    Some(x) => x,
+                    None => match self.read_block(&cidr).await? {
+                        Some(b) => (b, false),
+                        None => return Ok(Step::Done(None)),
+                    },
                 };
-                if let Some(h) = owner {
-                    if b.value.host() != Some(h) {
-                        return Ok(None);
-                    }
+                // What would write nothing is decided on a fresh value only.
+                if owner.is_some_and(|h| b.value.host() != Some(h)) {
+                    return Ok(if cached {
+                        Step::Again(None)
+                    } else {
+                        Step::Done(None)
+                    });
                 }
                 let problems = block::check(&b.value);
                 if !problems.is_empty() {
+                    if cached {
+                        return Ok(Step::Again(None));
+                    }
                     tracing::warn!(block = %cidr, ?problems, "not assigning from an inconsistent block");
-                    return Ok(Some(Vec::new()));
+                    return Ok(Step::Done(Some(Vec::new())));
                 }
-                let ips = block::assign(&mut b.value, want, handle, attrs);
+                let ips = block::assign(&mut b.value, want, handle, job.attrs);
                 if ips.is_empty() {
-                    return Ok(Some(ips));
+                    return Ok(if cached {
+                        Step::Again(None)
+                    } else {
+                        Step::Done(Some(ips))
+                    });
                 }
                 let k = ips.len() as u64;
                 if reserved < k {
-                    st.increment_handle(handle, &cidr, k - reserved).await?;
+                    st.increment_handle(handle, &cidr, k - reserved, known)
+                        .await?;
                     reserved = k;
                 }
-                st.update_block(&mut b).await?;
-                Ok(Some(ips))
+                match st.swap_block(&mut b).await? {
+                    BlockSwap::Written => {
+                        self.cache.put_block(&b);
+                        Ok(Step::Done(Some(ips)))
+                    }
+                    BlockSwap::Lost(Some(now)) => {
+                        self.cache.put_block(&now);
+                        Ok(Step::Again(Some(now)))
+                    }
+                    BlockSwap::Lost(None) => {
+                        self.cache.forget_block(&cidr);
+                        Ok(Step::Done(None))
+                    }
+                }
             }
             .await;
-            match got {
-                Err(e) if e.is_conflict() => continue,
+            match step {
+                Ok(Step::Again(next)) => cur = next.map(|b| (*b, false)),
+                Err(e) if e.is_conflict() => {}
                 Err(e) => {
-                    self.unreserve(handle, &cidr, reserved).await;
+                    self.unreserve(handle, &cidr, reserved, known).await;
                     return Err(e);
                 }
-                Ok(None) => {
+                Ok(Step::Done(None)) => {
                     if let Some(h) = owner {
                         self.cache_forget(h, &cidr);
                     }
-                    self.unreserve(handle, &cidr, reserved).await;
+                    self.unreserve(handle, &cidr, reserved, known).await;
                     return Ok(0);
                 }
-                Ok(Some(ips)) => {
+                Ok(Step::Done(Some(ips))) => {
                     let k = ips.len() as u64;
-                    self.unreserve(handle, &cidr, reserved.saturating_sub(k))
+                    self.unreserve(handle, &cidr, reserved.saturating_sub(k), known)
                         .await;
                     out.extend(ips);
                     return Ok(k as usize);
                 }
             }
         }
-        self.unreserve(handle, &cidr, reserved).await;
+        self.unreserve(handle, &cidr, reserved, known).await;
         Err(IpamError::TooManyRetries {
             what: format!("block {cidr}"),
             attempts: MAX_RETRIES,
@@ -346,12 +475,13 @@ impl Ipam {
     }
 
     /// Undo a handle increment whose block write did not happen.
-    async fn unreserve(&self, handle: &str, cidr: &IpNet, n: u64) {
+    async fn unreserve(&self, handle: &str, cidr: &IpNet, n: u64, known: &mut KnownHandle) {
         if n == 0 {
             return;
         }
-        if let Err(e) = self.store.decrement_handle(handle, cidr, n).await {
+        if let Err(e) = self.store.decrement_handle(handle, cidr, n, known).await {
             tracing::warn!(handle, block = %cidr, error = %e, "could not undo a handle increment; the leak check will report the handle");
+            *known = None;
         }
     }
 
@@ -379,9 +509,10 @@ impl Ipam {
             .or_insert_with(|| host.to_string());
         let st = &self.store;
         let mut reserved = false;
+        let mut known: KnownHandle = None;
         for _ in 0..MAX_RETRIES {
             let r: Result<bool> = async {
-                let Some(mut b) = st.get_block(&cidr).await? else {
+                let Some(mut b) = self.read_block(&cidr).await? else {
                     self.claim_block(host, cidr).await?;
                     return Ok(false);
                 };
@@ -400,10 +531,11 @@ impl Ipam {
                     other => IpamError::Block(other),
                 })?;
                 if !reserved {
-                    st.increment_handle(handle, &cidr, 1).await?;
+                    st.increment_handle(handle, &cidr, 1, &mut known).await?;
                     reserved = true;
                 }
                 st.update_block(&mut b).await?;
+                self.cache.put_block(&b);
                 Ok(true)
             }
             .await;
@@ -412,12 +544,14 @@ impl Ipam {
                 Ok(false) => continue,
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => {
-                    self.unreserve(handle, &cidr, u64::from(reserved)).await;
+                    self.unreserve(handle, &cidr, u64::from(reserved), &mut known)
+                        .await;
                     return Err(e);
                 }
             }
         }
-        self.unreserve(handle, &cidr, u64::from(reserved)).await;
+        self.unreserve(handle, &cidr, u64::from(reserved), &mut known)
+            .await;
         Err(IpamError::TooManyRetries {
             what: format!("assigning {ip}"),
             attempts: MAX_RETRIES,

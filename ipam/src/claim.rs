@@ -118,7 +118,7 @@ impl Ipam {
             // 2. The block.
             let fresh = block::new_block(cidr, Some(host))?;
             match st.create_block(&fresh).await {
-                Ok(_) => {}
+                Ok(b) => self.cache.put_block(&b),
                 Err(e) if e.is_conflict() => match st.get_block(&cidr).await? {
                     Some(b) if b.value.host() == Some(host) => {}
                     Some(_) => {

@@ -1,32 +1,47 @@
-//! [`Ipam`]: the allocator handle, and its per-host cache of affine blocks.
+//! [`Ipam`]: the allocator handle, and what it remembers between calls
+//! (see [`crate::cache`]).
 //!
-//! The cache maps a host to the blocks it holds a confirmed affinity for,
-//! filled from one list of `/calico/ipam/v2/host/<host>/` (never of every
-//! block). It may go stale (another process claims or releases a block);
-//! that costs at most a wasted read, because every use re-reads the block
-//! and checks its `affinity`, and every write is compare-and-swap. A block
-//! found gone or affine elsewhere is dropped from the cache; before
-//! claiming a new block the host's affinities are listed again.
+//! The host's affine blocks are filled from one list of
+//! `/calico/ipam/v2/host/<host>/` (never of every block). They may go stale
+//! (another process claims or releases a block); that costs at most a lost
+//! compare-and-swap, because every use checks the block's `affinity` and
+//! every write is compare-and-swap. A block found gone or affine elsewhere
+//! is dropped; before claiming a new block the host's affinities are listed
+//! again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use manul_datastore::Key;
-use manul_datastore::etcd::Datastore;
-use manul_datastore::ipam::{AffinityState, BlockAffinity, IpamConfig};
+use manul_datastore::etcd::{Datastore, Versioned};
+use manul_datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity, IpamConfig};
 use manul_datastore::keys::prefix;
 
+use crate::cache::Cache;
 use crate::error::{IpamError, Result};
 use crate::store::{Stats, Store};
 use crate::{config, pools};
+
+/// Config, pools and the host's labels, as one assignment uses them.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) config: IpamConfig,
+    pub(crate) pools: Vec<pools::Pool>,
+    pub(crate) labels: BTreeMap<String, String>,
+    /// Some of it came from the cache.
+    pub(crate) cached: bool,
+}
 
 /// The allocator. Cloning is cheap; clones share the connection, the
 /// cache and the counters.
 #[derive(Debug, Clone)]
 pub struct Ipam {
     pub(crate) store: Store,
-    affine: Arc<Mutex<HashMap<String, Vec<IpNet>>>>,
+    pub(crate) cache: Arc<Cache>,
+    /// See [`crate::reclaim`].
+    pub(crate) reclaim_after: Duration,
 }
 
 impl Ipam {
@@ -34,8 +49,17 @@ impl Ipam {
     pub fn new(ds: Datastore) -> Self {
         Ipam {
             store: Store::new(ds),
-            affine: Arc::default(),
+            cache: Arc::default(),
+            reclaim_after: crate::reclaim::DEFAULT_RECLAIM_AFTER,
         }
+    }
+
+    /// The same allocator with a new cache keeping config, pools and Node
+    /// labels for `ttl` ([`crate::cache::DEFAULT_TTL`] by default;
+    /// `Duration::ZERO` reads them on every call).
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache = Arc::new(Cache::new(ttl));
+        self
     }
 
     /// The datastore client.
@@ -48,33 +72,118 @@ impl Ipam {
         self.store.stats()
     }
 
-    /// The IPAM config in force (Calico's default when none is stored).
+    /// The IPAM config in force (Calico's default when none is stored),
+    /// read now.
     pub async fn config(&self) -> Result<IpamConfig> {
-        config::get(&self.store).await
+        let c = config::get(&self.store).await?;
+        self.cache.put_config(c.clone());
+        Ok(c)
     }
 
     /// Validate (see [`crate::config::validate`]) and store the config.
     pub async fn set_config(&self, cfg: &IpamConfig) -> Result<()> {
-        config::set(&self.store, cfg).await
+        let r = config::set(&self.store, cfg).await;
+        self.cache.expire_settings();
+        r
     }
 
     /// Every IP pool that decodes, enabled or not.
     pub async fn pools(&self) -> Result<Vec<pools::Pool>> {
-        pools::list(&self.store).await
+        let p = pools::list(&self.store).await?;
+        self.cache.put_pools(p.clone());
+        Ok(p)
     }
 
-    // --- the affine-block cache ----------------------------------------
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<IpNet>>> {
-        self.affine.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The pools, from the cache when it has them (`true`) or read.
+    pub(crate) async fn cached_pools(&self) -> Result<(Vec<pools::Pool>, bool)> {
+        match self.cache.pools() {
+            Some(p) => Ok((p, true)),
+            None => Ok((self.pools().await?, false)),
+        }
     }
+
+    /// Config, pools (unless `pools` is false) and the host's Node labels
+    /// (if `labels`): from the cache unless `fresh`; what is missing is read
+    /// at once (one round trip instead of three).
+    pub(crate) async fn settings(
+        &self,
+        host: &str,
+        pools: bool,
+        labels: bool,
+        fresh: bool,
+    ) -> Result<Settings> {
+        let c = &self.cache;
+        let (cfg0, pools0, labels0) = if fresh {
+            (None, None, None)
+        } else {
+            (c.config(), c.pools(), c.labels(host))
+        };
+        let cached = cfg0.is_some() || pools0.is_some() || labels0.is_some();
+        let (config, pools, labels) = tokio::try_join!(
+            async {
+                match cfg0 {
+                    Some(v) => Ok(v),
+                    None => {
+                        let v = config::get(&self.store).await?;
+                        c.put_config(v.clone());
+                        Ok(v)
+                    }
+                }
+            },
+            async {
+                match pools0 {
+                    Some(v) => Ok(v),
+                    None if pools => self.pools().await,
+                    None => Ok(Vec::new()),
+                }
+            },
+            async {
+                match labels0 {
+                    Some(v) => Ok(v),
+                    None if labels => {
+                        let v = pools::node_labels(&self.store, host).await?;
+                        c.put_labels(host, v.clone());
+                        Ok(v)
+                    }
+                    None => Ok(BTreeMap::new()),
+                }
+            },
+        )?;
+        Ok(Settings {
+            config,
+            pools,
+            labels,
+            cached,
+        })
+    }
+
+    // --- affine blocks and block values ----------------------------------
 
     /// The host's confirmed affine blocks, from the cache or one list.
     pub(crate) async fn affine_blocks(&self, host: &str) -> Result<Vec<IpNet>> {
-        if let Some(v) = self.cache().get(host) {
-            return Ok(v.clone());
+        if let Some(v) = self.cache.affine(host) {
+            return Ok(v);
         }
         self.refresh_affine(host).await
+    }
+
+    /// A block's last known value: the cache's (maybe stale: only ever use
+    /// it for a compare-and-swap, see [`crate::cache`]) or `None`.
+    pub(crate) fn cached_block(&self, cidr: &IpNet) -> Option<Versioned<AllocationBlock>> {
+        self.cache.block(cidr)
+    }
+
+    /// Read a block (remembering it).
+    pub(crate) async fn read_block(
+        &self,
+        cidr: &IpNet,
+    ) -> Result<Option<Versioned<AllocationBlock>>> {
+        let b = self.store.get_block(cidr).await?;
+        match &b {
+            Some(b) => self.cache.put_block(b),
+            None => self.cache.forget_block(cidr),
+        }
+        Ok(b)
     }
 
     /// List the host's affinities again. A `pending` affinity whose block
@@ -124,26 +233,20 @@ impl Ipam {
                 _ => {}
             }
         }
-        self.cache().insert(host.to_string(), out.clone());
+        self.cache.set_affine(host, out.clone());
         Ok(out)
     }
 
     pub(crate) fn cache_add(&self, host: &str, cidr: IpNet) {
-        let mut c = self.cache();
-        let v = c.entry(host.to_string()).or_default();
-        if !v.contains(&cidr) {
-            v.push(cidr);
-        }
+        self.cache.add_affine(host, cidr);
     }
 
     pub(crate) fn cache_forget(&self, host: &str, cidr: &IpNet) {
-        if let Some(v) = self.cache().get_mut(host) {
-            v.retain(|c| c != cidr);
-        }
+        self.cache.forget_affine(host, cidr);
     }
 
     pub(crate) fn cache_forget_host(&self, host: &str) {
-        self.cache().remove(host);
+        self.cache.forget_host(host);
     }
 }
 

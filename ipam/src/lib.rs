@@ -4,11 +4,14 @@
 //!
 //! - [`block`]: the pure arithmetic of one allocation block (ordinals,
 //!   FIFO reuse, attributes, sequence numbers), no I/O.
-//! - [`Ipam`] ([`ipam`]): the allocator over a [`manul_datastore::Datastore`],
-//!   with a per-host cache of affine blocks.
+//! - [`Ipam`] ([`ipam`]): the allocator over a [`manul_datastore::Datastore`].
+//! - [`cache`]: what an `Ipam` remembers between calls (affine blocks,
+//!   block values, config, pools, Node labels) and why that is safe.
 //! - [`config`]: the IPAM config and Calico's rules for it.
 //! - [`pools`]: which pools a host may use.
-//! - `claim`: claiming a block (pending affinity, block, confirm).
+//! - `claim`: claiming a block (pending affinity, block, confirm);
+//!   [`reclaim`]: taking another host's long-empty block when no block is
+//!   left unclaimed.
 //! - [`assign`]: [`Ipam::auto_assign`] and [`Ipam::assign_ip`].
 //! - [`release`]: [`Ipam::release_ips`], [`Ipam::release_by_handle`],
 //!   [`Ipam::release_host`].
@@ -26,6 +29,7 @@
 
 pub mod assign;
 pub mod block;
+pub mod cache;
 pub mod check;
 mod claim;
 pub mod config;
@@ -33,6 +37,7 @@ pub mod error;
 pub mod ipam;
 pub mod pools;
 pub mod query;
+pub mod reclaim;
 pub mod release;
 pub mod repair;
 pub mod store;

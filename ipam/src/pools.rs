@@ -2,9 +2,12 @@
 //! block arithmetic at pool level (which block holds an address, the
 //! candidate blocks of a pool in a host-specific order).
 //!
-//! A pool is usable for a pod on a host (Calico's `determinePools` and
-//! `filterPoolsByUse`) when it is of the family asked for, not disabled, its
-//! block size is sane for it, `allowedUses` contains `Workload`, and:
+//! A pool is usable for an assignment on a host (Calico's `determinePools`
+//! and `filterPoolsByUse`) when it is of the family asked for, not
+//! disabled, its block size is sane for it, its `allowedUses` (default
+//! `Workload`, `Tunnel`) contain the assignment's intended use (`Workload`
+//! for pods, `Tunnel` for a node's IPIP/VXLAN tunnel address,
+//! `LoadBalancer` for service addresses), and:
 //! - with no pools requested: its `nodeSelector` matches the host's Node
 //!   labels and its `assignmentMode` is not `Manual`;
 //! - with pools requested: it is one of them (node selectors are ignored,
@@ -132,16 +135,17 @@ fn family(v6: bool) -> &'static str {
     if v6 { "IPv6" } else { "IPv4" }
 }
 
-/// The pools a pod on `host` may take `v6`/IPv4 addresses from, in pool
-/// name order (etcd key order), out of `all` (from [`list`]); `labels` are
-/// the host's Node labels ([`node_labels`]), used only when no pools are
-/// requested.
-pub(crate) fn usable_for_workload(
+/// The pools an assignment for `use_` on `host` may take `v6`/IPv4
+/// addresses from, in pool name order (etcd key order), out of `all` (from
+/// [`list`]); `labels` are the host's Node labels ([`node_labels`]), used
+/// only when no pools are requested.
+pub(crate) fn usable_for(
     all: &[Pool],
     labels: &BTreeMap<String, String>,
     host: &str,
     requested: &[IpNet],
     v6: bool,
+    use_: &AllowedUse,
 ) -> Result<Vec<Pool>> {
     let enabled: Vec<Pool> = all
         .iter()
@@ -181,10 +185,12 @@ pub(crate) fn usable_for_workload(
     }
     let usable: Vec<Pool> = selected
         .into_iter()
-        .filter(|p| p.resource.spec.allows(&AllowedUse::Workload))
+        .filter(|p| p.resource.spec.allows(use_))
         .collect();
     if usable.is_empty() {
-        return Err(none("no pool allows the Workload use".into()));
+        return Err(none(format!(
+            "no pool that selects it allows the {use_} use (allowedUses)"
+        )));
     }
     Ok(usable)
 }

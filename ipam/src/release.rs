@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::block::{self, Released};
 use crate::error::{IpamError, Result};
 use crate::ipam::{Ipam, check_name};
-use crate::store::{MAX_RETRIES, path};
+use crate::store::{BlockSwap, MAX_RETRIES, path};
 
 /// What [`Ipam::release_affinities`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -71,26 +71,37 @@ impl Ipam {
 
     /// Release addresses, each with the allocation sequence number it
     /// must still have (`None`: unconditionally). The outcome of each, in
-    /// the order given.
+    /// the order given. Which block holds an address comes from the pools
+    /// (cached, see [`crate::cache`]); an address found not assigned whose
+    /// block the current pools place elsewhere is looked for there too.
     pub async fn release_ips(
         &self,
         ips: &[(IpAddr, Option<u64>)],
     ) -> Result<Vec<(IpAddr, Released)>> {
-        let pools = self.pools().await?;
+        let (pools, cached) = self.cached_pools().await?;
         let mut cache = None;
-        let mut by_block: BTreeMap<IpNet, Vec<(IpAddr, Option<u64>)>> = BTreeMap::new();
-        let mut outcome: HashMap<IpAddr, Released> = HashMap::new();
-        for &(ip, seq) in ips {
-            match self.block_for(ip, &pools, &mut cache).await? {
-                Some(b) => by_block.entry(b).or_default().push((ip, seq)),
-                None => {
-                    outcome.insert(ip, Released::NotAssigned);
+        let mut placed = HashMap::new();
+        let mut outcome = self
+            .release_placed(ips, &pools, &mut cache, &mut placed)
+            .await?;
+        let missed: Vec<(IpAddr, Option<u64>)> = ips
+            .iter()
+            .filter(|(ip, _)| matches!(outcome.get(ip), Some(Released::NotAssigned) | None))
+            .copied()
+            .collect();
+        if cached && !missed.is_empty() {
+            let pools = self.pools().await?;
+            let mut moved = Vec::new();
+            for &(ip, seq) in &missed {
+                if self.block_for(ip, &pools, &mut cache).await? != placed.get(&ip).copied() {
+                    moved.push((ip, seq));
                 }
             }
-        }
-        for (cidr, list) in by_block {
-            for (ip, r) in self.release_in_block(cidr, &list).await? {
-                outcome.insert(ip, r);
+            if !moved.is_empty() {
+                let again = self
+                    .release_placed(&moved, &pools, &mut cache, &mut HashMap::new())
+                    .await?;
+                outcome.extend(again);
             }
         }
         Ok(ips
@@ -104,37 +115,67 @@ impl Ipam {
             .collect())
     }
 
+    /// Release `ips` in the blocks `pools` place them in (recorded in
+    /// `placed`).
+    async fn release_placed(
+        &self,
+        ips: &[(IpAddr, Option<u64>)],
+        pools: &[crate::pools::Pool],
+        cache: &mut Option<Vec<IpNet>>,
+        placed: &mut HashMap<IpAddr, IpNet>,
+    ) -> Result<HashMap<IpAddr, Released>> {
+        let mut by_block: BTreeMap<IpNet, Vec<(IpAddr, Option<u64>)>> = BTreeMap::new();
+        let mut outcome: HashMap<IpAddr, Released> = HashMap::new();
+        for &(ip, seq) in ips {
+            match self.block_for(ip, pools, cache).await? {
+                Some(b) => {
+                    placed.insert(ip, b);
+                    by_block.entry(b).or_default().push((ip, seq));
+                }
+                None => {
+                    outcome.insert(ip, Released::NotAssigned);
+                }
+            }
+        }
+        for (cidr, list) in by_block {
+            for (ip, r) in self.release_in_block(cidr, &list).await? {
+                outcome.insert(ip, r);
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Release addresses of one block: block first, then handles.
     pub(crate) async fn release_in_block(
         &self,
         cidr: IpNet,
         ips: &[(IpAddr, Option<u64>)],
     ) -> Result<Vec<(IpAddr, Released)>> {
-        self.release_in_block_from(cidr, ips, None).await
+        self.release_from_block(cidr, Which::Ips(ips), None).await
     }
 
-    /// [`Ipam::release_in_block`], starting from `read`, the block as the
-    /// caller just read it (saves a read; if it is stale by now its
-    /// compare-and-swap fails and the block is read again).
-    async fn release_in_block_from(
+    /// Release `which` addresses of block `cidr`: the block first
+    /// (compare-and-swap, starting from its cached value, see
+    /// [`crate::cache`]), then the handles. `known`: a handle the caller
+    /// holds as last read or written, decremented without reading it again.
+    async fn release_from_block(
         &self,
         cidr: IpNet,
-        ips: &[(IpAddr, Option<u64>)],
-        mut read: Option<Versioned<AllocationBlock>>,
+        which: Which<'_>,
+        mut known: Option<(&str, &mut Option<Versioned<IpamHandle>>)>,
     ) -> Result<Vec<(IpAddr, Released)>> {
         let st = &self.store;
+        let mut cur = self.cached_block(&cidr).map(|b| (b, true));
         for _ in 0..MAX_RETRIES {
-            let b = match read.take() {
-                Some(b) => Some(b),
-                None => st.get_block(&cidr).await?,
+            let (mut b, cached) = match cur.take() {
+                Some(x) => x,
+                None => match self.read_block(&cidr).await? {
+                    Some(b) => (b, false),
+                    None => return Ok(which.not_assigned()),
+                },
             };
-            let Some(mut b) = b else {
-                return Ok(ips
-                    .iter()
-                    .map(|(ip, _)| (*ip, Released::NotAssigned))
-                    .collect());
-            };
-            let results = block::release(&mut b.value, ips);
+            let ips = which.of(&b.value);
+            let results = block::release(&mut b.value, &ips);
             let mut freed: BTreeMap<String, u64> = BTreeMap::new();
             let mut any = false;
             for (_, r) in &results {
@@ -146,21 +187,42 @@ impl Ipam {
                 }
             }
             if !any {
+                // Nothing to write: decide on a fresh value only.
+                if cached {
+                    continue;
+                }
                 return Ok(results);
             }
-            let r = if block::is_empty(&b.value) && b.value.host().is_none() {
-                st.delete_block(&b).await
+            let delete = block::is_empty(&b.value) && b.value.host().is_none();
+            let r = if delete {
+                st.swap_delete_block(&b).await?
             } else {
-                st.update_block(&mut b).await
+                st.swap_block(&mut b).await?
             };
             match r {
-                Err(e) if e.is_conflict() || e.is_not_found() => continue,
-                Err(e) => return Err(e),
-                Ok(()) => {}
+                BlockSwap::Written if delete => self.cache.forget_block(&cidr),
+                BlockSwap::Written => self.cache.put_block(&b),
+                BlockSwap::Lost(now) => {
+                    match &now {
+                        Some(now) => self.cache.put_block(now),
+                        None => self.cache.forget_block(&cidr),
+                    }
+                    cur = now.map(|b| (*b, false));
+                    if cur.is_none() {
+                        return Ok(which.not_assigned());
+                    }
+                    continue;
+                }
             }
             for (h, n) in freed {
-                if let Err(e) = st.decrement_handle(&h, &cidr, n).await {
+                let mut none = None;
+                let k = match known.as_mut() {
+                    Some((id, k)) if *id == h => &mut **k,
+                    _ => &mut none,
+                };
+                if let Err(e) = st.decrement_handle(&h, &cidr, n, k).await {
                     tracing::warn!(handle = %h, block = %cidr, error = %e, "address released but its handle was not decremented; the leak check will report the handle");
+                    *k = None;
                 }
             }
             return Ok(results);
@@ -181,29 +243,26 @@ impl Ipam {
         let Some(h) = st.get_handle(handle).await? else {
             return Ok(Vec::new());
         };
+        let mut known = Some(h.clone());
         let mut released = Vec::new();
         for cidr_s in h.value.block.keys() {
             let cidr: IpNet = cidr_s.parse().map_err(|_| IpamError::Malformed {
                 key: h.key.clone(),
                 reason: format!("block {cidr_s:?} is not a CIDR"),
             })?;
-            let Some(b) = st.get_block(&cidr).await? else {
-                continue;
-            };
-            let ips: Vec<(IpAddr, Option<u64>)> = block::ips_of_handle(&b.value, handle)
-                .into_iter()
-                .map(|ip| (ip, seq_of(&b.value, ip)))
-                .collect();
-            if ips.is_empty() {
-                continue;
-            }
-            for (ip, r) in self.release_in_block_from(cidr, &ips, Some(b)).await? {
+            let results = self
+                .release_from_block(cidr, Which::Handle(handle), Some((handle, &mut known)))
+                .await?;
+            for (ip, r) in results {
                 if matches!(r, Released::Freed { .. }) {
                     released.push(ip);
                 }
             }
         }
-        self.drop_empty_handle_counts(handle).await?;
+        // Gone (its last count released): nothing left to tidy.
+        if known.is_some() {
+            self.drop_empty_handle_counts(handle).await?;
+        }
         Ok(released)
     }
 
@@ -362,6 +421,38 @@ impl Ipam {
             what: format!("releasing the affinity of {host} to {cidr}"),
             attempts: MAX_RETRIES,
         })
+    }
+}
+
+/// Which addresses of a block [`Ipam::release_from_block`] releases.
+#[derive(Clone, Copy)]
+enum Which<'a> {
+    /// These, with the sequence numbers they must have.
+    Ips(&'a [(IpAddr, Option<u64>)]),
+    /// Every one this handle holds (with their current sequence numbers).
+    Handle(&'a str),
+}
+
+impl Which<'_> {
+    fn of(self, b: &AllocationBlock) -> Vec<(IpAddr, Option<u64>)> {
+        match self {
+            Which::Ips(ips) => ips.to_vec(),
+            Which::Handle(h) => block::ips_of_handle(b, h)
+                .into_iter()
+                .map(|ip| (ip, seq_of(b, ip)))
+                .collect(),
+        }
+    }
+
+    /// The outcome when the block does not exist.
+    fn not_assigned(self) -> Vec<(IpAddr, Released)> {
+        match self {
+            Which::Ips(ips) => ips
+                .iter()
+                .map(|(ip, _)| (*ip, Released::NotAssigned))
+                .collect(),
+            Which::Handle(_) => Vec::new(),
+        }
     }
 }
 

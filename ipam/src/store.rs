@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::IpNet;
-use manul_datastore::etcd::{Datastore, KeyValue, Versioned};
+use manul_datastore::etcd::{Datastore, KeyValue, Swap, Versioned};
 use manul_datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity, IpamHandle};
 use manul_datastore::{Key, KeyError};
 use serde::Serialize;
@@ -134,6 +134,15 @@ impl Store {
         Ok(r?)
     }
 
+    /// Count a write that reports its loss (see [`Swap`]).
+    fn count_swap(&self, r: manul_datastore::etcd::Result<Swap>) -> Result<Swap> {
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        if matches!(r, Ok(Swap::Lost(_))) {
+            self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(r?)
+    }
+
     // --- blocks -------------------------------------------------------
 
     /// The block of `cidr`, checked to be that block.
@@ -182,6 +191,47 @@ impl Store {
 
     pub(crate) async fn delete_block(&self, b: &Versioned<AllocationBlock>) -> Result<()> {
         self.delete(&b.key, b.mod_revision).await.map(drop)
+    }
+
+    /// [`Store::update_block`] that, when it loses, returns the block as it
+    /// is now (checked; `None`: gone) instead of failing: a caller holding a
+    /// stale block retries without reading it again.
+    pub(crate) async fn swap_block(&self, b: &mut Versioned<AllocationBlock>) -> Result<BlockSwap> {
+        b.value.sequence_number = b.value.sequence_number.wrapping_add(1);
+        let r = match serde_json::to_vec(&b.value) {
+            Ok(json) => {
+                self.ds
+                    .update_or_current(&b.key, json, b.mod_revision)
+                    .await
+            }
+            Err(e) => Err(manul_datastore::etcd::Error::Malformed {
+                key: b.key.clone(),
+                error: e.to_string(),
+            }),
+        };
+        match self.count_swap(r) {
+            Ok(Swap::Written(rev)) => {
+                b.mod_revision = rev;
+                Ok(BlockSwap::Written)
+            }
+            other => {
+                b.value.sequence_number = b.value.sequence_number.wrapping_sub(1);
+                lost_block(other?)
+            }
+        }
+    }
+
+    /// Delete `b` if unchanged; else, like [`Store::swap_block`], the block
+    /// as it is now.
+    pub(crate) async fn swap_delete_block(
+        &self,
+        b: &Versioned<AllocationBlock>,
+    ) -> Result<BlockSwap> {
+        let r = self.ds.delete_or_current(&b.key, b.mod_revision).await;
+        match self.count_swap(r)? {
+            Swap::Written(_) => Ok(BlockSwap::Written),
+            lost => lost_block(lost),
+        }
     }
 
     // --- affinities ---------------------------------------------------
@@ -243,28 +293,48 @@ impl Store {
         self.get_json(&key).await
     }
 
-    /// Add `n` addresses in `block` to handle `id` (creating it).
-    pub(crate) async fn increment_handle(&self, id: &str, block: &IpNet, n: u64) -> Result<()> {
+    /// Add `n` addresses in `block` to handle `id`. `known` is the handle
+    /// as the caller last read or wrote it; `None` assumes it is absent and
+    /// creates it without reading (a lost create returns the current one,
+    /// which is then updated). On success `known` is the handle as written.
+    pub(crate) async fn increment_handle(
+        &self,
+        id: &str,
+        block: &IpNet,
+        n: u64,
+        known: &mut Option<Versioned<IpamHandle>>,
+    ) -> Result<()> {
         let key = path(&Key::Handle { id: id.to_string() })?;
         let cidr = block.to_string();
         for _ in 0..MAX_RETRIES {
-            let r = match self.get_json::<IpamHandle>(&key).await? {
-                None => {
-                    let mut h = IpamHandle::default();
-                    h.block.insert(cidr.clone(), n);
-                    self.create_json(&key, &h).await.map(drop)
-                }
-                Some(mut h) => {
-                    let c = h.value.block.entry(cidr.clone()).or_insert(0);
-                    *c = c.saturating_add(n);
-                    self.update_json(&key, &h.value, h.mod_revision)
-                        .await
-                        .map(drop)
-                }
+            let mut h = match known.take() {
+                Some(h) => h,
+                None => Versioned {
+                    key: key.clone(),
+                    value: IpamHandle::default(),
+                    mod_revision: 0,
+                    create_revision: 0,
+                },
             };
-            match r {
-                Err(e) if e.is_conflict() || e.is_not_found() => continue,
-                other => return other,
+            let c = h.value.block.entry(cidr.clone()).or_insert(0);
+            *c = c.saturating_add(n);
+            let r = if h.mod_revision == 0 {
+                self.ds.create_json_or_current(&key, &h.value).await
+            } else {
+                self.ds
+                    .update_json_or_current(&key, &h.value, h.mod_revision)
+                    .await
+            };
+            match self.count_swap(r)? {
+                Swap::Written(rev) => {
+                    if h.mod_revision == 0 {
+                        h.create_revision = rev;
+                    }
+                    h.mod_revision = rev;
+                    *known = Some(h);
+                    return Ok(());
+                }
+                Swap::Lost(current) => *known = current.map(|kv| kv.decode()).transpose()?,
             }
         }
         Err(IpamError::TooManyRetries {
@@ -274,39 +344,81 @@ impl Store {
     }
 
     /// Take `n` addresses in `block` off handle `id`, deleting the handle
-    /// when it holds nothing more. A missing handle, or one holding fewer,
-    /// is not an error (the leak check reports such handles).
-    pub(crate) async fn decrement_handle(&self, id: &str, block: &IpNet, n: u64) -> Result<()> {
+    /// when it holds nothing more. `known`: as for
+    /// [`Store::increment_handle`], except that `None` means "read it";
+    /// afterwards it is the handle as written, or `None` when it is gone. A
+    /// missing handle, or one holding fewer, is not an error (the leak check
+    /// reports such handles).
+    pub(crate) async fn decrement_handle(
+        &self,
+        id: &str,
+        block: &IpNet,
+        n: u64,
+        known: &mut Option<Versioned<IpamHandle>>,
+    ) -> Result<()> {
         let key = path(&Key::Handle { id: id.to_string() })?;
         let cidr = block.to_string();
         for _ in 0..MAX_RETRIES {
-            let Some(mut h) = self.get_json::<IpamHandle>(&key).await? else {
-                return Ok(());
+            let mut h = match known.take() {
+                Some(h) => h,
+                None => match self.get_json::<IpamHandle>(&key).await? {
+                    Some(h) => h,
+                    None => return Ok(()),
+                },
             };
             match h.value.block.get_mut(&cidr) {
-                None => return Ok(()),
+                None => {
+                    *known = Some(h);
+                    return Ok(());
+                }
                 Some(c) if *c <= n => {
                     h.value.block.remove(&cidr);
                 }
                 Some(c) => *c -= n,
             }
-            let r = if h.value.block.is_empty() {
-                self.delete(&key, h.mod_revision).await.map(drop)
+            let delete = h.value.block.is_empty();
+            let r = if delete {
+                self.ds.delete_or_current(&key, h.mod_revision).await
             } else {
-                self.update_json(&key, &h.value, h.mod_revision)
+                self.ds
+                    .update_json_or_current(&key, &h.value, h.mod_revision)
                     .await
-                    .map(drop)
             };
-            match r {
-                Err(e) if e.is_conflict() => continue,
-                Err(e) if e.is_not_found() => return Ok(()),
-                other => return other,
+            match self.count_swap(r)? {
+                Swap::Written(rev) => {
+                    h.mod_revision = rev;
+                    *known = (!delete).then_some(h);
+                    return Ok(());
+                }
+                Swap::Lost(None) => return Ok(()),
+                Swap::Lost(Some(kv)) => *known = Some(kv.decode()?),
             }
         }
         Err(IpamError::TooManyRetries {
             what: key,
             attempts: MAX_RETRIES,
         })
+    }
+}
+
+/// What [`Store::swap_block`] did.
+#[derive(Debug)]
+pub(crate) enum BlockSwap {
+    /// Written (or deleted).
+    Written,
+    /// Lost: the block as it is now, `None` when gone.
+    Lost(Option<Box<Versioned<AllocationBlock>>>),
+}
+
+fn lost_block(s: Swap) -> Result<BlockSwap> {
+    match s {
+        Swap::Written(_) => Ok(BlockSwap::Written),
+        Swap::Lost(None) => Ok(BlockSwap::Lost(None)),
+        Swap::Lost(Some(kv)) => {
+            let v = kv.decode::<AllocationBlock>()?;
+            check_block(&v)?;
+            Ok(BlockSwap::Lost(Some(Box::new(v))))
+        }
     }
 }
 

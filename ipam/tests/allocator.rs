@@ -98,9 +98,45 @@ async fn second_assignment_costs_two_writes_and_no_block_listing() {
     ipam.auto_assign(&args("b", "h1", 1)).await.unwrap();
     let after = ipam.stats();
     assert!(after.writes - before.writes <= 2, "{before:?} -> {after:?}");
-    assert!(
-        after.lists - before.lists <= 1,
-        "only the pools are listed: {before:?} -> {after:?}"
+    assert_eq!(
+        (after.gets - before.gets, after.lists - before.lists),
+        (0, 0),
+        "a warm assignment reads nothing (config, pools, the block cached): {before:?} -> {after:?}"
+    );
+
+    // Another process wrote the block meanwhile: the stale cached block
+    // loses its compare-and-swap, which returns the current block, and the
+    // next write wins; still no read and no block listing.
+    let other = common::ipam(&etcd).await;
+    let theirs = other.auto_assign(&args("x", "h1", 1)).await.unwrap();
+    let before = ipam.stats();
+    let mine = ipam.auto_assign(&args("y", "h1", 1)).await.unwrap();
+    let after = ipam.stats();
+    assert_ne!(mine, theirs);
+    assert_eq!(
+        after.conflicts - before.conflicts,
+        1,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(after.writes - before.writes, 3, "{before:?} -> {after:?}");
+    assert_eq!(after.gets - before.gets, 0, "{before:?} -> {after:?}");
+    assert_eq!(after.lists - before.lists, 0, "{before:?} -> {after:?}");
+
+    // Release by handle: one read (the handle), two writes.
+    let before = ipam.stats();
+    assert_eq!(
+        ipam.release_by_handle("k8s-pod-network.y").await.unwrap(),
+        mine
+    );
+    let after = ipam.stats();
+    assert_eq!(
+        (
+            after.gets - before.gets,
+            after.lists - before.lists,
+            after.writes - before.writes
+        ),
+        (1, 0, 2),
+        "{before:?} -> {after:?}"
     );
 
     // A fresh allocator lists the host's affinities once, not the blocks.
@@ -110,7 +146,16 @@ async fn second_assignment_costs_two_writes_and_no_block_listing() {
     assert_eq!(s.writes, 2, "{s:?}");
     assert!(s.lists <= 2, "pools + host affinities: {s:?}");
     let u = ipam.utilization().await.unwrap();
-    assert_eq!(u.pools[0].blocks.len(), 1, "one block for three addresses");
+    assert_eq!(u.pools[0].blocks.len(), 1, "one block for four addresses");
+    assert_eq!(u.pools[0].in_use, 4);
+    assert!(
+        ipam.check()
+            .await
+            .unwrap()
+            .problems
+            .iter()
+            .all(|p| matches!(p, manul_ipam::Problem::Leaked { .. }))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,12 @@
 //! [`Netns`]), keep their data in a scratch temp dir, and are stopped on drop.
 //! A cluster member can be stopped and restarted with its data, to test
 //! outages and leader loss.
+//!
+//! [`Etcd::start_tls`]: one member serving clients over `https://` only,
+//! with certificates made at test time ([`TlsFiles`]) and client
+//! certificates required (`--client-cert-auth`). Its health is probed on a
+//! plain-HTTP metrics URL on 127.0.0.1 (`--listen-metrics-urls`), which
+//! serves no keys.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -14,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::scratch::{self, ScratchDir};
+use crate::tls::TlsFiles;
 use crate::{Daemon, Netns, try_wait_until};
 
 /// How long a member gets to report healthy.
@@ -26,13 +33,23 @@ struct Member {
     name: String,
     client: SocketAddr,
     peer: SocketAddr,
+    /// Set: clients speak TLS, health is probed here (plain HTTP).
+    metrics: Option<SocketAddr>,
     data_dir: PathBuf,
     daemon: Option<Daemon>,
 }
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://{}", self.client)
+        match self.metrics {
+            Some(_) => format!("https://{}", self.client),
+            None => format!("http://{}", self.client),
+        }
+    }
+
+    /// Where `GET /health` answers.
+    fn health_addr(&self) -> SocketAddr {
+        self.metrics.unwrap_or(self.client)
     }
 
     fn peer_url(&self) -> String {
@@ -46,6 +63,7 @@ pub struct Etcd {
     members: Vec<Member>,
     ns: Option<Netns>,
     token: String,
+    tls: Option<TlsFiles>,
     // Last: members stop (Drop of Daemon) before their data dir goes.
     dir: ScratchDir,
 }
@@ -65,10 +83,28 @@ impl Etcd {
                 .chunks(2)
                 .map(|p| (loopback(p[0]), loopback(p[1])))
                 .collect();
-            match Self::launch(addrs, None) {
+            match Self::launch(addrs, None, None) {
                 Ok(etcd) => return Ok(etcd),
                 // A port grabbed by someone else between our probe and etcd's
                 // bind: try again with new ports.
+                Err(e) if format!("{e:#}").contains("address already in use") => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.expect("at least one attempt"))
+    }
+
+    /// A single member on free 127.0.0.1 ports serving clients over TLS
+    /// only, requiring a client certificate signed by the CA of
+    /// [`Etcd::tls`] (see the module docs).
+    pub fn start_tls() -> Result<Self> {
+        let mut last_err = None;
+        for _ in 0..START_ATTEMPTS {
+            let tls = TlsFiles::generate()?;
+            let ports = free_ports(3)?;
+            let addrs = vec![(loopback(ports[0]), loopback(ports[1]))];
+            match Self::launch(addrs, None, Some((tls, loopback(ports[2])))) {
+                Ok(etcd) => return Ok(etcd),
                 Err(e) if format!("{e:#}").contains("address already in use") => last_err = Some(e),
                 Err(e) => return Err(e),
             }
@@ -81,11 +117,25 @@ impl Etcd {
         Self::launch(
             vec![(SocketAddr::new(ip, 2379), SocketAddr::new(ip, 2380))],
             Some(ns.clone()),
+            None,
         )
     }
 
-    fn launch(addrs: Vec<(SocketAddr, SocketAddr)>, ns: Option<Netns>) -> Result<Self> {
+    /// The certificates of a member started by [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    fn launch(
+        addrs: Vec<(SocketAddr, SocketAddr)>,
+        ns: Option<Netns>,
+        tls: Option<(TlsFiles, SocketAddr)>,
+    ) -> Result<Self> {
         crate::require::bin("etcd")?;
+        let (tls, metrics) = match tls {
+            Some((t, m)) => (Some(t), Some(m)),
+            None => (None, None),
+        };
         let dir = scratch::run().tempdir("etcd")?;
         let token = scratch::run().unique_name("etcd");
         let members = addrs
@@ -95,6 +145,7 @@ impl Etcd {
                 name: format!("m{i}"),
                 client,
                 peer,
+                metrics,
                 data_dir: dir.path().join(format!("m{i}")),
                 daemon: None,
             })
@@ -103,6 +154,7 @@ impl Etcd {
             members,
             ns,
             token,
+            tls,
             dir,
         };
         for i in 0..etcd.members.len() {
@@ -141,6 +193,16 @@ impl Etcd {
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &self.token])
             .args(["--logger", "zap", "--log-outputs", "stderr"]);
+        if let (Some(tls), Some(metrics)) = (&self.tls, m.metrics) {
+            cmd.arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca_cert)
+                .arg("--client-cert-auth")
+                .args(["--listen-metrics-urls", &format!("http://{metrics}")]);
+        }
         let log = self.dir.path().join(format!("{}.log", m.name));
         let daemon = Daemon::spawn(&format!("etcd {}", m.name), cmd, &log)?;
         self.members[i].daemon = Some(daemon);
@@ -148,7 +210,7 @@ impl Etcd {
     }
 
     fn wait_healthy(&mut self, i: usize) -> Result<()> {
-        let addr = self.members[i].client;
+        let addr = self.members[i].health_addr();
         let ns = self.ns.clone();
         let what = format!(
             "etcd member {} at {addr} to be healthy",
@@ -221,8 +283,16 @@ impl Etcd {
             Some(ns) => ns.command("etcdctl"),
             None => Command::new("etcdctl"),
         };
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+        cmd.env("ETCDCTL_API", "3");
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cacert")
+                .arg(&tls.ca_cert)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
+        }
+        cmd.arg(format!("--endpoints={endpoints}"))
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
             .args(args);
         crate::netns::output_of(cmd, &format!("etcdctl {}", args.join(" ")))

@@ -1,7 +1,8 @@
 //! The integration-test harness every manul test stands on.
 //!
 //! Real parts only: network namespaces as hosts ([`Netns`], [`Lab`]), a real
-//! etcd ([`Etcd`]), real BIRD 2 and GoBGP peers ([`Bird`], [`Gobgp`]), and
+//! etcd ([`Etcd`], also over TLS with certificates made at test time,
+//! [`TlsFiles`]), real BIRD 2 and GoBGP peers ([`Bird`], [`Gobgp`]), and
 //! [`wait_until`] to wait for them with a failure that says what it saw.
 //! Everything is torn down on drop — also when a test panics — and what a
 //! killed test process leaves behind is swept by the next one (see
@@ -16,6 +17,7 @@ pub mod lab;
 pub mod netns;
 pub mod require;
 pub mod scratch;
+pub mod tls;
 pub mod wait;
 
 pub use bird::Bird;
@@ -25,4 +27,5 @@ pub use gobgp::Gobgp;
 pub use lab::{Host, Lab, LabBuilder};
 pub use netns::Netns;
 pub use require::Need;
+pub use tls::TlsFiles;
 pub use wait::{Timeout, try_wait_until, wait_until};

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::config::EtcdConfig;
+use super::diagnose::TlsProbe;
 use super::error::{Error, Result};
 use super::kv::{KeyValue, Versioned};
 
@@ -40,6 +41,7 @@ pub struct Datastore {
     endpoints: Arc<[String]>,
     request_timeout: Duration,
     page_size: i64,
+    probe: Arc<TlsProbe>,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -77,6 +79,7 @@ impl Datastore {
             endpoints,
             request_timeout: config.request_timeout,
             page_size: DEFAULT_PAGE_SIZE,
+            probe: Arc::new(TlsProbe::new(config)),
         })
     }
 
@@ -98,6 +101,10 @@ impl Datastore {
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    pub(crate) fn probe(&self) -> &TlsProbe {
+        &self.probe
     }
 
     /// One key; `None` when absent.
@@ -235,11 +242,12 @@ impl Datastore {
 
     /// One transaction within the deadline, retried only when it surely
     /// never reached etcd's log (see [`Retry::NotSent`]).
-    async fn write(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
+    pub(crate) async fn write(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
         retry(
             &self.endpoints,
             self.request_timeout,
             None,
+            Some(&self.probe),
             Retry::NotSent,
             || {
                 let (mut kv, txn) = (self.client.kv_client(), txn.clone());
@@ -260,6 +268,7 @@ impl Datastore {
             &self.endpoints,
             self.request_timeout,
             revision,
+            Some(&self.probe),
             Retry::Unavailable,
             || call(self.client.kv_client()),
         )
@@ -297,11 +306,15 @@ impl Retry {
 }
 
 /// Run `call` until it succeeds, fails in a way `policy` does not retry,
-/// or `timeout` passes; the deadline error carries the last failure.
+/// or `timeout` passes; the deadline error carries the last failure. With
+/// `probe`, the first failure that may hide a TLS problem is looked into
+/// (see [`super::diagnose`]); a TLS problem found ends the call with
+/// [`Error::Tls`].
 pub(crate) async fn retry<T, F, Fut>(
     endpoints: &[String],
     timeout: Duration,
     revision: Option<i64>,
+    mut probe: Option<&TlsProbe>,
     policy: Retry,
     call: F,
 ) -> Result<T>
@@ -318,6 +331,15 @@ where
             Ok(Err(e)) => {
                 let not_sent = Retry::not_sent(&e);
                 let err = Error::from_client(e, endpoints, revision);
+                if let Some(p) = probe.filter(|_| err.may_be_tls()) {
+                    probe = None;
+                    if let Some(problem) = p.explain().await {
+                        return Err(Error::Tls {
+                            endpoints: endpoints.to_vec(),
+                            problem,
+                        });
+                    }
+                }
                 let allowed = match policy {
                     Retry::Unavailable => err.is_unavailable(),
                     Retry::NotSent => not_sent,
@@ -344,11 +366,11 @@ where
     }
 }
 
-fn txn_revision(resp: &etcd_client::TxnResponse) -> i64 {
+pub(crate) fn txn_revision(resp: &etcd_client::TxnResponse) -> i64 {
     resp.header().map(|h| h.revision()).unwrap_or_default()
 }
 
-fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Malformed {
         key: key.into(),
         error: e.to_string(),

@@ -53,6 +53,16 @@ pub enum Error {
         /// The revision asked for.
         revision: i64,
     },
+    /// TLS with etcd does not work with these settings: `problem` says
+    /// what (see [`super::diagnose`]). Not transient: fix the settings.
+    #[error("TLS with etcd failed at {problem}")]
+    Tls {
+        /// The endpoints tried.
+        endpoints: Vec<String>,
+        /// The endpoint and what is wrong, e.g. "etcd requires a client
+        /// certificate and none is set ...".
+        problem: String,
+    },
     /// The etcd settings are unusable (see [`super::EtcdConfig`]).
     #[error("etcd config: {0}")]
     Config(String),
@@ -76,6 +86,29 @@ impl Error {
     /// Whether this is [`Error::Unavailable`].
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
+    }
+
+    /// Whether this is a failure a TLS problem may hide behind: a
+    /// certificate error, or a connection closed, reset or cancelled under
+    /// the client (how a refused client certificate reaches the gRPC
+    /// client, depending on timing).
+    pub(crate) fn may_be_tls(&self) -> bool {
+        let Error::Unavailable { source, .. } = self else {
+            return false;
+        };
+        let text = format!("{source:?}").to_ascii_lowercase();
+        [
+            "certificate",
+            "connection closed",
+            "canceled",
+            "handshake",
+            "tls",
+            "broken pipe",
+            "connection reset",
+            "transport error",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
     }
 
     /// An [`Error::Unavailable`] for a request that ran out of time.

@@ -2,10 +2,14 @@
 //! and write Calico's keys.
 //!
 //! - [`config`]: [`EtcdConfig`], from Calico's `ETCD_*` variables.
+//! - [`diagnose`]: what is wrong when TLS with etcd fails
+//!   ([`Error::Tls`]).
 //! - [`error`]: [`Error`], the typed failures callers branch on.
 //! - [`kv`]: [`KeyValue`] and [`Versioned`], what reads return.
 //! - [`client`]: [`Datastore`]: get, paged list at one revision, and
 //!   create / update / delete as compare-and-swap transactions.
+//! - [`swap`]: compare-and-swap writes that return the current value
+//!   when they lose ([`Swap`]).
 //! - [`watch`]: [`Watch`], a stream of [`WatchEvent`]s from a revision.
 //!
 //! Every unary call carries the config's `request_timeout` as its deadline,
@@ -25,12 +29,15 @@
 
 pub mod client;
 pub mod config;
+pub mod diagnose;
 pub mod error;
 pub mod kv;
+pub mod swap;
 pub mod watch;
 
 pub use client::Datastore;
 pub use config::EtcdConfig;
 pub use error::{Error, Result};
 pub use kv::{KeyValue, Versioned};
+pub use swap::Swap;
 pub use watch::{Watch, WatchEvent};

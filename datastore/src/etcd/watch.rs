@@ -87,6 +87,7 @@ impl Datastore {
             &endpoints,
             timeout,
             Some(from_revision),
+            Some(self.probe()),
             Retry::Unavailable,
             || {
                 let (mut watch, options) = (client.watch_client(), options.clone());
