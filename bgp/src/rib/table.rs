@@ -530,6 +530,11 @@ impl Rib {
     }
 
     fn remove(&mut self, peer: PeerIndex, key: RouteKey) {
+        self.remove_where(peer, key, false);
+    }
+
+    /// Remove `peer`'s path `key` (only if stale, with `only_stale`).
+    fn remove_where(&mut self, peer: PeerIndex, key: RouteKey, only_stale: bool) {
         let (prefix, path_id) = key;
         let Rib {
             cfg,
@@ -542,11 +547,10 @@ impl Rib {
         let Some(paths) = table.get_mut(&prefix) else {
             return;
         };
-        let Some(pos) = paths
-            .as_slice()
-            .iter()
-            .position(|s| s.path_id == path_id && routes.get(s.route).peer == peer)
-        else {
+        let Some(pos) = paths.as_slice().iter().position(|s| {
+            let r = routes.get(s.route);
+            s.path_id == path_id && r.peer == peer && (r.stale || !only_stale)
+        }) else {
             return;
         };
         let first = paths.batch() != batch.number;
@@ -637,10 +641,8 @@ impl Rib {
 
     /// The session went down without graceful restart: drop all its paths.
     pub fn peer_down(&mut self, peer: PeerIndex) -> Result<Vec<BestChange>, RibError> {
-        self.slot_mut(peer)?;
-        for key in self.keys_of(peer, |_| true) {
-            self.remove(peer, key);
-        }
+        let keys = self.retire(peer, None)?;
+        self.remove_stale(peer, &keys);
         Ok(self.take_changes())
     }
 
@@ -659,10 +661,55 @@ impl Rib {
         peer: PeerIndex,
         family: Family,
     ) -> Result<Vec<BestChange>, RibError> {
-        self.slot_mut(peer)?;
-        for key in self.keys_of(peer, |r| r.stale && r.family == family) {
-            self.remove(peer, key);
-        }
+        let keys = self.stale_keys(peer, Some(family))?;
+        self.remove_stale(peer, &keys);
         Ok(self.take_changes())
+    }
+
+    /// Mark all of `peer`'s paths (of `family`, or all) stale and return
+    /// their keys, for [`Self::remove_stale`] to drop a slice at a time: a
+    /// peer with a full table goes without one pass building a million
+    /// changes at once. Until removed, the paths stay in use.
+    pub fn retire(
+        &mut self,
+        peer: PeerIndex,
+        family: Option<Family>,
+    ) -> Result<Vec<RouteKey>, RibError> {
+        self.slot_mut(peer)?;
+        for f in Family::ALL {
+            if family.is_none_or(|only| only == f) {
+                self.routes.mark_stale(peer, f);
+            }
+        }
+        self.stale_keys(peer, family)
+    }
+
+    /// The keys of `peer`'s stale paths (of `family`, or all): a table scan.
+    pub fn stale_keys(
+        &self,
+        peer: PeerIndex,
+        family: Option<Family>,
+    ) -> Result<Vec<RouteKey>, RibError> {
+        self.slot(peer).ok_or(RibError::UnknownPeer(peer))?;
+        Ok(self.keys_of(peer, |r| r.stale && family.is_none_or(|f| f == r.family)))
+    }
+
+    /// Remove those of `keys` that are still stale paths of `peer` (a path
+    /// announced again since is fresh and stays). Staged: the changes are
+    /// reported by the next [`Self::take_changes`].
+    pub fn remove_stale(&mut self, peer: PeerIndex, keys: &[RouteKey]) {
+        for key in keys {
+            self.remove_where(peer, *key, true);
+        }
+    }
+
+    /// Forget a peer whose paths are retired (its slot may be reused; its
+    /// remaining stale paths can still be removed by key).
+    pub fn forget_peer(&mut self, peer: PeerIndex) {
+        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+            if peer != PeerIndex::LOCAL {
+                *slot = None;
+            }
+        }
     }
 }

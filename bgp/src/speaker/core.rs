@@ -6,7 +6,7 @@
 //! flood of UPDATEs costs one decision pass and one advertisement pass per
 //! batch, not per message.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::fsm::{DownReason, State};
 use crate::policy::Policy;
 use crate::rib::{
-    AdjRibOut, BestChange, ChangeSet, PeerIndex, PeerInfo, Rib, RibChange, RibConfig,
+    AdjRibOut, BestChange, ChangeSet, PeerIndex, PeerInfo, Rib, RibChange, RibConfig, RouteKey,
 };
 use crate::session::events::{PeerCommand, PeerEvent};
 use crate::session::peer::{LocalIdentity, PeerTask};
@@ -114,6 +114,46 @@ pub(crate) struct Core {
     /// that decoding and the RIB work in parallel (the core has a thread
     /// of its own).
     sessions: tokio::runtime::Handle,
+    /// Paths of peers that went away (or whose graceful restart ended),
+    /// removed a pass's worth at a time.
+    draining: VecDeque<Drain>,
+}
+
+/// Stale paths of one peer still to remove.
+#[derive(Debug)]
+struct Drain {
+    peer: PeerIndex,
+    keys: Vec<RouteKey>,
+    done: usize,
+    /// The peer was removed: forget it in the RIB once drained.
+    forget: bool,
+}
+
+/// Queue the removal of `peer`'s paths (of `family`, or all): all of them
+/// (`retire`: marked stale first) or those still stale after a graceful
+/// restart.
+fn queue_drain(
+    rib: &mut Rib,
+    draining: &mut VecDeque<Drain>,
+    peer: PeerIndex,
+    family: Option<Family>,
+    retire: bool,
+) {
+    let keys = if retire {
+        rib.retire(peer, family)
+    } else {
+        rib.stale_keys(peer, family)
+    };
+    if let Ok(keys) = keys {
+        if !keys.is_empty() {
+            draining.push_back(Drain {
+                peer,
+                keys,
+                done: 0,
+                forget: false,
+            });
+        }
+    }
 }
 
 fn import_policy(mode: ImportMode) -> Policy {
@@ -172,6 +212,7 @@ impl Core {
             deferring,
             last_gc: Instant::now(),
             sessions,
+            draining: VecDeque::new(),
         }
     }
 
@@ -208,7 +249,7 @@ impl Core {
                 },
                 ev = self.events.recv() => {
                     let Some(ev) = ev else { return };
-                    self.event(ev, &mut changes);
+                    self.event(ev);
                     for _ in 1..BATCH {
                         // Bound what one pass holds: a full table arriving
                         // at once is advertised in slices, not kept whole.
@@ -216,10 +257,15 @@ impl Core {
                             break;
                         }
                         match self.events.try_recv() {
-                            Ok(ev) => self.event(ev, &mut changes),
+                            Ok(ev) => self.event(ev),
                             Err(_) => break,
                         }
                     }
+                    // Retired paths go while routes keep arriving too.
+                    self.drain_some();
+                }
+                () = std::future::ready(()), if !self.draining.is_empty() => {
+                    self.drain_some();
                 }
             }
             changes.extend(self.rib.take_changes());
@@ -233,6 +279,27 @@ impl Core {
                 // woke (status replies, peers' writers) run before the next,
                 // or a busy core would starve whatever shares its thread.
                 tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Remove up to a pass's worth of queued stale paths (staged; taken
+    /// with the pass's other changes).
+    fn drain_some(&mut self) {
+        let mut budget = MAX_CHANGES_PER_PASS;
+        while budget > 0 {
+            let Some(d) = self.draining.front_mut() else {
+                return;
+            };
+            let end = (d.done + budget).min(d.keys.len());
+            self.rib.remove_stale(d.peer, &d.keys[d.done..end]);
+            budget -= end - d.done;
+            d.done = end;
+            if d.done == d.keys.len() {
+                if d.forget {
+                    self.rib.forget_peer(d.peer);
+                }
+                self.draining.pop_front();
             }
         }
     }
@@ -310,11 +377,7 @@ impl Core {
 
     /// Remove a peer; returns the task of its session, which ends once it
     /// has sent its Cease and closed.
-    fn remove_peer(
-        &mut self,
-        addr: IpAddr,
-        changes: &mut ChangeSet,
-    ) -> Result<Option<JoinHandle<()>>, String> {
+    fn remove_peer(&mut self, addr: IpAddr) -> Result<Option<JoinHandle<()>>, String> {
         let index = self
             .by_addr
             .remove(&addr)
@@ -332,11 +395,17 @@ impl Core {
             }
             task = Some(entry.task);
         }
-        changes.extend(self.rib.remove_peer(index).unwrap_or_default());
+        // The RIB forgets the peer once its paths are gone (until then
+        // they are decided with what the RIB knows of it).
+        queue_drain(&mut self.rib, &mut self.draining, index, None, true);
+        match self.draining.back_mut() {
+            Some(d) if d.peer == index => d.forget = true,
+            _ => self.rib.forget_peer(index),
+        }
         Ok(task)
     }
 
-    fn update_peer(&mut self, cfg: PeerConfig, changes: &mut ChangeSet) -> Result<(), String> {
+    fn update_peer(&mut self, cfg: PeerConfig) -> Result<(), String> {
         let index = *self
             .by_addr
             .get(&cfg.address)
@@ -346,7 +415,7 @@ impl Core {
         };
         if entry.cfg.needs_reset(&cfg) {
             let dynamic = entry.dynamic;
-            let previous = self.remove_peer(cfg.address, changes)?;
+            let previous = self.remove_peer(cfg.address)?;
             return self.add_peer_after(cfg, dynamic, previous).map(drop);
         }
         let import_changed = entry.cfg.options.import != cfg.options.import;
@@ -391,10 +460,10 @@ impl Core {
                 let _ = reply.send(self.add_peer(cfg, false).map(drop));
             }
             Command::UpdatePeer(cfg, reply) => {
-                let _ = reply.send(self.update_peer(cfg, changes));
+                let _ = reply.send(self.update_peer(cfg));
             }
             Command::RemovePeer(addr, reply) => {
-                let _ = reply.send(self.remove_peer(addr, changes).map(drop));
+                let _ = reply.send(self.remove_peer(addr).map(drop));
             }
             Command::Originate {
                 prefix,
@@ -447,7 +516,7 @@ impl Core {
                 }
                 tracing::info!(peer = %entry.cfg.address, "graceful restart time over: removing stale routes");
                 for f in std::mem::take(&mut entry.stale_families) {
-                    changes.extend(self.rib.sweep_stale(peer, f).unwrap_or_default());
+                    queue_drain(&mut self.rib, &mut self.draining, peer, Some(f), false);
                 }
             }
             Command::DeferralOver => self.end_deferral(),
@@ -496,7 +565,7 @@ impl Core {
 
     // --- events from peers ----------------------------------------------------
 
-    fn event(&mut self, ev: PeerEvent, changes: &mut ChangeSet) {
+    fn event(&mut self, ev: PeerEvent) {
         match ev {
             PeerEvent::State { peer, state } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
@@ -515,7 +584,7 @@ impl Core {
                 peer_asn,
                 local,
                 remote: _,
-            } => self.peer_up(peer, *negotiated, peer_router_id, peer_asn, local, changes),
+            } => self.peer_up(peer, *negotiated, peer_router_id, peer_asn, local),
             PeerEvent::Routes {
                 peer,
                 changes: routes,
@@ -528,7 +597,7 @@ impl Core {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.eor.insert(family);
                     if e.stale_families.remove(&family) {
-                        changes.extend(self.rib.sweep_stale(peer, family).unwrap_or_default());
+                        queue_drain(&mut self.rib, &mut self.draining, peer, Some(family), false);
                     }
                 }
                 if self.deferring && self.all_eor_received() {
@@ -545,7 +614,7 @@ impl Core {
                     self.resend(peer, family);
                 }
             }
-            PeerEvent::Down { peer, reason } => self.peer_down(peer, reason, changes),
+            PeerEvent::Down { peer, reason } => self.peer_down(peer, reason),
         }
     }
 
@@ -556,7 +625,6 @@ impl Core {
         peer_router_id: Ipv4Addr,
         peer_asn: u32,
         local: SocketAddr,
-        changes: &mut ChangeSet,
     ) {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
@@ -599,7 +667,7 @@ impl Core {
             .collect();
         for f in dropped {
             entry.stale_families.remove(&f);
-            changes.extend(self.rib.sweep_stale(peer, f).unwrap_or_default());
+            queue_drain(&mut self.rib, &mut self.draining, peer, Some(f), false);
         }
         let families = negotiated.families.clone();
         entry.negotiated = Some(negotiated);
@@ -614,7 +682,7 @@ impl Core {
         }
     }
 
-    fn peer_down(&mut self, peer: PeerIndex, reason: DownReason, changes: &mut ChangeSet) {
+    fn peer_down(&mut self, peer: PeerIndex, reason: DownReason) {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -652,7 +720,7 @@ impl Core {
             }
             _ => {
                 entry.stale_families.clear();
-                changes.extend(self.rib.peer_down(peer).unwrap_or_default());
+                queue_drain(&mut self.rib, &mut self.draining, peer, None, true);
             }
         }
     }

@@ -40,3 +40,28 @@ fn stale_paths_are_kept_refreshed_and_swept() {
     assert_eq!(rib.adj_rib_in(a).count(), 2);
     assert!(rib.sweep_stale(a, Family::Ipv6Unicast).unwrap().is_empty());
 }
+
+#[test]
+fn a_path_announced_again_survives_the_drain_of_its_retired_peer() {
+    let mut rib = Rib::new(config());
+    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    announce(&mut rib, a, "203.0.113.0/24", attrs(&[65001]), "192.0.2.10");
+    announce(
+        &mut rib,
+        a,
+        "198.51.100.0/24",
+        attrs(&[65001]),
+        "192.0.2.10",
+    );
+    // The session drops; its paths are retired, then the peer comes back
+    // and announces one of them again before the drain reaches it.
+    let keys = rib.retire(a, None).unwrap();
+    assert_eq!(keys.len(), 2);
+    announce(&mut rib, a, "203.0.113.0/24", attrs(&[65001]), "192.0.2.10");
+    rib.remove_stale(a, &keys);
+    let changes = rib.take_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].prefix, net("198.51.100.0/24"));
+    assert!(rib.best(&net("203.0.113.0/24")).is_some_and(|p| !p.stale));
+    assert_eq!(rib.adj_in_len(a), 1);
+}

@@ -69,3 +69,24 @@ fn multipath_off_reports_only_the_best_next_hop() {
         vec![ip("192.0.2.10")]
     );
 }
+
+#[test]
+fn a_retired_peer_leaves_the_multipath_set_when_drained() {
+    let mut rib = multipath_rib();
+    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    let b = add(&mut rib, info("192.0.2.20", "2.2.2.2", 65002));
+    announce(&mut rib, a, P, attrs(&[65001]), "192.0.2.10");
+    announce(&mut rib, b, P, attrs(&[65002]), "192.0.2.20");
+    let keys = rib.retire(a, None).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        rib.take_changes().is_empty(),
+        "retired paths stay until removed"
+    );
+    rib.remove_stale(a, &keys);
+    rib.forget_peer(a);
+    let changes = rib.take_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].next_hops.to_vec(), vec![ip("192.0.2.20")]);
+    assert_eq!(changes[0].best.as_ref().map(|p| p.peer), Some(b));
+}
