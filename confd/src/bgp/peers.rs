@@ -152,6 +152,16 @@ pub fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
         .map(|sa| (sa.ip(), Some(sa.port())))
 }
 
+/// One address a BGPPeer points at: address, port, AS, and for a
+/// `peerSelector` peering the selected node and its cluster ID.
+type Target = (
+    IpAddr,
+    Option<u16>,
+    u32,
+    Option<String>,
+    Option<std::net::Ipv4Addr>,
+);
+
 /// The peerings BGPPeer `name` gives node `me`; problems are appended.
 pub fn bgp_peer(
     snap: &Snapshot,
@@ -167,14 +177,7 @@ pub fn bgp_peer(
         return out;
     };
     let spec = &peer.spec;
-    // (address, port, asn, the selected node and its cluster ID)
-    let mut targets: Vec<(
-        IpAddr,
-        Option<u16>,
-        u32,
-        Option<String>,
-        Option<std::net::Ipv4Addr>,
-    )> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
     if !spec.peer_ip.is_empty() {
         let Some((ip, port)) = parse_peer_ip(&spec.peer_ip) else {
             problems.push(format!("BGPPeer {name}: bad peerIP {:?}", spec.peer_ip));

@@ -1,0 +1,440 @@
+//! [`Reconciler`]: the tokio task that keeps the kernel's routes equal to
+//! the desired ones, touching only its own (see [`crate::plan`]).
+//!
+//! - **Start**: nothing is written before the first desired set arrives
+//!   (an empty table must not be taken for "delete everything"). Then a
+//!   full dump of links and routes, and the minimal writes — no flush: over
+//!   a table that is already right, a restart writes nothing.
+//! - **Events**: a second netlink socket follows route and link
+//!   notifications (`RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_ROUTE`,
+//!   `RTNLGRP_LINK`). An owned route someone deletes or changes is
+//!   rewritten at once; a route that appears with felix's protocol but is
+//!   not wanted is deleted; a workload interface that appears gets its
+//!   route.
+//! - **Resync**: a full dump every `resync_interval` (Calico's felix: 90 s),
+//!   in case a notification was lost (socket overrun).
+//! - **Pipelining**: writes are sent without waiting for each
+//!   acknowledgement, up to `max_in_flight` outstanding.
+//! - **Errors** are per route: logged with the route, retried every
+//!   `retry_interval`, never fatal.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use ipnet::IpNet;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::AsyncSocket;
+use rtnetlink::{Handle, MulticastGroup};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::kernel::KernelRoute;
+use crate::netlink::{self, NetlinkError};
+use crate::netns::in_netns;
+use crate::plan::{Actual, Ownership, Plan, plan};
+use crate::route::DesiredRoutes;
+
+/// How the reconciler runs.
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// Protocol, table and metric of felix's routes.
+    pub ownership: Ownership,
+    /// Full dump and reconcile this often (Calico: 90 s).
+    pub resync_interval: Duration,
+    /// Retry failed routes this often.
+    pub retry_interval: Duration,
+    /// Writes outstanding at once.
+    pub max_in_flight: usize,
+    /// Work in this network namespace (`/run/netns/<name>`); `None`: here.
+    pub netns: Option<PathBuf>,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            ownership: Ownership::default(),
+            resync_interval: Duration::from_secs(90),
+            retry_interval: Duration::from_secs(1),
+            max_in_flight: 512,
+            netns: None,
+        }
+    }
+}
+
+/// Counters, for tests, benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Routes created or replaced.
+    pub upserts: AtomicU64,
+    /// Routes deleted.
+    pub deletes: AtomicU64,
+    /// Writes the kernel refused.
+    pub failures: AtomicU64,
+    /// Full resyncs (the first one included).
+    pub resyncs: AtomicU64,
+    /// Dumps retried because the kernel marked them interrupted.
+    pub dump_retries: AtomicU64,
+    /// Route and link notifications received.
+    pub events: AtomicU64,
+}
+
+impl Stats {
+    /// Route writes so far (upserts + deletes).
+    pub fn writes(&self) -> u64 {
+        self.upserts.load(Ordering::Relaxed) + self.deletes.load(Ordering::Relaxed)
+    }
+}
+
+/// Where the reconciler is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The last desired generation fully processed (every write answered).
+    pub generation: u64,
+    /// Routes whose write failed, with the error; retried.
+    pub failed: BTreeMap<IpNet, String>,
+    /// Desired routes that cannot be written now, and why.
+    pub blocked: Vec<(IpNet, String)>,
+}
+
+/// Setting up the reconciler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Opening netlink sockets (in the namespace) failed.
+    #[error("opening netlink sockets: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
+/// The running reconciler. Dropping it stops the task; routes stay.
+#[derive(Debug)]
+pub struct Reconciler {
+    desired: watch::Sender<(u64, Arc<DesiredRoutes>)>,
+    progress: watch::Receiver<Arc<Progress>>,
+    stats: Arc<Stats>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Events = futures_channel_shim::Receiver;
+
+/// The multicast receiver type of rtnetlink, named once.
+mod futures_channel_shim {
+    use netlink_packet_core::NetlinkMessage;
+    use netlink_packet_route::RouteNetlinkMessage;
+    use netlink_sys::SocketAddr;
+
+    pub type Receiver =
+        futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
+}
+
+impl Reconciler {
+    /// Open the netlink sockets (in `config.netns`) and start the task.
+    /// Nothing is written until [`Reconciler::set_desired`].
+    pub async fn start(config: ReconcilerConfig) -> Result<Reconciler, StartError> {
+        let (handle, events) = in_netns(config.netns.as_deref(), || {
+            let (conn, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(conn);
+            let (mut ev_conn, _, events) = rtnetlink::new_multicast_connection(&[
+                MulticastGroup::Ipv4Route,
+                MulticastGroup::Ipv6Route,
+                MulticastGroup::Link,
+            ])?;
+            // Large enough for bursts of notifications (e.g. our own writes).
+            let _ = ev_conn.socket_mut().socket_mut().set_rx_buf_sz(8 << 20);
+            tokio::spawn(ev_conn);
+            Ok((handle, events))
+        })?;
+        let (desired, desired_rx) = watch::channel((0, Arc::new(DesiredRoutes::new())));
+        let (progress_tx, progress) = watch::channel(Arc::new(Progress::default()));
+        let stats = Arc::new(Stats::default());
+        let state = State {
+            own: config.ownership,
+            config,
+            handle,
+            links: HashMap::new(),
+            actual: Actual::default(),
+            desired: Arc::new(DesiredRoutes::new()),
+            generation: 0,
+            failed: BTreeMap::new(),
+            blocked: Vec::new(),
+            stats: stats.clone(),
+            progress: progress_tx,
+        };
+        let task = tokio::spawn(state.run(desired_rx, events));
+        Ok(Reconciler {
+            desired,
+            progress,
+            stats,
+            task,
+        })
+    }
+
+    /// Replace the desired routes; returns their generation.
+    pub fn set_desired(&self, routes: DesiredRoutes) -> u64 {
+        let mut generation = 0;
+        self.desired.send_modify(|(g, r)| {
+            *g += 1;
+            generation = *g;
+            *r = Arc::new(routes);
+        });
+        generation
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The current progress.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.borrow().clone()
+    }
+
+    /// Wait until `generation` has been processed; its progress.
+    pub async fn wait_generation(&self, generation: u64) -> Arc<Progress> {
+        let mut rx = self.progress.clone();
+        match rx.wait_for(|p| p.generation >= generation).await {
+            Ok(p) => p.clone(),
+            Err(_) => self.progress(),
+        }
+    }
+}
+
+/// One write.
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(KernelRoute),
+    Delete(KernelRoute),
+}
+
+struct State {
+    config: ReconcilerConfig,
+    own: Ownership,
+    handle: Handle,
+    links: HashMap<String, u32>,
+    actual: Actual,
+    desired: Arc<DesiredRoutes>,
+    generation: u64,
+    failed: BTreeMap<IpNet, String>,
+    blocked: Vec<(IpNet, String)>,
+    stats: Arc<Stats>,
+    progress: watch::Sender<Arc<Progress>>,
+}
+
+impl State {
+    async fn run(
+        mut self,
+        mut desired_rx: watch::Receiver<(u64, Arc<DesiredRoutes>)>,
+        mut events: Events,
+    ) {
+        // Wait for the first desired set.
+        loop {
+            if desired_rx.borrow_and_update().0 > 0 {
+                break;
+            }
+            if desired_rx.changed().await.is_err() {
+                return;
+            }
+        }
+        self.take_desired(&desired_rx);
+        self.resync().await;
+        let mut resync = tokio::time::interval(self.config.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await; // the first tick is immediate
+        let mut retry = tokio::time::interval(self.config.retry_interval);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = desired_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.take_desired(&desired_rx);
+                    self.reconcile(None).await;
+                }
+                event = events.next() => {
+                    let Some(first) = event else {
+                        tracing::error!("netlink notification socket closed; resyncing on the timer only");
+                        std::future::pending::<()>().await;
+                        return;
+                    };
+                    let mut dirty = BTreeSet::new();
+                    let mut links_changed = self.absorb(first.0, &mut dirty);
+                    while let Some(Some((msg, _))) = events.next().now_or_never() {
+                        links_changed |= self.absorb(msg, &mut dirty);
+                    }
+                    if links_changed {
+                        self.reconcile(None).await;
+                    } else if !dirty.is_empty() {
+                        self.reconcile(Some(&dirty)).await;
+                    }
+                }
+                _ = resync.tick() => self.resync().await,
+                _ = retry.tick(), if !self.failed.is_empty() || !self.blocked.is_empty() => {
+                    self.reconcile(None).await;
+                }
+            }
+        }
+    }
+
+    fn take_desired(&mut self, rx: &watch::Receiver<(u64, Arc<DesiredRoutes>)>) {
+        let (generation, routes) = rx.borrow().clone();
+        self.generation = generation;
+        self.desired = routes;
+    }
+
+    /// Apply one notification to the model; true when links changed.
+    fn absorb(
+        &mut self,
+        msg: NetlinkMessage<RouteNetlinkMessage>,
+        dirty: &mut BTreeSet<IpNet>,
+    ) -> bool {
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        let NetlinkPayload::InnerMessage(inner) = msg.payload else {
+            return false;
+        };
+        let is_new = matches!(inner, RouteNetlinkMessage::NewRoute(_));
+        match inner {
+            RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
+                let present = is_new;
+                if let Some(route) = KernelRoute::from_message(&r) {
+                    if route.table == self.own.table {
+                        self.actual.observe(&self.own, &route, present);
+                        dirty.insert(route.dst);
+                    }
+                }
+                false
+            }
+            RouteNetlinkMessage::NewLink(l) => {
+                if let Some(name) = netlink::link_name(&l) {
+                    let index = l.header.index;
+                    return self.links.insert(name.to_owned(), index) != Some(index);
+                }
+                false
+            }
+            RouteNetlinkMessage::DelLink(l) => {
+                if let Some(name) = netlink::link_name(&l) {
+                    return self.links.remove(name).is_some();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Dump links and routes, rebuild the model, reconcile everything.
+    async fn resync(&mut self) {
+        self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        let dumped = async {
+            let (links, r1) = netlink::dump_links(&mut self.handle).await?;
+            let (routes, r2) = netlink::dump_routes(&mut self.handle).await?;
+            Ok::<_, NetlinkError>((links, routes, r1 + r2))
+        }
+        .await;
+        match dumped {
+            Ok((links, routes, retries)) => {
+                self.stats
+                    .dump_retries
+                    .fetch_add(retries as u64, Ordering::Relaxed);
+                self.links = links;
+                let mut actual = Actual::default();
+                for r in &routes {
+                    actual.observe(&self.own, r, true);
+                }
+                self.actual = actual;
+                tracing::debug!(
+                    routes = routes.len(),
+                    owned = self.actual.owned.len(),
+                    "felix resync dump"
+                );
+                self.reconcile(None).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "felix: dumping the kernel's routes failed; retrying at the next resync")
+            }
+        }
+    }
+
+    /// Plan and apply writes for everything or for `only`.
+    async fn reconcile(&mut self, only: Option<&BTreeSet<IpNet>>) {
+        let p: Plan = plan(&self.own, &self.desired, &self.links, &self.actual, only);
+        match only {
+            None => {
+                self.failed.clear();
+                self.blocked = p.blocked.clone();
+            }
+            Some(set) => {
+                self.failed.retain(|d, _| !set.contains(d));
+                self.blocked.retain(|(d, _)| !set.contains(d));
+                self.blocked.extend(p.blocked.iter().cloned());
+            }
+        }
+        for (dst, why) in &p.blocked {
+            tracing::debug!(%dst, why, "felix: route not written");
+        }
+        let ops: Vec<Op> = p
+            .deletes
+            .into_iter()
+            .map(Op::Delete)
+            .chain(p.upserts.into_iter().map(Op::Upsert))
+            .collect();
+        if !ops.is_empty() {
+            self.apply(ops).await;
+        }
+        self.progress.send_replace(Arc::new(Progress {
+            generation: self.generation,
+            failed: self.failed.clone(),
+            blocked: self.blocked.clone(),
+        }));
+    }
+
+    /// Send `ops` pipelined; record results in the model.
+    async fn apply(&mut self, ops: Vec<Op>) {
+        let handle = self.handle.clone();
+        let results: Vec<(Op, Result<(), NetlinkError>)> = futures_util::stream::iter(ops)
+            .map(|op| {
+                let mut h = handle.clone();
+                async move {
+                    let r = match &op {
+                        Op::Upsert(route) => netlink::upsert(&mut h, route).await,
+                        Op::Delete(route) => netlink::delete(&mut h, route).await,
+                    };
+                    (op, r)
+                }
+            })
+            .buffer_unordered(self.config.max_in_flight.max(1))
+            .collect()
+            .await;
+        for (op, result) in results {
+            let (route, present) = match &op {
+                Op::Upsert(r) => (r, true),
+                Op::Delete(r) => (r, false),
+            };
+            match result {
+                Ok(()) => {
+                    let counter = if present {
+                        &self.stats.upserts
+                    } else {
+                        &self.stats.deletes
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    self.actual.observe(&self.own, route, present);
+                }
+                Err(e) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(dst = %route.dst, ?route.kind, op = if present { "replace" } else { "delete" }, error = %e, "felix: route write failed; will retry");
+                    self.failed.insert(route.dst, e.to_string());
+                }
+            }
+        }
+    }
+}
