@@ -1,6 +1,7 @@
 //! manul's felix: the dataplane programmer.
 //!
 //! - [`route`]: the desired route shapes ([`Target`]).
+//! - [`calico`]: felix's inputs from confd's snapshot.
 //! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
 //!   remote prefixes and its pools (pure).
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
@@ -12,6 +13,7 @@
 //!   routes: dump at start, follow notifications, resync on a timer,
 //!   pipeline writes, retry per route.
 
+pub mod calico;
 pub mod desired;
 pub mod kernel;
 pub mod netlink;
