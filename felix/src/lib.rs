@@ -4,6 +4,7 @@
 //! - [`calico`]: felix's inputs from confd's snapshot.
 //! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
 //!   remote prefixes and its pools (pure).
+//! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
 //! - [`plan`]: ownership and the minimal diff (pure).
@@ -15,6 +16,7 @@
 
 pub mod calico;
 pub mod desired;
+pub mod interface;
 pub mod kernel;
 pub mod netlink;
 pub mod netns;

@@ -33,11 +33,12 @@ use rtnetlink::{Handle, MulticastGroup};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::interface::configure_workload_interfaces;
 use crate::kernel::KernelRoute;
 use crate::netlink::{self, NetlinkError};
 use crate::netns::in_netns;
 use crate::plan::{Actual, Ownership, Plan, plan};
-use crate::route::DesiredRoutes;
+use crate::route::{DesiredRoutes, Target};
 
 /// How the reconciler runs.
 #[derive(Debug, Clone)]
@@ -166,6 +167,7 @@ impl Reconciler {
             generation: 0,
             failed: BTreeMap::new(),
             blocked: Vec::new(),
+            configured: BTreeSet::new(),
             stats: stats.clone(),
             progress: progress_tx,
         };
@@ -226,6 +228,8 @@ struct State {
     generation: u64,
     failed: BTreeMap<IpNet, String>,
     blocked: Vec<(IpNet, String)>,
+    /// Workload interfaces configured, by name and index.
+    configured: BTreeSet<(String, u32)>,
     stats: Arc<Stats>,
     progress: watch::Sender<Arc<Progress>>,
 }
@@ -364,8 +368,43 @@ impl State {
         }
     }
 
+    /// Give workload interfaces (targets of device routes) that exist and
+    /// are not configured yet Calico's sysctls ([`crate::interface`]).
+    fn configure_interfaces(&mut self) {
+        let wanted: BTreeSet<(String, u32)> = self
+            .desired
+            .values()
+            .filter_map(|t| match t {
+                Target::Device(d) => self.links.get(d).map(|i| (d.clone(), *i)),
+                _ => None,
+            })
+            .collect();
+        self.configured.retain(|c| wanted.contains(c));
+        let new: Vec<String> = wanted
+            .difference(&self.configured)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        match configure_workload_interfaces(self.config.netns.as_deref(), &new) {
+            Ok(failures) => {
+                for (what, e) in &failures {
+                    tracing::warn!(what, error = %e, "felix: workload interface sysctl failed");
+                }
+                if failures.is_empty() {
+                    self.configured.extend(wanted);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "felix: configuring workload interfaces failed"),
+        }
+    }
+
     /// Plan and apply writes for everything or for `only`.
     async fn reconcile(&mut self, only: Option<&BTreeSet<IpNet>>) {
+        if only.is_none() {
+            self.configure_interfaces();
+        }
         let p: Plan = plan(&self.own, &self.desired, &self.links, &self.actual, only);
         match only {
             None => {

@@ -168,6 +168,11 @@ async fn writes_owned_routes_with_ecmp_and_leaves_foreign_ones() {
     );
     assert_eq!(r.stats().writes(), 6);
     assert_eq!(foreign(&ns), before, "foreign routes untouched");
+    // The workload interface got Calico's sysctls.
+    for (path, value) in manul_felix::interface::workload_sysctls(CALI) {
+        let got = ns.run(|| std::fs::read_to_string(&path)).unwrap();
+        assert_eq!(got.trim(), value, "{}", path.display());
+    }
 
     // Wanting a destination BIRD holds: blocked, BIRD's route stays.
     let mut d = desired();
