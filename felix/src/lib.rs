@@ -13,6 +13,7 @@
 //! - [`reconciler`]: the task that keeps the kernel equal to the desired
 //!   routes: dump at start, follow notifications, resync on a timer,
 //!   pipeline writes, retry per route.
+//! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
 
 pub mod calico;
 pub mod desired;
@@ -23,6 +24,7 @@ pub mod netns;
 pub mod plan;
 pub mod reconciler;
 pub mod route;
+pub mod vxlan;
 
 pub use desired::{Desired, Inputs, desired_routes};
 pub use plan::Ownership;
