@@ -311,3 +311,51 @@ async fn a_lagging_subscriber_gets_the_difference_in_one_batch() {
     assert!(lagged, "capacity 2 with 20 batches must lag");
     assert_eq!(sub.snapshot().pools().count(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_in_etcd_each_derive_the_mesh_with_one_passive_side_per_pair() {
+    require!(Need::Bin("etcd"));
+    let etcd = Etcd::start().unwrap();
+    let ds = connect(etcd.endpoint()).await;
+    let nodes = [
+        ("n1", "10.0.0.1"),
+        ("n2", "10.0.0.2"),
+        ("n3", "10.0.0.9"),
+        ("n4", "10.0.0.10"),
+        ("n5", "10.0.0.100"),
+    ];
+    let mut rev = 0;
+    for (name, ip) in nodes {
+        rev = put(
+            &ds,
+            &format!("{R}/nodes/{name}"),
+            &json!({"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":name},
+                    "spec":{"bgp":{"ipv4Address":format!("{ip}/24")}}})
+            .to_string(),
+        )
+        .await;
+    }
+    let mut views = Vec::new();
+    for (name, _) in nodes {
+        let confd = Confd::start(ds.clone(), ConfdConfig::new(name));
+        confd.wait_in_sync(rev).await;
+        views.push(manul_confd::bgp::derive(&confd.status().snapshot, name));
+    }
+    for (i, (a, ip_a)) in nodes.iter().enumerate() {
+        let peers: BTreeSet<String> = views[i].peers.keys().map(|p| p.to_string()).collect();
+        let want: BTreeSet<String> = nodes
+            .iter()
+            .filter(|(n, _)| n != a)
+            .map(|(_, ip)| ip.to_string())
+            .collect();
+        assert_eq!(peers, want, "peers of {a}");
+        for (j, (b, ip_b)) in nodes.iter().enumerate().skip(i + 1) {
+            let a_passive = views[i].peers[&ip_b.parse().unwrap()].passive;
+            let b_passive = views[j].peers[&ip_a.parse().unwrap()].passive;
+            assert!(
+                a_passive != b_passive,
+                "{a}<->{b}: exactly one side passive"
+            );
+        }
+    }
+}

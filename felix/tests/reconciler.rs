@@ -324,3 +324,50 @@ async fn a_route_waits_for_its_interface() {
     })
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_route_is_reported_and_retried_while_the_rest_goes_in() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let r = start(&ns).await;
+    let mut d = desired();
+    // No route to 192.168.9.9 yet: the kernel refuses this one.
+    d.insert(net("10.65.9.0/26"), via(&["192.168.9.9"]));
+    let generation = r.set_desired(d);
+    let p = r.wait_generation(generation).await;
+    assert_eq!(
+        p.failed.keys().copied().collect::<Vec<_>>(),
+        vec![net("10.65.9.0/26")],
+        "{p:?}"
+    );
+    assert_eq!(owned(&ns).len(), 6, "every other route is in");
+    assert!(
+        r.stats()
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    // Once the gateway is reachable, a retry puts it in.
+    ns.add_addr("eth0", "192.168.9.1/24").unwrap();
+    try_wait_until(WAIT, "the refused route after a retry", || {
+        let got = owned(&ns);
+        if got
+            .iter()
+            .any(|l| l.starts_with("10.65.9.0/26 via 192.168.9.9"))
+        {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .unwrap();
+    try_wait_until(WAIT, "no failure left", || {
+        let p = r.progress();
+        if p.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", p.failed))
+        }
+    })
+    .unwrap();
+}
