@@ -1,6 +1,7 @@
 //! manul's felix: the dataplane programmer.
 //!
 //! - [`route`]: the desired route shapes ([`Target`]).
+//! - [`batch`]: route writes packed many to a `sendmsg`.
 //! - [`calico`]: felix's inputs from confd's snapshot.
 //! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
 //!   remote prefixes and its pools (pure).
@@ -15,6 +16,7 @@
 //!   pipeline writes, retry per route.
 //! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
 
+pub mod batch;
 pub mod calico;
 pub mod desired;
 pub mod interface;

@@ -12,9 +12,10 @@
 //!   not wanted is deleted; a workload interface that appears gets its
 //!   route.
 //! - **Resync**: a full dump every `resync_interval` (Calico's felix: 90 s),
-//!   in case a notification was lost (socket overrun).
-//! - **Pipelining**: writes are sent without waiting for each
-//!   acknowledgement, up to `max_in_flight` outstanding.
+//!   in case a notification was lost; at once when the notification
+//!   socket reports an overrun (`ENOBUFS`).
+//! - **Pipelining**: writes go out in bulk, thousands of requests per
+//!   `sendmsg`, without waiting for each acknowledgement ([`crate::batch`]).
 //! - **Errors** are per route: logged with the route, retried every
 //!   `retry_interval`, never fatal.
 
@@ -33,6 +34,7 @@ use rtnetlink::{Handle, MulticastGroup};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::batch::{BatchWriter, Write};
 use crate::interface::configure_workload_interfaces;
 use crate::kernel::KernelRoute;
 use crate::netlink::{self, NetlinkError};
@@ -49,8 +51,6 @@ pub struct ReconcilerConfig {
     pub resync_interval: Duration,
     /// Retry failed routes this often.
     pub retry_interval: Duration,
-    /// Writes outstanding at once.
-    pub max_in_flight: usize,
     /// Work in this network namespace (`/run/netns/<name>`); `None`: here.
     pub netns: Option<PathBuf>,
 }
@@ -61,7 +61,6 @@ impl Default for ReconcilerConfig {
             ownership: Ownership::default(),
             resync_interval: Duration::from_secs(90),
             retry_interval: Duration::from_secs(1),
-            max_in_flight: 512,
             netns: None,
         }
     }
@@ -149,11 +148,13 @@ impl Reconciler {
                 MulticastGroup::Ipv6Route,
                 MulticastGroup::Link,
             ])?;
-            // Large enough for bursts of notifications (e.g. our own writes).
-            let _ = ev_conn.socket_mut().socket_mut().set_rx_buf_sz(8 << 20);
+            // Large enough for bursts of notifications (e.g. our own bulk
+            // writes); an overrun still only costs a resync.
+            crate::batch::force_rcvbuf(ev_conn.socket_mut().socket_mut(), 16 << 20);
             tokio::spawn(ev_conn);
             Ok((handle, events))
         })?;
+        let writer = BatchWriter::open(config.netns.as_deref())?;
         let (desired, desired_rx) = watch::channel((0, Arc::new(DesiredRoutes::new())));
         let (progress_tx, progress) = watch::channel(Arc::new(Progress::default()));
         let stats = Arc::new(Stats::default());
@@ -161,6 +162,8 @@ impl Reconciler {
             own: config.ownership,
             config,
             handle,
+            writer: Some(writer),
+            overrun: false,
             links: HashMap::new(),
             actual: Actual::default(),
             desired: Arc::new(DesiredRoutes::new()),
@@ -211,17 +214,13 @@ impl Reconciler {
     }
 }
 
-/// One write.
-#[derive(Debug, Clone)]
-enum Op {
-    Upsert(KernelRoute),
-    Delete(KernelRoute),
-}
-
 struct State {
     config: ReconcilerConfig,
     own: Ownership,
     handle: Handle,
+    writer: Option<BatchWriter>,
+    /// Notifications were lost: resync.
+    overrun: bool,
     links: HashMap<String, u32>,
     actual: Actual,
     desired: Arc<DesiredRoutes>,
@@ -254,6 +253,7 @@ impl State {
         let mut resync = tokio::time::interval(self.config.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await; // the first tick is immediate
+        let mut events_open = true;
         let mut retry = tokio::time::interval(self.config.retry_interval);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -265,18 +265,21 @@ impl State {
                     self.take_desired(&desired_rx);
                     self.reconcile(None).await;
                 }
-                event = events.next() => {
+                event = events.next(), if events_open => {
                     let Some(first) = event else {
-                        tracing::error!("netlink notification socket closed; resyncing on the timer only");
-                        std::future::pending::<()>().await;
-                        return;
+                        tracing::error!("felix: netlink notification socket closed; relying on the resync timer");
+                        events_open = false;
+                        continue;
                     };
                     let mut dirty = BTreeSet::new();
                     let mut links_changed = self.absorb(first.0, &mut dirty);
                     while let Some(Some((msg, _))) = events.next().now_or_never() {
                         links_changed |= self.absorb(msg, &mut dirty);
                     }
-                    if links_changed {
+                    if std::mem::take(&mut self.overrun) {
+                        tracing::warn!("felix: netlink notifications lost (socket overrun); full resync");
+                        self.resync().await;
+                    } else if links_changed {
                         self.reconcile(None).await;
                     } else if !dirty.is_empty() {
                         self.reconcile(Some(&dirty)).await;
@@ -303,8 +306,13 @@ impl State {
         dirty: &mut BTreeSet<IpNet>,
     ) -> bool {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
-        let NetlinkPayload::InnerMessage(inner) = msg.payload else {
-            return false;
+        let inner = match msg.payload {
+            NetlinkPayload::InnerMessage(inner) => inner,
+            NetlinkPayload::Overrun(_) => {
+                self.overrun = true;
+                return false;
+            }
+            _ => return false,
         };
         let is_new = matches!(inner, RouteNetlinkMessage::NewRoute(_));
         match inner {
@@ -420,11 +428,11 @@ impl State {
         for (dst, why) in &p.blocked {
             tracing::debug!(%dst, why, "felix: route not written");
         }
-        let ops: Vec<Op> = p
+        let ops: Vec<Write> = p
             .deletes
             .into_iter()
-            .map(Op::Delete)
-            .chain(p.upserts.into_iter().map(Op::Upsert))
+            .map(Write::Delete)
+            .chain(p.upserts.into_iter().map(Write::Upsert))
             .collect();
         if !ops.is_empty() {
             self.apply(ops).await;
@@ -436,28 +444,28 @@ impl State {
         }));
     }
 
-    /// Send `ops` pipelined; record results in the model.
-    async fn apply(&mut self, ops: Vec<Op>) {
-        let handle = self.handle.clone();
-        let results: Vec<(Op, Result<(), NetlinkError>)> = futures_util::stream::iter(ops)
-            .map(|op| {
-                let mut h = handle.clone();
-                async move {
-                    let r = match &op {
-                        Op::Upsert(route) => netlink::upsert(&mut h, route).await,
-                        Op::Delete(route) => netlink::delete(&mut h, route).await,
-                    };
-                    (op, r)
-                }
-            })
-            .buffer_unordered(self.config.max_in_flight.max(1))
-            .collect()
-            .await;
-        for (op, result) in results {
-            let (route, present) = match &op {
-                Op::Upsert(r) => (r, true),
-                Op::Delete(r) => (r, false),
-            };
+    /// Send `ops` in bulk ([`crate::batch`]); record results in the model.
+    async fn apply(&mut self, ops: Vec<Write>) {
+        let Some(mut writer) = self.writer.take() else {
+            tracing::error!("felix: route writer lost; writes wait for a restart");
+            return;
+        };
+        let (writer, ops, results) = match tokio::task::spawn_blocking(move || {
+            let results = writer.write(&ops);
+            (writer, ops, results)
+        })
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "felix: route writer task failed");
+                return;
+            }
+        };
+        self.writer = Some(writer);
+        for (op, result) in ops.iter().zip(results) {
+            let present = matches!(op, Write::Upsert(_));
+            let route = op.route();
             match result {
                 Ok(()) => {
                     let counter = if present {
