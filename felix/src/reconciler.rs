@@ -17,7 +17,9 @@
 //! - **Pipelining**: writes go out in bulk, thousands of requests per
 //!   `sendmsg`, without waiting for each acknowledgement ([`crate::batch`]).
 //! - **Errors** are per route: logged with the route, retried every
-//!   `retry_interval`, never fatal.
+//!   `retry_interval` (only those routes), never fatal.
+//! - **Desired changes** plan only the destinations whose target changed
+//!   ([`changed_destinations`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -99,6 +101,45 @@ pub struct Progress {
     pub failed: BTreeMap<IpNet, String>,
     /// Desired routes that cannot be written now, and why.
     pub blocked: Vec<(IpNet, String)>,
+}
+
+/// Destinations whose target differs between `old` and `new` (a merge walk
+/// over both sorted maps: a small change to a large table plans only what
+/// changed).
+pub fn changed_destinations(old: &DesiredRoutes, new: &DesiredRoutes) -> BTreeSet<IpNet> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let mut out = BTreeSet::new();
+    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return out,
+            (Some((k, _)), None) => {
+                out.insert(**k);
+                a.next();
+            }
+            (None, Some((k, _))) => {
+                out.insert(**k);
+                b.next();
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                Less => {
+                    out.insert(**ka);
+                    a.next();
+                }
+                Greater => {
+                    out.insert(**kb);
+                    b.next();
+                }
+                Equal => {
+                    if va != vb {
+                        out.insert(**ka);
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
 }
 
 /// Setting up the reconciler failed.
@@ -262,8 +303,9 @@ impl State {
                     if changed.is_err() {
                         return;
                     }
-                    self.take_desired(&desired_rx);
-                    self.reconcile(None).await;
+                    let changed = self.take_desired(&desired_rx);
+                    self.configure_interfaces();
+                    self.reconcile(Some(&changed)).await;
                 }
                 event = events.next(), if events_open => {
                     let Some(first) = event else {
@@ -287,16 +329,27 @@ impl State {
                 }
                 _ = resync.tick() => self.resync().await,
                 _ = retry.tick(), if !self.failed.is_empty() || !self.blocked.is_empty() => {
-                    self.reconcile(None).await;
+                    // Only what failed or was blocked: a route another owner
+                    // holds must not cost a full plan every second.
+                    let again: BTreeSet<IpNet> = self
+                        .failed
+                        .keys()
+                        .copied()
+                        .chain(self.blocked.iter().map(|(d, _)| *d))
+                        .collect();
+                    self.reconcile(Some(&again)).await;
                 }
             }
         }
     }
 
-    fn take_desired(&mut self, rx: &watch::Receiver<(u64, Arc<DesiredRoutes>)>) {
+    /// Take the latest desired routes; the destinations whose target changed.
+    fn take_desired(&mut self, rx: &watch::Receiver<(u64, Arc<DesiredRoutes>)>) -> BTreeSet<IpNet> {
         let (generation, routes) = rx.borrow().clone();
         self.generation = generation;
+        let changed = changed_destinations(&self.desired, &routes);
         self.desired = routes;
+        changed
     }
 
     /// Apply one notification to the model; true when links changed.
@@ -413,6 +466,10 @@ impl State {
         if only.is_none() {
             self.configure_interfaces();
         }
+        if only.is_some_and(BTreeSet::is_empty) {
+            self.send_progress();
+            return;
+        }
         let p: Plan = plan(&self.own, &self.desired, &self.links, &self.actual, only);
         match only {
             None => {
@@ -437,6 +494,10 @@ impl State {
         if !ops.is_empty() {
             self.apply(ops).await;
         }
+        self.send_progress();
+    }
+
+    fn send_progress(&self) {
         self.progress.send_replace(Arc::new(Progress {
             generation: self.generation,
             failed: self.failed.clone(),
@@ -483,5 +544,33 @@ impl State {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_destinations_are_the_symmetric_difference_and_changed_targets() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let old: DesiredRoutes = [
+            (net("10.0.0.0/26"), Target::Blackhole),
+            (net("10.0.1.0/26"), Target::Blackhole),
+            (net("10.0.2.0/26"), Target::Device("a".into())),
+        ]
+        .into();
+        let new: DesiredRoutes = [
+            (net("10.0.1.0/26"), Target::Blackhole),
+            (net("10.0.2.0/26"), Target::Device("b".into())),
+            (net("10.0.3.0/26"), Target::Blackhole),
+        ]
+        .into();
+        let got: Vec<String> = changed_destinations(&old, &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["10.0.0.0/26", "10.0.2.0/26", "10.0.3.0/26"]);
+        assert!(changed_destinations(&new, &new).is_empty());
     }
 }
