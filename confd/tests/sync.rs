@@ -359,3 +359,47 @@ async fn five_nodes_in_etcd_each_derive_the_mesh_with_one_passive_side_per_pair(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bgp_view_task_reports_one_peer_for_one_bgppeer() {
+    require!(Need::Bin("etcd"));
+    let etcd = Etcd::start().unwrap();
+    let ds = connect(etcd.endpoint()).await;
+    let mut rev = 0;
+    for (name, ip) in [("node-a", "10.0.0.1"), ("node-b", "10.0.0.2")] {
+        rev = put(
+            &ds,
+            &format!("{R}/nodes/{name}"),
+            &json!({"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":name},
+                    "spec":{"bgp":{"ipv4Address":format!("{ip}/24")}}})
+            .to_string(),
+        )
+        .await;
+    }
+    let confd = Confd::start(ds.clone(), cfg());
+    confd.wait_in_sync(rev).await;
+    let mut task = manul_confd::bgp::BgpViewTask::spawn(confd.subscribe(), ME);
+    let first = tokio::time::timeout(WAIT, task.changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.peers.len(), 1, "the mesh peer");
+    put(
+        &ds,
+        &format!("{R}/bgppeers/tor"),
+        &json!({"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{"name":"tor"},
+                "spec":{"peerIP":"10.0.0.254","asNumber":65000}})
+        .to_string(),
+    )
+    .await;
+    let ch = tokio::time::timeout(WAIT, task.changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ch.peers.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
+        vec!["10.0.0.254"]
+    );
+    assert!(!ch.globals && ch.prefixes.is_empty());
+    assert_eq!(task.view.borrow().peers.len(), 2);
+}
