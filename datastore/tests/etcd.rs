@@ -441,6 +441,9 @@ async fn current_revision_and_progress_on_request() {
     assert_eq!(ds.current_revision().await.unwrap(), rev);
     let mut watch = ds.watch("/calico/resources/", rev + 1).await.unwrap();
     watch.request_progress().await.unwrap();
-    assert_eq!(next(&mut watch).await, WatchEvent::Progress { revision: rev });
+    assert_eq!(
+        next(&mut watch).await,
+        WatchEvent::Progress { revision: rev }
+    );
     assert_eq!(watch.revision(), rev);
 }

@@ -14,6 +14,7 @@
 //! - [`reconciler`]: the task that keeps the kernel equal to the desired
 //!   routes: dump at start, follow notifications, resync on a timer,
 //!   pipeline writes, retry per route.
+//! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
 //! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
 
 pub mod batch;
@@ -26,6 +27,7 @@ pub mod netns;
 pub mod plan;
 pub mod reconciler;
 pub mod route;
+pub mod tunnel;
 pub mod vxlan;
 
 pub use desired::{Desired, Inputs, desired_routes};
