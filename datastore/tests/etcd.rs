@@ -471,3 +471,19 @@ async fn a_lost_swap_returns_the_current_value() {
     );
     assert_eq!(etcd.get(key).unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_revision_and_progress_on_request() {
+    require!(Need::Bin("etcd"));
+    let etcd = Etcd::start().unwrap();
+    let ds = connect(&etcd).await;
+    let rev = ds.create("/calico/ipam/v2/config", "{}").await.unwrap();
+    assert_eq!(ds.current_revision().await.unwrap(), rev);
+    let mut watch = ds.watch("/calico/resources/", rev + 1).await.unwrap();
+    watch.request_progress().await.unwrap();
+    assert_eq!(
+        next(&mut watch).await,
+        WatchEvent::Progress { revision: rev }
+    );
+    assert_eq!(watch.revision(), rev);
+}

@@ -166,6 +166,17 @@ impl Datastore {
         }
     }
 
+    /// The store's current revision (a count-only read of one key), e.g.
+    /// to know when a resumed watch has caught up.
+    pub async fn current_revision(&self) -> Result<i64> {
+        let resp = self
+            .read(None, |mut kv| async move {
+                kv.get("/", Some(GetOptions::new().with_count_only())).await
+            })
+            .await?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
     /// Write `value` at `key` if the key does not exist; the write's
     /// revision, or [`Error::Conflict`].
     pub async fn create(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64> {

@@ -48,7 +48,7 @@ pub enum WatchEvent {
 pub struct Watch {
     inner: WatchStream,
     /// The request side; kept so the stream stays open.
-    _watcher: Watcher,
+    watcher: Watcher,
     prefix: String,
     endpoints: Vec<String>,
     pending: VecDeque<WatchEvent>,
@@ -98,7 +98,7 @@ impl Datastore {
         .await?;
         let watch = Watch {
             inner,
-            _watcher: watcher,
+            watcher,
             prefix: prefix.to_string(),
             endpoints,
             pending: VecDeque::new(),
@@ -122,6 +122,18 @@ impl Watch {
     /// event or progress notification).
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// Ask etcd for a progress notification (etcd 3.4+): once every event
+    /// up to the store's current revision has been sent on this watch, a
+    /// [`WatchEvent::Progress`] follows. etcd answers only while the watch
+    /// is caught up, so a caller waiting to be in sync asks again later if
+    /// none comes.
+    pub async fn request_progress(&mut self) -> Result<()> {
+        self.watcher
+            .request_progress()
+            .await
+            .map_err(|e| Error::from_client(e, &self.endpoints, None))
     }
 
     /// The next event; `None` once the watch has ended.

@@ -1,0 +1,286 @@
+//! What confd keeps of an etcd key: [`ItemKey`] (which thing, from the key
+//! alone) and [`Item`] (its typed value, reduced to what this node needs).
+//!
+//! The mapping is per node: of the cluster-wide keys confd watches, a node
+//! keeps every IPPool, BGPPeer, BGPFilter and Node; the global
+//! BGPConfiguration and its own (`node.<name>`); its own block affinities;
+//! the blocks it borrows addresses from (another node's block with an
+//! allocation whose `node` attribute names this node), reduced to those
+//! addresses; and its own WorkloadEndpoints (`spec.node`). Everything else
+//! under `/calico/` (handles, other nodes' affinities, the IPAM config) is
+//! not kept.
+//!
+//! A value that does not decode is treated as absent, with a warning naming
+//! the key — as libcalico-go's watcher cache treats a parse error as a
+//! deletion. So a later re-list, which skips the same value, agrees with
+//! what the watch did, and nothing stale stays behind.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use manul_datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity};
+use manul_datastore::resources::{
+    BgpConfiguration, BgpFilter, BgpPeer, GLOBAL_NAME, IpPool, Node, WorkloadEndpoint,
+    node_config_name,
+};
+use manul_datastore::{Key, ResourceKind, ResourceSpec};
+
+/// Which thing a key is, as far as this node is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKey {
+    /// An IPPool, by name.
+    IpPool(String),
+    /// The global (`default`) or this node's (`node.<name>`) BGPConfiguration.
+    BgpConfig(String),
+    /// A BGPPeer, by name.
+    BgpPeer(String),
+    /// A BGPFilter, by name.
+    BgpFilter(String),
+    /// A Node, by name.
+    Node(String),
+    /// This node's affinity to a block.
+    Affinity(IpNet),
+    /// Another node's block this node borrows addresses from.
+    BorrowedBlock(IpNet),
+    /// One of this node's WorkloadEndpoints.
+    Workload {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// A kept value. Cheap to clone (shared).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// An IPPool.
+    IpPool(Arc<IpPool>),
+    /// A BGPConfiguration.
+    BgpConfig(Arc<BgpConfiguration>),
+    /// A BGPPeer.
+    BgpPeer(Arc<BgpPeer>),
+    /// A BGPFilter.
+    BgpFilter(Arc<BgpFilter>),
+    /// A Node.
+    Node(Arc<Node>),
+    /// This node's affinity: its state, `None` when marked deleted.
+    Affinity(Option<AffinityState>),
+    /// The addresses of a borrowed block that this node uses.
+    BorrowedBlock(Arc<BTreeSet<IpAddr>>),
+    /// A WorkloadEndpoint of this node.
+    Workload(Arc<WorkloadEndpoint>),
+}
+
+/// What a key's value says for this node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// Not a key this node keeps.
+    Ignored,
+    /// The key maps to `key`; `None`: absent for this node (e.g. a block
+    /// this node no longer borrows from, or a malformed value).
+    Item(ItemKey, Option<Item>),
+}
+
+/// The item a key maps to for node `me`, from the key alone; `None` when
+/// such keys are not kept. (A Workload or borrowed-block key maps to an item
+/// whatever its value; the value decides whether it is present.)
+pub fn item_key(me: &str, key: &str) -> Option<ItemKey> {
+    // Handles are the bulk of IPAM churn: drop them before parsing.
+    if key.starts_with("/calico/ipam/v2/handle/") {
+        return None;
+    }
+    match Key::parse(key).ok()? {
+        Key::Resource {
+            kind,
+            namespace,
+            name,
+            ..
+        } => match kind {
+            ResourceKind::IpPool => Some(ItemKey::IpPool(name)),
+            ResourceKind::BgpConfiguration => (name == GLOBAL_NAME || name == node_config_name(me))
+                .then_some(ItemKey::BgpConfig(name)),
+            ResourceKind::BgpPeer => Some(ItemKey::BgpPeer(name)),
+            ResourceKind::BgpFilter => Some(ItemKey::BgpFilter(name)),
+            ResourceKind::Node => Some(ItemKey::Node(name)),
+            ResourceKind::WorkloadEndpoint => Some(ItemKey::Workload {
+                namespace: namespace.unwrap_or_default(),
+                name,
+            }),
+        },
+        Key::BlockAffinity { host, cidr } => (host == me).then_some(ItemKey::Affinity(cidr)),
+        Key::Block { cidr } => Some(ItemKey::BorrowedBlock(cidr)),
+        Key::Handle { .. } | Key::IpamConfig => None,
+    }
+}
+
+/// Decode `value` stored at `key` for node `me`. Malformed values are
+/// logged with their key and read as absent.
+pub fn decode(me: &str, key: &str, value: &[u8]) -> Decoded {
+    let Some(item_key) = item_key(me, key) else {
+        return Decoded::Ignored;
+    };
+    let item = match decode_value(me, &item_key, value) {
+        Ok(item) => item,
+        Err(error) => {
+            tracing::warn!(key, %error, "skipping malformed etcd value (treated as absent)");
+            None
+        }
+    };
+    Decoded::Item(item_key, item)
+}
+
+fn resource<S: ResourceSpec>(value: &[u8]) -> Result<Arc<manul_datastore::Resource<S>>, String> {
+    manul_datastore::Resource::<S>::from_json(value)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn decode_value(me: &str, key: &ItemKey, value: &[u8]) -> Result<Option<Item>, String> {
+    Ok(Some(match key {
+        ItemKey::IpPool(_) => Item::IpPool(resource(value)?),
+        ItemKey::BgpConfig(_) => Item::BgpConfig(resource(value)?),
+        ItemKey::BgpPeer(_) => Item::BgpPeer(resource(value)?),
+        ItemKey::BgpFilter(_) => Item::BgpFilter(resource(value)?),
+        ItemKey::Node(_) => Item::Node(resource(value)?),
+        ItemKey::Workload { .. } => {
+            let wep: Arc<WorkloadEndpoint> = resource(value)?;
+            if wep.spec.node != me {
+                return Ok(None);
+            }
+            Item::Workload(wep)
+        }
+        ItemKey::Affinity(_) => {
+            let a: BlockAffinity = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+            Item::Affinity((!a.deleted).then_some(a.state))
+        }
+        ItemKey::BorrowedBlock(_) => {
+            let block: AllocationBlock =
+                serde_json::from_slice(value).map_err(|e| e.to_string())?;
+            let addrs = borrowed_addresses(me, &block);
+            if addrs.is_empty() {
+                return Ok(None);
+            }
+            Item::BorrowedBlock(Arc::new(addrs))
+        }
+    }))
+}
+
+/// The addresses of `block` that node `me` uses although the block is
+/// another node's (or no node's): allocations whose attribute says
+/// `node: me`. Empty for this node's own blocks.
+pub fn borrowed_addresses(me: &str, block: &AllocationBlock) -> BTreeSet<IpAddr> {
+    if block.host() == Some(me) || block.deleted {
+        return BTreeSet::new();
+    }
+    let mine: BTreeSet<u32> = block
+        .attributes
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| {
+            a.secondary
+                .get(manul_datastore::ipam::attr::NODE)
+                .is_some_and(|n| n == me)
+        })
+        .filter_map(|(i, _)| u32::try_from(i).ok())
+        .collect();
+    if mine.is_empty() {
+        return BTreeSet::new();
+    }
+    block
+        .allocations
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.is_some_and(|i| mine.contains(&i)))
+        .filter_map(|(ordinal, _)| nth_address(&block.cidr, ordinal))
+        .collect()
+}
+
+fn nth_address(cidr: &IpNet, n: usize) -> Option<IpAddr> {
+    let n = u128::try_from(n).ok()?;
+    match cidr {
+        IpNet::V4(net) => {
+            let base = u32::from(net.network());
+            let n = u32::try_from(n).ok()?;
+            base.checked_add(n).map(|a| IpAddr::V4(a.into()))
+        }
+        IpNet::V6(net) => {
+            let base = u128::from(net.network());
+            base.checked_add(n).map(|a| IpAddr::V6(a.into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: &str = "node-a";
+
+    #[test]
+    fn keys_this_node_keeps() {
+        let r = "/calico/resources/v3/projectcalico.org";
+        assert_eq!(
+            item_key(ME, &format!("{r}/ippools/p1")),
+            Some(ItemKey::IpPool("p1".into()))
+        );
+        assert_eq!(
+            item_key(ME, &format!("{r}/bgpconfigurations/default")),
+            Some(ItemKey::BgpConfig("default".into()))
+        );
+        assert_eq!(
+            item_key(ME, &format!("{r}/bgpconfigurations/node.node-a")),
+            Some(ItemKey::BgpConfig("node.node-a".into()))
+        );
+        assert_eq!(
+            item_key(ME, &format!("{r}/bgpconfigurations/node.node-b")),
+            None
+        );
+        assert_eq!(
+            item_key(ME, "/calico/ipam/v2/host/node-a/ipv4/block/10.65.0.0-26"),
+            Some(ItemKey::Affinity("10.65.0.0/26".parse().unwrap()))
+        );
+        assert_eq!(
+            item_key(ME, "/calico/ipam/v2/host/node-b/ipv4/block/10.65.0.0-26"),
+            None
+        );
+        assert_eq!(
+            item_key(ME, "/calico/ipam/v2/handle/k8s-pod-network.x"),
+            None
+        );
+        assert_eq!(item_key(ME, "/calico/ipam/v2/config"), None);
+        assert_eq!(item_key(ME, "/calico/felix/v1/whatever"), None);
+    }
+
+    #[test]
+    fn malformed_is_absent() {
+        let key = "/calico/resources/v3/projectcalico.org/ippools/p1";
+        assert_eq!(
+            decode(ME, key, b"{not json"),
+            Decoded::Item(ItemKey::IpPool("p1".into()), None)
+        );
+    }
+
+    #[test]
+    fn borrowed_addresses_are_this_nodes_allocations_in_another_nodes_block() {
+        let block: AllocationBlock = serde_json::from_value(serde_json::json!({
+            "cidr": "10.65.1.0/30",
+            "affinity": "host:node-b",
+            "allocations": [0, null, 1, 0],
+            "unallocated": [1],
+            "attributes": [
+                {"handle_id": "h1", "secondary": {"node": "node-b"}},
+                {"handle_id": "h2", "secondary": {"node": "node-a"}}
+            ],
+            "deleted": false,
+            "sequenceNumber": 3,
+            "sequenceNumberForAllocation": {}
+        }))
+        .unwrap();
+        let got = borrowed_addresses(ME, &block);
+        assert_eq!(got, ["10.65.1.2".parse::<IpAddr>().unwrap()].into());
+        assert!(borrowed_addresses("node-b", &block).is_empty());
+    }
+}

@@ -1,0 +1,188 @@
+//! Route writes in bulk: many `RTM_NEWROUTE` / `RTM_DELROUTE` requests
+//! packed into one `sendmsg(2)` on a dedicated netlink socket. The kernel
+//! runs every request of the datagram in order (`netlink_rcv_skb`) and
+//! queues one acknowledgement per request (`NLM_F_ACK`), so a chunk of a
+//! few thousand routes costs one system call to send and a few to read the
+//! answers, instead of one round trip each. Acknowledgements carry the
+//! request's sequence number, which maps each error back to its route.
+//! `NETLINK_CAP_ACK` keeps error answers short (no echoed request).
+//!
+//! The socket is blocking; the reconciler drives it from a blocking task.
+
+use std::io;
+use std::path::Path;
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use crate::kernel::KernelRoute;
+use crate::netlink::NetlinkError;
+use crate::netns::in_netns;
+
+/// Bytes of requests per `sendmsg`; the answers to a chunk must fit the
+/// receive buffer (an ACK is 36 bytes; a /32 route request about 60).
+const CHUNK_BYTES: usize = 96 * 1024;
+/// Receive buffer asked for (root may exceed `rmem_max` with SO_RCVBUFFORCE).
+const RCVBUF: usize = 4 << 20;
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Create or replace.
+    Upsert(KernelRoute),
+    /// Delete (already gone counts as done).
+    Delete(KernelRoute),
+}
+
+impl Write {
+    /// The route written.
+    pub fn route(&self) -> &KernelRoute {
+        match self {
+            Write::Upsert(r) | Write::Delete(r) => r,
+        }
+    }
+}
+
+/// A netlink socket for bulk route writes.
+#[derive(Debug)]
+pub struct BatchWriter {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl BatchWriter {
+    /// Open the socket in `netns` (or here).
+    pub fn open(netns: Option<&Path>) -> io::Result<Self> {
+        let socket = in_netns(netns, || {
+            let mut s = Socket::new(NETLINK_ROUTE)?;
+            s.bind_auto()?;
+            s.connect(&SocketAddr::new(0, 0))?;
+            let _ = s.set_cap_ack(true);
+            force_rcvbuf(&s, RCVBUF);
+            Ok(s)
+        })?;
+        Ok(BatchWriter {
+            socket,
+            seq: 1,
+            buf: Vec::with_capacity(CHUNK_BYTES + 4096),
+        })
+    }
+
+    /// Send every write; the result of each, in order.
+    pub fn write(&mut self, writes: &[Write]) -> Vec<Result<(), NetlinkError>> {
+        let mut results = vec![Ok(()); writes.len()];
+        let mut start = 0;
+        while start < writes.len() {
+            self.buf.clear();
+            let first_seq = self.seq;
+            let mut end = start;
+            while end < writes.len() && self.buf.len() < CHUNK_BYTES {
+                let (msg, flags) = match &writes[end] {
+                    Write::Upsert(r) => (
+                        RouteNetlinkMessage::NewRoute(r.to_message()),
+                        NLM_F_CREATE | NLM_F_REPLACE,
+                    ),
+                    Write::Delete(r) => (RouteNetlinkMessage::DelRoute(r.to_delete_message()), 0),
+                };
+                let mut nl = NetlinkMessage::from(msg);
+                nl.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+                nl.header.sequence_number = self.seq;
+                self.seq = self.seq.wrapping_add(1);
+                nl.finalize();
+                let at = self.buf.len();
+                self.buf.resize(at + nl.buffer_len(), 0);
+                nl.serialize(&mut self.buf[at..]);
+                end += 1;
+            }
+            if let Err(e) = self.socket.send(&self.buf, 0) {
+                let code = e.raw_os_error().unwrap_or(libc::EIO);
+                for r in &mut results[start..end] {
+                    *r = Err(NetlinkError::Errno(code));
+                }
+            } else {
+                self.collect(first_seq, &writes[start..end], &mut results[start..end]);
+            }
+            start = end;
+        }
+        results
+    }
+
+    /// Read the acknowledgements of one chunk.
+    fn collect(
+        &mut self,
+        first_seq: u32,
+        writes: &[Write],
+        results: &mut [Result<(), NetlinkError>],
+    ) {
+        let mut pending = writes.len();
+        let mut answered = vec![false; writes.len()];
+        let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+        while pending > 0 {
+            buf.clear();
+            match self.socket.recv(&mut buf, 0) {
+                Ok(_) => {}
+                Err(e) => {
+                    // ENOBUFS: answers were dropped; those not seen are unknown.
+                    let code = e.raw_os_error().unwrap_or(libc::EIO);
+                    for (i, a) in answered.iter().enumerate() {
+                        if !a {
+                            results[i] = Err(NetlinkError::Errno(code));
+                        }
+                    }
+                    return;
+                }
+            }
+            let mut off = 0;
+            while off + 16 <= buf.len() {
+                let len =
+                    u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
+                if len < 16 || off + len > buf.len() {
+                    break;
+                }
+                if let Ok(msg) =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len])
+                {
+                    let i = msg.header.sequence_number.wrapping_sub(first_seq) as usize;
+                    if let (NetlinkPayload::Error(e), true) = (&msg.payload, i < writes.len()) {
+                        if !answered[i] {
+                            answered[i] = true;
+                            pending -= 1;
+                            results[i] = match e.code.map(|c| -c.get()) {
+                                None => Ok(()),
+                                Some(libc::ESRCH) if matches!(writes[i], Write::Delete(_)) => {
+                                    Ok(())
+                                }
+                                Some(code) => Err(NetlinkError::Errno(code)),
+                            };
+                        }
+                    }
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
+}
+
+/// Ask for a `size`-byte receive buffer, beyond `rmem_max` when allowed
+/// (SO_RCVBUFFORCE needs CAP_NET_ADMIN), else as much as SO_RCVBUF gives.
+pub(crate) fn force_rcvbuf(s: &Socket, size: usize) {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let _ = s.set_rx_buf_sz(size);
+    }
+}

@@ -1,0 +1,88 @@
+//! From confd's snapshot to felix's [`Inputs`]: this node's confirmed
+//! blocks and workloads, the pools' encapsulation modes, this node's
+//! subnets (for `CrossSubnet`) and every node's VXLAN tunnel address. The
+//! remote prefixes come from the BGP speaker, passed in by the caller.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use manul_confd::Snapshot;
+use manul_datastore::resources::{IpipMode, VxlanMode};
+
+use crate::desired::{Encap, Inputs, Pool, Workload};
+
+fn ipip(mode: IpipMode) -> Encap {
+    match mode {
+        IpipMode::Never => Encap::Never,
+        IpipMode::Always => Encap::Always,
+        IpipMode::CrossSubnet => Encap::CrossSubnet,
+        // Validation refuses other values; route such a pool plainly.
+        IpipMode::Other(_) => Encap::Never,
+    }
+}
+
+fn vxlan(mode: VxlanMode) -> Encap {
+    match mode {
+        VxlanMode::Never => Encap::Never,
+        VxlanMode::Always => Encap::Always,
+        VxlanMode::CrossSubnet => Encap::CrossSubnet,
+        VxlanMode::Other(_) => Encap::Never,
+    }
+}
+
+/// Whether this kernel can make IPIP tunnels (the `ipip` module is loaded
+/// or built in).
+pub fn ipip_available() -> bool {
+    std::path::Path::new("/sys/module/ipip").exists()
+}
+
+/// Felix's inputs for node `me`.
+pub fn inputs(
+    snap: &Snapshot,
+    me: &str,
+    remote: BTreeMap<IpNet, Vec<IpAddr>>,
+    ipip_available: bool,
+) -> Inputs {
+    let mut local_subnets = Vec::new();
+    if let Some(bgp) = snap.node(me).and_then(|n| n.spec.bgp.as_ref()) {
+        if let Ok(Some(v4)) = bgp.ipv4_net() {
+            local_subnets.push(IpNet::V4(v4.trunc()));
+        }
+        if let Ok(Some(v6)) = bgp.ipv6_net() {
+            local_subnets.push(IpNet::V6(v6.trunc()));
+        }
+    }
+    let vxlan_tunnels = snap
+        .nodes()
+        .filter_map(|(_, n)| {
+            let node_ip = n.spec.bgp.as_ref()?.ipv4_net().ok()??.addr();
+            let tunnel: IpAddr = n.spec.ipv4_vxlan_tunnel_addr.parse().ok()?;
+            Some((IpAddr::V4(node_ip), tunnel))
+        })
+        .collect();
+    Inputs {
+        local_blocks: snap.confirmed_blocks().collect(),
+        workloads: snap
+            .workloads()
+            .filter(|w| !w.spec.interface_name.is_empty())
+            .map(|w| Workload {
+                interface: w.spec.interface_name.clone(),
+                addresses: w.spec.ip_networks.clone(),
+            })
+            .collect(),
+        remote,
+        pools: snap
+            .pools()
+            .map(|(name, p)| Pool {
+                name: name.to_owned(),
+                cidr: p.spec.cidr,
+                ipip: ipip(p.spec.ipip_mode()),
+                vxlan: vxlan(p.spec.vxlan_mode()),
+            })
+            .collect(),
+        local_subnets,
+        vxlan_tunnels,
+        ipip_available,
+    }
+}

@@ -1,0 +1,36 @@
+//! manul's felix: the dataplane programmer.
+//!
+//! - [`route`]: the desired route shapes ([`Target`]).
+//! - [`batch`]: route writes packed many to a `sendmsg`.
+//! - [`calico`]: felix's inputs from confd's snapshot.
+//! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
+//!   remote prefixes and its pools (pure).
+//! - [`interface`]: Calico's sysctls on workload interfaces.
+//! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
+//!   messages.
+//! - [`plan`]: ownership and the minimal diff (pure).
+//! - [`netlink`]: dumps (retried when interrupted) and single writes.
+//! - [`netns`]: working in a given network namespace.
+//! - [`reconciler`]: the task that keeps the kernel equal to the desired
+//!   routes: dump at start, follow notifications, resync on a timer,
+//!   pipeline writes, retry per route.
+//! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
+//! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
+
+pub mod batch;
+pub mod calico;
+pub mod desired;
+pub mod interface;
+pub mod kernel;
+pub mod netlink;
+pub mod netns;
+pub mod plan;
+pub mod reconciler;
+pub mod route;
+pub mod tunnel;
+pub mod vxlan;
+
+pub use desired::{Desired, Inputs, desired_routes};
+pub use plan::Ownership;
+pub use reconciler::{Progress, Reconciler, ReconcilerConfig, Stats};
+pub use route::{DesiredRoutes, NextHop, Target};

@@ -1,0 +1,373 @@
+//! The route reconciler in network namespaces the tests create: owned
+//! routes written, foreign ones untouched, repairs, minimal restarts, ECMP.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use manul_felix::{DesiredRoutes, NextHop, Reconciler, ReconcilerConfig, Target};
+use manul_tests::{Need, Netns, require, try_wait_until};
+
+/// Guard on waits: far above what any step takes.
+const WAIT: Duration = Duration::from_secs(30);
+const CALI: &str = "cali0123456789a";
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn via(gws: &[&str]) -> Target {
+    Target::Via(
+        gws.iter()
+            .map(|g| NextHop {
+                gateway: g.parse::<IpAddr>().unwrap(),
+                device: None,
+                onlink: false,
+            })
+            .collect(),
+    )
+}
+
+/// An interface `name` that is up (a veth whose peer `<name>p` stays in
+/// the namespace: this kernel has no dummy interfaces).
+fn link(ns: &Netns, name: &str) {
+    let peer = format!("{}p", &name[..name.len().min(14)]);
+    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer])
+        .unwrap();
+    ns.link_up(name).unwrap();
+    ns.link_up(&peer).unwrap();
+}
+
+/// A host: `eth0` on 192.168.1.1/24 and fd00:1::1/64, a workload
+/// interface, and foreign routes of three other owners.
+fn host() -> Netns {
+    let ns = Netns::new("felix").unwrap();
+    link(&ns, "eth0");
+    ns.add_addr("eth0", "192.168.1.1/24").unwrap();
+    ns.add_addr("eth0", "fd00:1::1/64").unwrap();
+    link(&ns, CALI);
+    for (dst, proto) in [
+        ("10.200.0.0/24", "bird"),
+        ("10.201.0.0/24", "static"),
+        ("10.202.0.0/24", "boot"),
+    ] {
+        ns.ip(&["route", "add", dst, "via", "192.168.1.5", "proto", proto])
+            .unwrap();
+    }
+    ns
+}
+
+fn desired() -> DesiredRoutes {
+    let mut d = DesiredRoutes::new();
+    d.insert(net("10.65.0.0/26"), Target::Blackhole);
+    d.insert(net("10.65.0.2/32"), Target::Device(CALI.into()));
+    d.insert(net("fd00:65::2/128"), Target::Device(CALI.into()));
+    d.insert(net("10.65.1.0/26"), via(&["192.168.1.2", "192.168.1.3"]));
+    d.insert(net("10.65.2.0/26"), via(&["192.168.1.4"]));
+    d.insert(net("fd00:65:1::/122"), via(&["fd00:1::2"]));
+    d
+}
+
+/// `ip route` lines (both families) matching `filter`, sorted, whitespace
+/// normalised.
+fn routes(ns: &Netns, filter: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for fam in ["-4", "-6"] {
+        let mut args = vec![fam, "-o", "route", "show"];
+        args.extend_from_slice(filter);
+        let text = ns.ip(&args).unwrap();
+        out.extend(
+            text.lines()
+                .map(|l| {
+                    l.split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .replace("\\ ", "")
+                })
+                .filter(|l| !l.is_empty()),
+        );
+    }
+    out.sort();
+    out
+}
+
+fn owned(ns: &Netns) -> Vec<String> {
+    routes(ns, &["proto", "80"])
+}
+
+fn foreign(ns: &Netns) -> Vec<String> {
+    let mut v: Vec<String> = routes(ns, &[])
+        .into_iter()
+        .filter(|l| !l.contains("proto 80"))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn start(ns: &Netns) -> Reconciler {
+    Reconciler::start(ReconcilerConfig {
+        netns: Some(ns.path()),
+        retry_interval: Duration::from_millis(200),
+        ..ReconcilerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn converge(r: &Reconciler, routes: DesiredRoutes) {
+    let generation = r.set_desired(routes);
+    let p = tokio::time::timeout(WAIT, r.wait_generation(generation))
+        .await
+        .expect("processed in time");
+    assert!(p.failed.is_empty(), "failed writes: {:?}", p.failed);
+}
+
+fn wait_owned(ns: &Netns, what: &str, want: &[String]) {
+    try_wait_until(WAIT, what, || {
+        let got = owned(ns);
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got:#?}"))
+        }
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_owned_routes_with_ecmp_and_leaves_foreign_ones() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let before = foreign(&ns);
+    let r = start(&ns).await;
+    converge(&r, desired()).await;
+    let got = owned(&ns);
+    let cali = format!("dev {CALI}");
+    let expect = [
+        "10.65.0.0/26".to_string(),
+        format!("10.65.0.2 {cali}"),
+        "10.65.1.0/26".into(),
+        "10.65.2.0/26 via 192.168.1.4".into(),
+        format!("fd00:65::2 {cali}"),
+        "fd00:65:1::/122 via fd00:1::2".into(),
+    ];
+    for e in expect {
+        assert!(
+            got.iter().any(|l| l.contains(&e)),
+            "no route like {e:?} in {got:#?}"
+        );
+    }
+    assert!(
+        got.iter().any(|l| l.starts_with("blackhole 10.65.0.0/26")),
+        "{got:#?}"
+    );
+    let ecmp = got.iter().find(|l| l.starts_with("10.65.1.0/26")).unwrap();
+    assert!(
+        ecmp.contains("nexthop via 192.168.1.2") && ecmp.contains("nexthop via 192.168.1.3"),
+        "ECMP: {ecmp}"
+    );
+    assert_eq!(r.stats().writes(), 6);
+    assert_eq!(foreign(&ns), before, "foreign routes untouched");
+    // The workload interface got Calico's sysctls.
+    for (path, value) in manul_felix::interface::workload_sysctls(CALI) {
+        let got = ns.run(|| std::fs::read_to_string(&path)).unwrap();
+        assert_eq!(got.trim(), value, "{}", path.display());
+    }
+
+    // Wanting a destination BIRD holds: blocked, BIRD's route stays.
+    let mut d = desired();
+    d.insert(net("10.200.0.0/24"), Target::Blackhole);
+    d.remove(&net("10.65.2.0/26"));
+    d.insert(net("10.65.1.0/26"), via(&["192.168.1.3"]));
+    let generation = r.set_desired(d);
+    let p = r.wait_generation(generation).await;
+    assert_eq!(p.blocked.len(), 1, "{:?}", p.blocked);
+    assert!(p.blocked[0].1.contains("protocol 12"));
+    let got = owned(&ns);
+    assert!(
+        !got.iter().any(|l| l.starts_with("10.65.2.0/26")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l == "10.65.1.0/26 via 192.168.1.3 dev eth0"),
+        "{got:#?}"
+    );
+    assert_eq!(r.stats().writes(), 8, "one delete, one replace");
+    assert_eq!(foreign(&ns), before, "foreign routes untouched");
+
+    // Nothing wanted: every owned route goes, nothing else does.
+    converge(&r, DesiredRoutes::new()).await;
+    assert_eq!(owned(&ns), Vec::<String>::new());
+    assert_eq!(foreign(&ns), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_an_owned_route_deleted_or_changed_by_hand() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let r = start(&ns).await;
+    converge(&r, desired()).await;
+    let want = owned(&ns);
+    ns.ip(&["route", "del", "10.65.0.0/26", "proto", "80"])
+        .unwrap();
+    ns.ip(&["route", "del", "10.65.0.2/32", "dev", CALI])
+        .unwrap();
+    wait_owned(&ns, "deleted routes back", &want);
+    ns.ip(&[
+        "route",
+        "replace",
+        "10.65.1.0/26",
+        "via",
+        "192.168.1.9",
+        "proto",
+        "80",
+    ])
+    .unwrap();
+    wait_owned(&ns, "changed ECMP route back", &want);
+    // A route someone adds with felix's protocol that felix does not want goes.
+    ns.ip(&[
+        "route",
+        "add",
+        "10.77.0.0/24",
+        "via",
+        "192.168.1.9",
+        "proto",
+        "80",
+    ])
+    .unwrap();
+    wait_owned(&ns, "stray owned route removed", &want);
+    assert!(r.stats().events.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_over_a_populated_table_writes_only_the_difference() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let mut d = desired();
+    for i in 0..1000u32 {
+        let dst = IpNet::new(
+            IpAddr::from([10, 66, (i / 4) as u8, ((i % 4) * 64) as u8]),
+            26,
+        )
+        .unwrap();
+        d.insert(dst, via(&["192.168.1.2", "192.168.1.3"]));
+    }
+    let first = start(&ns).await;
+    converge(&first, d.clone()).await;
+    assert_eq!(first.stats().writes(), 1006);
+    drop(first);
+    let full = owned(&ns);
+
+    let second = start(&ns).await;
+    converge(&second, d.clone()).await;
+    assert_eq!(
+        second.stats().writes(),
+        0,
+        "a restart over a right table writes nothing"
+    );
+    assert_eq!(owned(&ns), full);
+    drop(second);
+
+    // While down: one owned route lost, one stale one left.
+    ns.ip(&["route", "del", "10.66.0.0/26", "proto", "80"])
+        .unwrap();
+    ns.ip(&[
+        "route",
+        "add",
+        "10.78.0.0/24",
+        "via",
+        "192.168.1.9",
+        "proto",
+        "80",
+    ])
+    .unwrap();
+    let third = start(&ns).await;
+    converge(&third, d).await;
+    assert_eq!(
+        third
+            .stats()
+            .upserts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        third
+            .stats()
+            .deletes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(owned(&ns), full);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_waits_for_its_interface() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let r = start(&ns).await;
+    let mut d = DesiredRoutes::new();
+    d.insert(net("10.65.0.9/32"), Target::Device("cali-late".into()));
+    d.insert(net("10.65.0.0/26"), Target::Blackhole);
+    let generation = r.set_desired(d);
+    let p = r.wait_generation(generation).await;
+    assert_eq!(p.blocked.len(), 1, "{p:?}");
+    assert_eq!(owned(&ns).len(), 1);
+    link(&ns, "cali-late");
+    try_wait_until(WAIT, "the workload route once its interface exists", || {
+        let got = owned(&ns);
+        if got.iter().any(|l| l.starts_with("10.65.0.9 dev cali-late")) {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_route_is_reported_and_retried_while_the_rest_goes_in() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let r = start(&ns).await;
+    let mut d = desired();
+    // No route to 192.168.9.9 yet: the kernel refuses this one.
+    d.insert(net("10.65.9.0/26"), via(&["192.168.9.9"]));
+    let generation = r.set_desired(d);
+    let p = r.wait_generation(generation).await;
+    assert_eq!(
+        p.failed.keys().copied().collect::<Vec<_>>(),
+        vec![net("10.65.9.0/26")],
+        "{p:?}"
+    );
+    assert_eq!(owned(&ns).len(), 6, "every other route is in");
+    assert!(
+        r.stats()
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    // Once the gateway is reachable, a retry puts it in.
+    ns.add_addr("eth0", "192.168.9.1/24").unwrap();
+    try_wait_until(WAIT, "the refused route after a retry", || {
+        let got = owned(&ns);
+        if got
+            .iter()
+            .any(|l| l.starts_with("10.65.9.0/26 via 192.168.9.9"))
+        {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .unwrap();
+    try_wait_until(WAIT, "no failure left", || {
+        let p = r.progress();
+        if p.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", p.failed))
+        }
+    })
+    .unwrap();
+}
