@@ -63,7 +63,7 @@ pub struct Rib {
 }
 
 /// The prefixes changed since the last [`Rib::take_changes`], with their
-/// outcome before the first change and their paths after the last.
+/// paths before the first change and after the last.
 #[derive(Debug)]
 struct Batch {
     /// This batch's number, marked in the [`Paths`] of what it touches.
@@ -75,6 +75,8 @@ struct Batch {
     retouched: Vec<IpNet>,
     /// Touched prefixes that lost their last path (and their mark with it).
     gone: HashSet<IpNet, FxBuildHasher>,
+    /// Peers to forget once the changes are taken.
+    forget: Vec<PeerIndex>,
 }
 
 impl Default for Batch {
@@ -84,6 +86,7 @@ impl Default for Batch {
             touched: Vec::new(),
             retouched: Vec::new(),
             gone: HashSet::default(),
+            forget: Vec::new(),
         }
     }
 }
@@ -91,7 +94,9 @@ impl Default for Batch {
 #[derive(Debug)]
 struct Touched {
     prefix: IpNet,
-    before: Selection,
+    /// The prefix's paths before the change (`None`: it had none). Routes
+    /// dropped during the batch stay readable until it is taken.
+    before: Option<Paths>,
     /// The prefix's paths after the change (`None`: it has none left).
     after: Option<Paths>,
 }
@@ -468,8 +473,6 @@ impl Rib {
     /// path with the same path ID.
     fn insert(&mut self, prefix: IpNet, peer: PeerIndex, slot: Slot) {
         let Rib {
-            cfg,
-            peers,
             table,
             routes,
             batch,
@@ -488,14 +491,14 @@ impl Rib {
                 } else {
                     batch.touched.push(Touched {
                         prefix,
-                        before: Selection::default(),
+                        before: None,
                         after: Some(new.clone()),
                     });
                 }
                 return Some(new);
             };
             let first = paths.batch() != number;
-            let before = first.then(|| select(paths, routes, cfg, peers));
+            let before = first.then(|| paths.clone());
             let same =
                 |s: &&mut Slot| s.path_id == slot.path_id && routes.get(s.route).peer == peer;
             match paths.as_mut_slice().iter_mut().find(same) {
@@ -510,7 +513,7 @@ impl Rib {
                     paths.set_batch(number);
                     batch.touched.push(Touched {
                         prefix,
-                        before,
+                        before: Some(before),
                         after: Some(paths.clone()),
                     });
                 }
@@ -537,7 +540,6 @@ impl Rib {
     fn remove_where(&mut self, peer: PeerIndex, key: RouteKey, only_stale: bool) {
         let (prefix, path_id) = key;
         let Rib {
-            cfg,
             peers,
             table,
             routes,
@@ -554,7 +556,7 @@ impl Rib {
             return;
         };
         let first = paths.batch() != batch.number;
-        let before = first.then(|| select(paths, routes, cfg, peers));
+        let before = first.then(|| paths.clone());
         routes.release(paths.as_slice()[pos].route);
         let after = if paths.remove(pos) {
             paths.set_batch(batch.number);
@@ -567,7 +569,7 @@ impl Rib {
         match before {
             Some(before) => batch.touched.push(Touched {
                 prefix,
-                before,
+                before: Some(before),
                 after,
             }),
             None => batch.retouched.push(prefix),
@@ -614,17 +616,36 @@ impl Rib {
             }
         }
         let mut out = Vec::with_capacity(touched.len());
-        for t in touched.drain(..) {
-            let after = t.after.as_ref().map_or_else(Selection::default, |p| {
+        let outcome = |paths: &Option<Paths>| {
+            paths.as_ref().map_or_else(Selection::default, |p| {
                 select(p, &self.routes, &self.cfg, &self.peers)
-            });
-            if after.differs(&t.before) {
+            })
+        };
+        for t in touched.drain(..) {
+            // The same paths (an identical re-announcement, a refresh):
+            // nothing to decide.
+            let unchanged = match (&t.before, &t.after) {
+                (Some(b), Some(a)) => b.as_slice() == a.as_slice(),
+                (None, None) => true,
+                _ => false,
+            };
+            if unchanged {
+                continue;
+            }
+            let before = outcome(&t.before);
+            let after = outcome(&t.after);
+            if after.differs(&before) {
                 out.push(BestChange {
                     prefix: t.prefix,
-                    previous: t.before.best,
+                    previous: before.best,
                     best: after.best,
                     next_hops: after.next_hops,
                 });
+            }
+        }
+        for peer in std::mem::take(&mut self.batch.forget) {
+            if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+                *slot = None;
             }
         }
         // Keep the list's memory for the next batch, unless a table-wide
@@ -703,13 +724,12 @@ impl Rib {
         }
     }
 
-    /// Forget a peer whose paths are retired (its slot may be reused; its
-    /// remaining stale paths can still be removed by key).
+    /// Forget a peer whose paths are removed, once the pending changes are
+    /// taken (they are decided with what the RIB knows of it); its slot
+    /// may then be reused.
     pub fn forget_peer(&mut self, peer: PeerIndex) {
-        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
-            if peer != PeerIndex::LOCAL {
-                *slot = None;
-            }
+        if peer != PeerIndex::LOCAL {
+            self.batch.forget.push(peer);
         }
     }
 }

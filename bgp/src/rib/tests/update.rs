@@ -96,3 +96,25 @@ fn staged_changes_are_decided_once_per_prefix_when_taken() {
     assert_eq!(rib.adj_in_len(a), 0);
     assert_eq!(rib.adj_in_len(b), 1);
 }
+
+#[test]
+fn an_identical_announcement_changes_nothing_and_a_different_one_does() {
+    let mut rib = Rib::new(config());
+    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    assert_eq!(
+        announce(&mut rib, a, P, attrs(&[65001]), "192.0.2.10").len(),
+        1
+    );
+    // A route refresh re-sends the same route: nothing to decide or send.
+    assert!(announce(&mut rib, a, P, attrs(&[65001]), "192.0.2.10").is_empty());
+    assert_eq!(rib.route_count(), 1);
+    // A new next hop is a new route.
+    let changes = announce(&mut rib, a, P, attrs(&[65001]), "192.0.2.11");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        changes[0].previous.as_ref().map(|p| p.next_hop),
+        Some(ip("192.0.2.10"))
+    );
+    assert_eq!(changes[0].next_hops.to_vec(), vec![ip("192.0.2.11")]);
+    assert_eq!(rib.route_count(), 1, "the old route was freed");
+}
