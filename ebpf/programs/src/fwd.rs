@@ -150,7 +150,7 @@ fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Opti
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET;
     params.ifindex = ifi;
-    params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16).to_be();
+    params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16);
     params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
     params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
     // SAFETY: `params` is a valid bpf_fib_lookup of the size passed.
@@ -228,7 +228,7 @@ fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Op
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET6;
     params.ifindex = ifi;
-    params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16).to_be();
+    params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16);
     // SAFETY: same size, any bit pattern valid.
     params.__bindgen_anon_3.ipv6_src = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(src) };
     params.__bindgen_anon_4.ipv6_dst = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(dst) };
