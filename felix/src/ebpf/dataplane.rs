@@ -131,8 +131,20 @@ impl fmt::Debug for Dataplane {
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> EbpfError {
     move |e| EbpfError::Map {
         map,
-        reason: e.to_string(),
+        reason: chain(&e),
     }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Check that this host can run the programs: TCX (Linux 6.6) and a bpf
@@ -280,7 +292,7 @@ impl Dataplane {
     /// Load the object (the verifier runs here), pin its maps (reusing
     /// pinned ones) and its program.
     fn load_and_pin(config: &DataplaneConfig) -> Result<(), EbpfError> {
-        let load = |e: &dyn fmt::Display| EbpfError::Load(e.to_string());
+        let load = |e: &dyn std::error::Error| EbpfError::Load(chain(e));
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&config.pin_dir)
             .map_max_entries(ROUTES_V4, config.route_capacity)
@@ -426,11 +438,15 @@ impl Dataplane {
         let d = diff(&self.routes, routes);
         for k in &d.delete {
             let r = match (key_v4(k), key_v6(k)) {
-                (Some(key), _) => self.routes_v4.remove(&key).map_err(map_err(ROUTES_V4)),
-                (_, Some(key)) => self.routes_v6.remove(&key).map_err(map_err(ROUTES_V6)),
+                (Some(key), _) => {
+                    tolerate_missing(self.routes_v4.remove(&key)).map_err(map_err(ROUTES_V4))
+                }
+                (_, Some(key)) => {
+                    tolerate_missing(self.routes_v6.remove(&key)).map_err(map_err(ROUTES_V6))
+                }
                 _ => Ok(()),
             };
-            tolerate_missing(r)?;
+            r?;
             self.routes.remove(k);
             stats.routes_deleted += 1;
         }
@@ -451,8 +467,8 @@ impl Dataplane {
         }
         let d = diff(&self.eps, endpoints);
         for k in &d.delete {
-            tolerate_missing(self.endpoints.remove(k).map_err(map_err(ENDPOINTS)))?;
-            tolerate_missing(self.counters.remove(k).map_err(map_err(COUNTERS)))?;
+            tolerate_missing(self.endpoints.remove(k)).map_err(map_err(ENDPOINTS))?;
+            tolerate_missing(self.counters.remove(k)).map_err(map_err(COUNTERS))?;
             self.eps.remove(k);
             stats.endpoints_deleted += 1;
         }
@@ -513,9 +529,15 @@ impl Dataplane {
     }
 }
 
-fn tolerate_missing(r: Result<(), EbpfError>) -> Result<(), EbpfError> {
+/// A delete of a key that is not there is no error.
+fn tolerate_missing(r: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {
     match r {
-        Err(EbpfError::Map { reason, .. }) if reason.contains("not found") => Ok(()),
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
