@@ -22,7 +22,14 @@ fn main() {
         println!("cargo:rerun-if-changed={}", ebpf.join(path).display());
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    let target_dir = out.join("ebpf-target");
+    // Shared by every build of felix in this profile directory (build,
+    // clippy, test: `<target>/<profile>/build/<pkg>-<hash>/out` → up three),
+    // so the programs are compiled once, not once per OUT_DIR.
+    let target_dir = out
+        .ancestors()
+        .nth(3)
+        .map(|profile| profile.join("manul-ebpf-target"))
+        .unwrap_or_else(|| out.join("ebpf-target"));
     let mut cmd = Command::new("rustup");
     cmd.args([
         "run",

@@ -33,3 +33,16 @@ fn verifier_accepts_programs_and_pins_are_reused_then_cleaned_up() {
     assert!(!pins.path().exists());
     assert!(!cleanup(pins.path()).unwrap());
 }
+
+#[test]
+fn a_pin_dir_off_bpffs_is_a_clear_unsupported_error() {
+    let dir = std::env::temp_dir().join(format!("manul-not-bpffs-{}", std::process::id()));
+    let err = manul_felix::ebpf::probe(&dir).unwrap_err();
+    assert!(
+        matches!(err, manul_felix::ebpf::EbpfError::Unsupported(_)),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("not on a bpf filesystem"), "{msg}");
+    assert!(msg.contains("kernel routes only"), "{msg}");
+}
