@@ -4,7 +4,8 @@
 //! host's routes written by felix's reconciler, maps by felix's dataplane).
 //!
 //! With the programs attached: ping and TCP both ways, same host and cross
-//! host, IPv4 and IPv6, and the forwarded counters move; packets A sends
+//! host, IPv4 and IPv6, and the forwarded counters move (and, with the
+//! uplink program on each host's eth0, the delivered counters); packets A sends
 //! with B's addresses never reach B or C (raw socket for IPv4, a freebind
 //! socket for IPv6) while A's real packets do, and A's spoof counter counts
 //! them. Before attaching, the same forged packet does arrive (the kernel's
@@ -192,6 +193,7 @@ fn dataplane(host: &Host, pins: &PinDir, inputs: &Inputs, pods: &[&Pod]) -> Data
     for p in pods {
         dp.attach(&p.host_if).unwrap();
     }
+    dp.attach_uplink(&host.iface).unwrap();
     dp
 }
 
@@ -397,6 +399,9 @@ async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
     assert!(cb.forwarded_packets >= 12, "B forwarded (replies): {cb:?}");
     assert!(cc.forwarded_packets >= 12, "C forwarded (replies): {cc:?}");
     assert!(ca.forwarded_bytes > ca.forwarded_packets * 28);
+    // The uplink program delivered C's packets into A, and A's into C.
+    assert!(ca.delivered_packets >= 6, "delivered into A: {ca:?}");
+    assert!(cc.delivered_packets >= 12, "delivered into C: {cc:?}");
     assert_eq!(
         ca.spoofed_packets + cb.spoofed_packets + cc.spoofed_packets,
         0
@@ -435,6 +440,8 @@ async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
         assert!(dp1.detach(&p.host_if).unwrap());
     }
     assert!(dp2.detach(&c.host_if).unwrap());
+    assert!(dp1.detach(&h1.iface).unwrap());
+    assert!(dp2.detach(&h2.iface).unwrap());
     let before = counters(&dp1, h1, &a);
     ping_all(&a, &b);
     ping_all(&a, &c);

@@ -17,6 +17,7 @@ fn verifier_accepts_programs_and_pins_are_reused_then_cleaned_up() {
     assert!(!first.reused());
     for name in [
         "prog_workload_ingress",
+        "prog_uplink_ingress",
         "routes_v4",
         "routes_v6",
         "endpoints",

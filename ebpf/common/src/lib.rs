@@ -22,6 +22,8 @@ pub const ENDPOINTS: &str = "endpoints";
 pub const COUNTERS: &str = "counters";
 /// The workload-ingress TC program's name in the object file.
 pub const PROG_WORKLOAD_INGRESS: &str = "workload_ingress";
+/// The uplink-ingress TC program's name in the object file.
+pub const PROG_UPLINK_INGRESS: &str = "uplink_ingress";
 
 /// Default capacity of each route map.
 pub const DEFAULT_ROUTES: u32 = 65_536;
@@ -143,6 +145,10 @@ pub struct Counters {
     pub passed_packets: u64,
     /// Their bytes.
     pub passed_bytes: u64,
+    /// Packets the uplink program redirected into this endpoint.
+    pub delivered_packets: u64,
+    /// Their bytes.
+    pub delivered_bytes: u64,
 }
 
 impl Counters {
@@ -154,6 +160,8 @@ impl Counters {
         self.spoofed_bytes += o.spoofed_bytes;
         self.passed_packets += o.passed_packets;
         self.passed_bytes += o.passed_bytes;
+        self.delivered_packets += o.delivered_packets;
+        self.delivered_bytes += o.delivered_bytes;
     }
 }
 
@@ -168,4 +176,4 @@ mod pod {
 
 const _: () = assert!(core::mem::size_of::<RouteValue>() == 24);
 const _: () = assert!(core::mem::size_of::<EndpointValue>() == 24 + 4 * MAX_V4 + 16 * MAX_V6);
-const _: () = assert!(core::mem::size_of::<Counters>() == 48);
+const _: () = assert!(core::mem::size_of::<Counters>() == 64);

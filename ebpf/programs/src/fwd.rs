@@ -29,7 +29,7 @@ fn ifindex(ctx: &TcContext) -> u32 {
 
 /// The endpoint sending on this interface, if felix knows it.
 #[inline(always)]
-fn endpoint(ifindex: u32) -> Option<&'static EndpointValue> {
+pub(crate) fn endpoint(ifindex: u32) -> Option<&'static EndpointValue> {
     // SAFETY: the value is only read, and hash values stay valid while
     // the program runs (RCU).
     unsafe { ENDPOINTS.get(&ifindex) }
@@ -52,7 +52,7 @@ pub fn pass_other(ctx: &TcContext) -> i32 {
 
 /// Rewrite the Ethernet addresses to `dst`, `src`.
 #[inline(always)]
-fn set_macs(ctx: &mut TcContext, dst: &[u8; 6], src: &[u8; 6]) -> bool {
+pub(crate) fn set_macs(ctx: &mut TcContext, dst: &[u8; 6], src: &[u8; 6]) -> bool {
     ctx.store(0, dst, 0).is_ok() && ctx.store(6, src, 0).is_ok()
 }
 
@@ -175,7 +175,7 @@ fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Opti
 
 /// TTL - 1 with the header checksum updated incrementally.
 #[inline(always)]
-fn decrement_ttl_v4(ctx: &mut TcContext, word: u16) -> Option<()> {
+pub(crate) fn decrement_ttl_v4(ctx: &mut TcContext, word: u16) -> Option<()> {
     let mut b = word.to_ne_bytes();
     b[0] -= 1;
     let new = u16::from_ne_bytes(b);

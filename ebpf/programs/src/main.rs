@@ -19,12 +19,19 @@
 //!    expire, tunnelled blocks): handed to the stack unchanged.
 //!
 //! Every outcome for a known endpoint is counted per endpoint (per CPU).
+//!
+//! `uplink_ingress` runs at TC ingress of the host's uplink: a packet
+//! addressed to this host (by MAC) for a local workload is redirected
+//! straight into it (MACs rewritten, TTL/hop limit decremented,
+//! `bpf_redirect_peer`) and counted as delivered to that endpoint;
+//! everything else goes to the stack.
 
 #![no_std]
 #![no_main]
 
 mod fwd;
 mod maps;
+mod uplink;
 
 use aya_ebpf::{bindings::TC_ACT_OK, macros::classifier, programs::TcContext};
 
@@ -44,6 +51,18 @@ pub fn workload_ingress(ctx: TcContext) -> i32 {
         ETH_P_IP => fwd::ipv4(ctx),
         ETH_P_IPV6 => fwd::ipv6(ctx),
         _ => fwd::pass_other(&ctx),
+    }
+}
+
+#[classifier]
+pub fn uplink_ingress(ctx: TcContext) -> i32 {
+    let Ok(proto) = ctx.load::<u16>(12) else {
+        return TC_ACT_OK as i32;
+    };
+    match u16::from_be(proto) {
+        ETH_P_IP => uplink::ipv4(ctx),
+        ETH_P_IPV6 => uplink::ipv6(ctx),
+        _ => TC_ACT_OK as i32,
     }
 }
 

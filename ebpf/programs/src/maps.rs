@@ -30,6 +30,7 @@ pub enum Outcome {
     Forwarded,
     Spoofed,
     Passed,
+    Delivered,
 }
 
 /// Count one packet of `bytes` for the endpoint on `ifindex`.
@@ -60,6 +61,10 @@ pub fn count(ifindex: u32, outcome: Outcome, bytes: u64) {
         Outcome::Passed => {
             c.passed_packets += 1;
             c.passed_bytes += bytes;
+        }
+        Outcome::Delivered => {
+            c.delivered_packets += 1;
+            c.delivered_bytes += bytes;
         }
     }
 }

@@ -3,9 +3,10 @@
 //! interfaces pinned beside them, maps written by difference.
 //!
 //! ```text
-//! <pin_dir>/prog_workload_ingress   the TC program
+//! <pin_dir>/prog_workload_ingress   the TC program for workload interfaces
+//! <pin_dir>/prog_uplink_ingress     the TC program for the host's uplink
 //! <pin_dir>/routes_v4 routes_v6 endpoints counters
-//! <pin_dir>/links/<interface>       one TCX ingress link per workload interface
+//! <pin_dir>/links/<interface>       one TCX ingress link per interface
 //! ```
 //!
 //! [`Dataplane::open`] reuses whatever is pinned (a felix restart neither
@@ -32,7 +33,7 @@ use aya::{EbpfLoader, include_bytes_aligned};
 use ipnet::IpNet;
 use manul_ebpf_common::{
     COUNTERS, Counters, DEFAULT_ENDPOINTS, DEFAULT_ROUTES, ENDPOINTS, EndpointValue,
-    PROG_WORKLOAD_INGRESS, ROUTES_V4, ROUTES_V6, RouteValue,
+    PROG_UPLINK_INGRESS, PROG_WORKLOAD_INGRESS, ROUTES_V4, ROUTES_V6, RouteValue,
 };
 
 use crate::desired::Pool;
@@ -46,8 +47,11 @@ use crate::route::DesiredRoutes;
 
 /// Where felix pins by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/manul";
-/// The program's pin, under the pin directory.
-const PROG_PIN: &str = "prog_workload_ingress";
+/// The programs' pins, under the pin directory.
+const PROG_PINS: [(&str, &str); 2] = [
+    (PROG_WORKLOAD_INGRESS, "prog_workload_ingress"),
+    (PROG_UPLINK_INGRESS, "prog_uplink_ingress"),
+];
 /// The links' directory, under the pin directory.
 const LINKS_DIR: &str = "links";
 /// bpffs's `statfs` magic.
@@ -106,7 +110,10 @@ pub struct SyncStats {
 pub struct Dataplane {
     config: DataplaneConfig,
     reused: bool,
-    prog: SchedClassifier,
+    /// `workload_ingress`, for workload interfaces.
+    workload: SchedClassifier,
+    /// `uplink_ingress`, for the host's uplinks.
+    uplink: SchedClassifier,
     routes_v4: LpmTrie<MapData, [u8; 4], RouteValue>,
     routes_v6: LpmTrie<MapData, [u8; 16], RouteValue>,
     endpoints: HashMap<MapData, u32, EndpointValue>,
@@ -254,15 +261,21 @@ impl Dataplane {
     pub fn open(config: DataplaneConfig) -> Result<Self, EbpfError> {
         probe(&config.pin_dir)?;
         fs::create_dir_all(config.pin_dir.join(LINKS_DIR))?;
-        let prog_pin = config.pin_dir.join(PROG_PIN);
-        let reused = prog_pin.exists();
+        let reused = PROG_PINS
+            .iter()
+            .all(|(_, pin)| config.pin_dir.join(pin).exists());
         if !reused {
             Self::load_and_pin(&config)?;
         }
-        let prog = SchedClassifier::from_pin(&prog_pin).map_err(|e| EbpfError::Pinned {
-            path: prog_pin.clone(),
-            reason: e.to_string(),
-        })?;
+        let prog = |pin: &str| {
+            let path = config.pin_dir.join(pin);
+            SchedClassifier::from_pin(&path).map_err(|e| EbpfError::Pinned {
+                path,
+                reason: chain(&e),
+            })
+        };
+        let workload = prog(PROG_PINS[0].1)?;
+        let uplink = prog(PROG_PINS[1].1)?;
         let map = |name: &'static str| -> Result<Map, EbpfError> {
             let path = config.pin_dir.join(name);
             MapData::from_pin(&path)
@@ -277,7 +290,8 @@ impl Dataplane {
             routes_v6: LpmTrie::try_from(map(ROUTES_V6)?).map_err(map_err(ROUTES_V6))?,
             endpoints: HashMap::try_from(map(ENDPOINTS)?).map_err(map_err(ENDPOINTS))?,
             counters: PerCpuHashMap::try_from(map(COUNTERS)?).map_err(map_err(COUNTERS))?,
-            prog,
+            workload,
+            uplink,
             reused,
             config,
             routes: RouteEntries::new(),
@@ -290,7 +304,7 @@ impl Dataplane {
     }
 
     /// Load the object (the verifier runs here), pin its maps (reusing
-    /// pinned ones) and its program.
+    /// pinned ones) and its programs (replacing pinned ones).
     fn load_and_pin(config: &DataplaneConfig) -> Result<(), EbpfError> {
         let load = |e: &dyn std::error::Error| EbpfError::Load(chain(e));
         let mut ebpf = EbpfLoader::new()
@@ -301,20 +315,26 @@ impl Dataplane {
             .map_max_entries(COUNTERS, config.endpoint_capacity)
             .load(OBJECT)
             .map_err(|e| load(&e))?;
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut(PROG_WORKLOAD_INGRESS)
-            .ok_or_else(|| EbpfError::Load(format!("no program {PROG_WORKLOAD_INGRESS}")))?
-            .try_into()
-            .map_err(|e| load(&e))?;
-        prog.load().map_err(|e| match e {
-            aya::programs::ProgramError::LoadError {
-                io_error,
-                verifier_log,
-            } => EbpfError::Load(format!("verifier: {io_error}\n{verifier_log}")),
-            e => load(&e),
-        })?;
-        prog.pin(config.pin_dir.join(PROG_PIN))
-            .map_err(|e| load(&e))?;
+        for (name, pin) in PROG_PINS {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| EbpfError::Load(format!("no program {name}")))?
+                .try_into()
+                .map_err(|e| load(&e))?;
+            prog.load().map_err(|e| match e {
+                aya::programs::ProgramError::LoadError {
+                    io_error,
+                    verifier_log,
+                } => EbpfError::Load(format!("verifier, {name}: {io_error}\n{verifier_log}")),
+                e => load(&e),
+            })?;
+            let path = config.pin_dir.join(pin);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            prog.pin(&path).map_err(|e| load(&e))?;
+        }
         Ok(())
     }
 
@@ -332,21 +352,35 @@ impl Dataplane {
         self.config.pin_dir.join(LINKS_DIR).join(interface)
     }
 
-    /// Attach the program at TCX ingress of `interface` (in the configured
-    /// namespace) and pin the link; a no-op when it is already there.
+    /// Attach the workload program at TCX ingress of workload interface
+    /// `interface` (in the configured namespace) and pin the link; a no-op
+    /// when it is already there.
     pub fn attach(&mut self, interface: &str) -> Result<Attach, EbpfError> {
+        self.attach_program(false, interface)
+    }
+
+    /// Attach the uplink program at TCX ingress of the host's uplink
+    /// `interface`, as [`Dataplane::attach`] does.
+    pub fn attach_uplink(&mut self, interface: &str) -> Result<Attach, EbpfError> {
+        self.attach_program(true, interface)
+    }
+
+    fn attach_program(&mut self, uplink: bool, interface: &str) -> Result<Attach, EbpfError> {
         let err = |reason: String| EbpfError::Attach {
             interface: interface.to_string(),
             reason,
         };
-        let prog_id = self
-            .prog
+        let pin = self.link_pin(interface);
+        let prog = if uplink {
+            &mut self.uplink
+        } else {
+            &mut self.workload
+        };
+        let prog_id = prog
             .info()
             .map_err(|e| err(format!("program info: {e}")))?
             .id();
-        let pin = self.link_pin(interface);
         let netns = self.config.netns.clone();
-        let prog = &mut self.prog;
         in_netns(netns.as_deref(), || {
             let attached = SchedClassifier::query_tcx(interface, TcAttachType::Ingress)
                 .map(|(_, progs)| progs.iter().any(|p| p.id() == prog_id))
@@ -376,7 +410,8 @@ impl Dataplane {
         .map_err(err)
     }
 
-    /// Detach from `interface` (unpin its link); `false` if not attached.
+    /// Detach from `interface`, workload or uplink (unpin its link); `false`
+    /// if not attached.
     pub fn detach(&mut self, interface: &str) -> Result<bool, EbpfError> {
         match fs::remove_file(self.link_pin(interface)) {
             Ok(()) => Ok(true),
