@@ -174,9 +174,20 @@ pub fn probe(pin_dir: &Path) -> Result<(), EbpfError> {
     }
     let root = Path::new(BPFFS_ROOT);
     if pin_dir.starts_with(root) && dir == root {
-        mount_bpffs(root)?;
-        if is_bpffs(root)? {
+        // Several processes starting at once (tests) must not stack mounts:
+        // pins made under a lower one would vanish from view. Whoever holds
+        // the lock on the directory checks again and mounts at most once.
+        let lock = fs::File::open(root)?;
+        // SAFETY: flock on an fd we own; released when `lock` closes.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+            return Err(EbpfError::Io(io::Error::last_os_error()));
+        }
+        if !is_bpffs(root)? {
+            mount_bpffs(root)?;
             tracing::info!(path = BPFFS_ROOT, "mounted the bpf filesystem");
+        }
+        drop(lock);
+        if is_bpffs(root)? {
             return Ok(());
         }
     }
