@@ -56,6 +56,15 @@ pub(crate) fn set_macs(ctx: &mut TcContext, dst: &[u8; 6], src: &[u8; 6]) -> boo
     ctx.store(0, dst, 0).is_ok() && ctx.store(6, src, 0).is_ok()
 }
 
+/// A local workload other than the sender, known as an endpoint.
+#[inline(always)]
+fn local_target(from: u32, target: u32) -> Option<()> {
+    if target == from {
+        return None; // hairpin: the stack's business
+    }
+    endpoint(target).map(|_| ())
+}
+
 /// Redirect into the local workload behind host-side interface `target`.
 #[inline(always)]
 fn to_local(ctx: &mut TcContext, from: u32, target: u32) -> Option<i32> {
@@ -144,6 +153,8 @@ fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Opti
         return None; // the stack sends time-exceeded
     }
     if route.kind == kind::LOCAL_WORKLOAD {
+        // Nothing changes before it is sure to be redirected.
+        local_target(ifi, route.ifindex)?;
         decrement_ttl_v4(ctx, word)?;
         return to_local(ctx, ifi, route.ifindex);
     }
@@ -222,6 +233,7 @@ fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Op
         return None;
     }
     if route.kind == kind::LOCAL_WORKLOAD {
+        local_target(ifi, route.ifindex)?;
         ctx.store(ETH_LEN + 7, &(hop_limit - 1), 0).ok()?;
         return to_local(ctx, ifi, route.ifindex);
     }

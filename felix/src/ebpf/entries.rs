@@ -44,6 +44,20 @@ pub struct Link {
     pub mac: [u8; 6],
 }
 
+/// `aa:bb:cc:dd:ee:ff` (or `-`-separated, any case) as bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 fn next_hop_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(a) => {
@@ -272,6 +286,27 @@ mod tests {
         assert!(v.allows_v4(&[10, 65, 0, 3]) && !v.allows_v4(&[10, 65, 0, 4]));
         assert!(v.allows_v6(&"fd00::3".parse::<Ipv6Addr>().unwrap().octets()));
         assert_eq!((v.mac, v.host_mac), ([0xee; 6], [2, 0, 0, 0, 0, 7]));
+    }
+
+    #[test]
+    fn macs_parse_in_calicos_spelling_only() {
+        assert_eq!(
+            parse_mac("ee:EE:01:02:0a:ff"),
+            Some([0xee, 0xee, 1, 2, 0x0a, 0xff])
+        );
+        assert_eq!(
+            parse_mac("ee-ee-01-02-0a-ff"),
+            Some([0xee, 0xee, 1, 2, 10, 255])
+        );
+        for bad in [
+            "",
+            "ee:ee:01:02:0a",
+            "ee:ee:01:02:0a:ff:00",
+            "e:ee:01:02:0a:ff",
+            "zz:ee:01:02:0a:ff",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
     }
 
     #[test]
