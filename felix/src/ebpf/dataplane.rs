@@ -481,19 +481,48 @@ impl Dataplane {
         endpoints: &EndpointEntries,
     ) -> Result<SyncStats, EbpfError> {
         let mut stats = SyncStats::default();
+        // The cache is replaced whole once every write went through (cheaper
+        // than an update per entry); after a failure it is read back from
+        // the kernel, so the next sync writes exactly what is still missing.
+        if let Err(e) = self.write_routes(routes, &mut stats) {
+            if let Ok((kernel, _)) = self.dump() {
+                self.routes = kernel;
+            }
+            return Err(e);
+        }
+        self.routes = routes.clone();
+        let d = diff(&self.eps, endpoints);
+        for k in &d.delete {
+            tolerate_missing(self.endpoints.remove(k)).map_err(map_err(ENDPOINTS))?;
+            tolerate_missing(self.counters.remove(k)).map_err(map_err(COUNTERS))?;
+            self.eps.remove(k);
+            stats.endpoints_deleted += 1;
+        }
+        for (k, v) in &d.put {
+            self.endpoints.insert(k, v, 0).map_err(map_err(ENDPOINTS))?;
+            self.eps.insert(*k, *v);
+            stats.endpoints_put += 1;
+        }
+        Ok(stats)
+    }
+
+    /// The route map writes from the cache to `routes`.
+    fn write_routes(
+        &mut self,
+        routes: &RouteEntries,
+        stats: &mut SyncStats,
+    ) -> Result<(), EbpfError> {
         let d = diff(&self.routes, routes);
         for k in &d.delete {
-            let r = match (key_v4(k), key_v6(k)) {
+            match (key_v4(k), key_v6(k)) {
                 (Some(key), _) => {
-                    tolerate_missing(self.routes_v4.remove(&key)).map_err(map_err(ROUTES_V4))
+                    tolerate_missing(self.routes_v4.remove(&key)).map_err(map_err(ROUTES_V4))?
                 }
                 (_, Some(key)) => {
-                    tolerate_missing(self.routes_v6.remove(&key)).map_err(map_err(ROUTES_V6))
+                    tolerate_missing(self.routes_v6.remove(&key)).map_err(map_err(ROUTES_V6))?
                 }
-                _ => Ok(()),
-            };
-            r?;
-            self.routes.remove(k);
+                _ => {}
+            }
             stats.routes_deleted += 1;
         }
         for (k, v) in &d.put {
@@ -508,22 +537,9 @@ impl Dataplane {
                     .map_err(map_err(ROUTES_V6))?,
                 _ => {}
             }
-            self.routes.insert(*k, *v);
             stats.routes_put += 1;
         }
-        let d = diff(&self.eps, endpoints);
-        for k in &d.delete {
-            tolerate_missing(self.endpoints.remove(k)).map_err(map_err(ENDPOINTS))?;
-            tolerate_missing(self.counters.remove(k)).map_err(map_err(COUNTERS))?;
-            self.eps.remove(k);
-            stats.endpoints_deleted += 1;
-        }
-        for (k, v) in &d.put {
-            self.endpoints.insert(k, v, 0).map_err(map_err(ENDPOINTS))?;
-            self.eps.insert(*k, *v);
-            stats.endpoints_put += 1;
-        }
-        Ok(stats)
+        Ok(())
     }
 
     /// What the maps hold, read from the kernel.
