@@ -93,6 +93,17 @@ pub enum Attach {
     AlreadyAttached,
 }
 
+/// What one [`Dataplane::sync_attachments`] did.
+#[derive(Debug, Default)]
+pub struct AttachReport {
+    /// Interfaces that got a new link.
+    pub attached: Vec<String>,
+    /// Interfaces whose link was removed.
+    pub detached: Vec<String>,
+    /// Interfaces where attaching or detaching failed.
+    pub failed: Vec<(String, EbpfError)>,
+}
+
 /// What one [`Dataplane::sync`] wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStats {
@@ -242,6 +253,15 @@ fn mount_bpffs(path: &Path) -> Result<(), EbpfError> {
 /// Remove everything pinned under `pin_dir`: links (so programs detach),
 /// the program and the maps. `Ok(false)` if there was nothing.
 pub fn cleanup(pin_dir: &Path) -> io::Result<bool> {
+    // Detach now rather than when the kernel gets round to releasing the
+    // unpinned links.
+    if let Ok(links) = fs::read_dir(pin_dir.join(LINKS_DIR)) {
+        for entry in links.flatten() {
+            if let Ok(fd) = crate::ebpf::sys::obj_get(&entry.path()) {
+                let _ = crate::ebpf::sys::link_detach(&fd);
+            }
+        }
+    }
     match fs::remove_dir_all(pin_dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -423,12 +443,73 @@ impl Dataplane {
 
     /// Detach from `interface`, workload or uplink (unpin its link); `false`
     /// if not attached.
+    /// Done when it returns: the link is detached explicitly, not left to
+    /// the kernel's deferred release of an unpinned link.
     pub fn detach(&mut self, interface: &str) -> Result<bool, EbpfError> {
-        match fs::remove_file(self.link_pin(interface)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+        let pin = self.link_pin(interface);
+        let link = crate::ebpf::sys::obj_get(&pin);
+        match fs::remove_file(&pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
         }
+        if let Ok(fd) = link {
+            // A link whose interface is gone is defunct already: no error.
+            if let Err(e) = crate::ebpf::sys::link_detach(&fd)
+                && e.raw_os_error() != Some(libc::ENOLINK)
+            {
+                return Err(EbpfError::Attach {
+                    interface: interface.to_string(),
+                    reason: format!("detach: {e}"),
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Make the attachments follow the interfaces: attach the workload
+    /// program to each of `workloads` and the uplink program to each of
+    /// `uplinks` that exists in the namespace (an interface deleted and made
+    /// again gets a new link), and detach every other pinned link (its
+    /// interface is gone or no longer wanted). One interface's failure does
+    /// not stop the others; it is reported.
+    pub fn sync_attachments(
+        &mut self,
+        workloads: &[String],
+        uplinks: &[String],
+    ) -> Result<AttachReport, EbpfError> {
+        let names: Vec<String> = workloads.iter().chain(uplinks).cloned().collect();
+        let exists: Vec<bool> = links_in(self.config.netns.as_deref(), &names)?
+            .iter()
+            .map(Option::is_some)
+            .collect();
+        let mut report = AttachReport::default();
+        let mut wanted = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if !exists[i] {
+                continue;
+            }
+            wanted.push(name.clone());
+            let r = if i < workloads.len() {
+                self.attach(name)
+            } else {
+                self.attach_uplink(name)
+            };
+            match r {
+                Ok(Attach::Attached) => report.attached.push(name.clone()),
+                Ok(Attach::AlreadyAttached) => {}
+                Err(e) => report.failed.push((name.clone(), e)),
+            }
+        }
+        for name in self.attached()? {
+            if !wanted.contains(&name) {
+                match self.detach(&name) {
+                    Ok(_) => report.detached.push(name),
+                    Err(e) => report.failed.push((name, e)),
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// The interfaces with a pinned link.

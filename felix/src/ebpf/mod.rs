@@ -6,15 +6,17 @@
 //! - [`dataplane`]: load or reuse pinned objects, attach/detach, write maps
 //!   by difference, read counters, clean up.
 //! - [`link`]: interface index and MAC by name in a namespace.
+//! - [`sys`]: the bpf(2) commands aya lacks (open a pin, detach a link now).
 //! - [`error`]: what can go wrong ([`EbpfError`]).
 
 pub mod dataplane;
 pub mod entries;
 pub mod error;
 pub mod link;
+pub mod sys;
 
 pub use dataplane::{
-    Attach, DEFAULT_PIN_DIR, Dataplane, DataplaneConfig, SyncStats, cleanup, probe,
+    Attach, AttachReport, DEFAULT_PIN_DIR, Dataplane, DataplaneConfig, SyncStats, cleanup, probe,
 };
 pub use entries::{Endpoint, EndpointEntries, Link, RouteEntries};
 pub use error::EbpfError;
