@@ -32,7 +32,7 @@ fn ifindex(ctx: &TcContext) -> u32 {
 pub(crate) fn endpoint(ifindex: u32) -> Option<&'static EndpointValue> {
     // SAFETY: the value is only read, and hash values stay valid while
     // the program runs (RCU).
-    unsafe { ENDPOINTS.get(&ifindex) }
+    unsafe { ENDPOINTS.get(ifindex) }
 }
 
 #[inline(always)]

@@ -36,11 +36,11 @@ pub enum Outcome {
 /// Count one packet of `bytes` for the endpoint on `ifindex`.
 #[inline(always)]
 pub fn count(ifindex: u32, outcome: Outcome, bytes: u64) {
-    let ptr = match COUNTERS.get_ptr_mut(&ifindex) {
+    let ptr = match COUNTERS.get_ptr_mut(ifindex) {
         Some(p) => p,
         None => {
-            let _ = COUNTERS.insert(&ifindex, &Counters::default(), BPF_NOEXIST as u64);
-            match COUNTERS.get_ptr_mut(&ifindex) {
+            let _ = COUNTERS.insert(ifindex, Counters::default(), BPF_NOEXIST as u64);
+            match COUNTERS.get_ptr_mut(ifindex) {
                 Some(p) => p,
                 None => return,
             }
