@@ -46,4 +46,9 @@ fn a_pin_dir_off_bpffs_is_a_clear_unsupported_error() {
     let msg = err.to_string();
     assert!(msg.contains("not on a bpf filesystem"), "{msg}");
     assert!(msg.contains("kernel routes only"), "{msg}");
+    let config = DataplaneConfig {
+        pin_dir: dir,
+        ..DataplaneConfig::default()
+    };
+    assert!(Dataplane::open_or_routes_only(config).is_none());
 }

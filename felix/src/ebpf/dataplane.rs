@@ -334,6 +334,19 @@ impl Dataplane {
         Ok(dp)
     }
 
+    /// [`Dataplane::open`], or `None` after logging why: felix then programs
+    /// kernel routes only (routing works; no fast path, no anti-spoofing
+    /// beyond the interfaces' rp_filter).
+    pub fn open_or_routes_only(config: DataplaneConfig) -> Option<Self> {
+        match Self::open(config) {
+            Ok(dp) => Some(dp),
+            Err(e) => {
+                tracing::error!(error = %e, "eBPF dataplane off; kernel routes only");
+                None
+            }
+        }
+    }
+
     /// Load the object (the verifier runs here), pin its maps (reusing
     /// pinned ones) and its programs (replacing pinned ones).
     fn load_and_pin(config: &DataplaneConfig) -> Result<(), EbpfError> {
