@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod counter;
 pub mod machine;
+pub mod pods;
 pub mod prefixes;
 pub mod session;
 pub mod updates;

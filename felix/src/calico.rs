@@ -2,6 +2,7 @@
 //! blocks and workloads, the pools' encapsulation modes, this node's
 //! subnets (for `CrossSubnet`) and every node's VXLAN tunnel address. The
 //! remote prefixes come from the BGP speaker, passed in by the caller.
+//! Also the eBPF dataplane's endpoints ([`endpoints`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use manul_confd::Snapshot;
 use manul_datastore::resources::{IpipMode, VxlanMode};
 
 use crate::desired::{Encap, Inputs, Pool, Workload};
+use crate::ebpf::entries::{Endpoint, parse_mac};
 
 fn ipip(mode: IpipMode) -> Encap {
     match mode {
@@ -85,4 +87,21 @@ pub fn inputs(
         vxlan_tunnels,
         ipip_available,
     }
+}
+
+/// The eBPF dataplane's endpoints: the workloads with a host-side
+/// interface and a MAC (one without a valid `mac` is left out: the
+/// programs could not address packets to it; its traffic takes the
+/// kernel's path).
+pub fn endpoints(snap: &Snapshot) -> Vec<Endpoint> {
+    snap.workloads()
+        .filter(|w| !w.spec.interface_name.is_empty())
+        .filter_map(|w| {
+            Some(Endpoint {
+                interface: w.spec.interface_name.clone(),
+                addresses: w.spec.ip_networks.iter().map(|n| n.addr()).collect(),
+                mac: parse_mac(&w.spec.mac)?,
+            })
+        })
+        .collect()
 }

@@ -3,6 +3,8 @@
 //! - [`route`]: the desired route shapes ([`Target`]).
 //! - [`batch`]: route writes packed many to a `sendmsg`.
 //! - [`calico`]: felix's inputs from confd's snapshot.
+//! - [`ebpf`]: the eBPF dataplane (TC programs, pinned maps written by
+//!   difference).
 //! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
 //!   remote prefixes and its pools (pure).
 //! - [`interface`]: Calico's sysctls on workload interfaces.
@@ -20,6 +22,7 @@
 pub mod batch;
 pub mod calico;
 pub mod desired;
+pub mod ebpf;
 pub mod interface;
 pub mod kernel;
 pub mod netlink;

@@ -10,6 +10,7 @@
 //! piece fails the test with what to install, never skips it silently.
 
 pub mod bird;
+pub mod bpffs;
 pub mod daemon;
 pub mod etcd;
 pub mod gobgp;
@@ -21,6 +22,7 @@ pub mod tls;
 pub mod wait;
 
 pub use bird::Bird;
+pub use bpffs::PinDir;
 pub use daemon::Daemon;
 pub use etcd::Etcd;
 pub use gobgp::Gobgp;

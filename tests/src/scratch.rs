@@ -5,7 +5,9 @@
 //!
 //! - `netns-<name>`: a marker per network namespace it created;
 //! - `proc-<pid>-<starttime>`: a marker per daemon it started;
-//! - `tmp-<label>-XXXXXX/`: temp dirs (etcd data, daemon sockets, logs).
+//! - `tmp-<label>-XXXXXX/`: temp dirs (etcd data, daemon sockets, logs);
+//! - `bpffs-<name>`: a marker per bpffs pin directory `/sys/fs/bpf/<name>`
+//!   (see [`crate::bpffs`]).
 //!
 //! The owners ([`crate::Netns`], [`crate::Daemon`], [`ScratchDir`]) remove
 //! their thing and its marker on drop, also while unwinding from a panic, and
@@ -146,6 +148,14 @@ impl Run {
         self.unmark(&format!("netns-{name}"))
     }
 
+    pub(crate) fn mark_bpffs(&self, name: &str) -> Result<()> {
+        self.mark(&format!("bpffs-{name}"))
+    }
+
+    pub(crate) fn unmark_bpffs(&self, name: &str) {
+        self.unmark(&format!("bpffs-{name}"))
+    }
+
     pub(crate) fn mark_proc(&self, id: ProcId) -> Result<()> {
         self.mark(&format!("proc-{}", id.encode()))
     }
@@ -260,6 +270,9 @@ fn sweep_run_dir(dir: &Path, report: &mut SweepReport) {
         }
     }
     for m in &markers {
+        if let Some(pins) = m.strip_prefix("bpffs-") {
+            let _ = fs::remove_dir_all(Path::new(crate::bpffs::BPFFS).join(pins));
+        }
         if let Some(ns) = m.strip_prefix("netns-") {
             report.processes.extend(kill_namespace_processes(ns));
             if delete_namespace(ns) {

@@ -1,6 +1,6 @@
 //! The sweeper: what a test process killed outright left behind (namespaces,
-//! daemons, temp dirs) is removed once its owner is gone, and nothing of a
-//! live owner is touched.
+//! daemons, temp dirs, bpffs pin dirs) is removed once its owner is gone,
+//! and nothing of a live owner is touched.
 
 use std::path::Path;
 use std::process::Command;
@@ -91,5 +91,27 @@ fn leftovers_of_a_dead_owner_are_swept_and_a_live_owners_kept() -> anyhow::Resul
                 .ok_or(format!("pid {pid} alive"))
         });
     }
+    Ok(())
+}
+
+#[test]
+fn a_dead_owners_bpffs_pin_dir_is_swept() -> anyhow::Result<()> {
+    require!(Need::Root);
+    manul_tests::bpffs::ensure_mounted()?;
+    let root = tempfile::tempdir()?;
+    let owner = dead_owner();
+    let run_dir = root
+        .path()
+        .join(format!("{}-{}", owner.pid, owner.start_time));
+    std::fs::create_dir_all(&run_dir)?;
+    let name = format!("msweep-bpf-{}", std::process::id());
+    let pins = Path::new(manul_tests::bpffs::BPFFS).join(&name);
+    std::fs::create_dir_all(pins.join("links"))?;
+    std::fs::write(run_dir.join(format!("bpffs-{name}")), "")?;
+
+    sweep_stale_in(root.path());
+
+    assert!(!pins.exists(), "{} swept", pins.display());
+    assert!(!run_dir.exists());
     Ok(())
 }

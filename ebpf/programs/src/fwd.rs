@@ -1,0 +1,265 @@
+//! The forwarding decisions of `workload_ingress`, per address family.
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::{
+        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_OK, TC_ACT_SHOT,
+        bpf_fib_lookup, bpf_redir_neigh,
+    },
+    helpers::generated::{
+        bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer,
+    },
+    maps::lpm_trie::Key,
+    programs::TcContext,
+};
+use manul_ebpf_common::{EndpointValue, RouteValue, flags, kind};
+
+use crate::ETH_LEN;
+use crate::maps::{ENDPOINTS, Outcome, ROUTES_V4, ROUTES_V6, count};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// The interface the packet came in on (the workload's host side).
+#[inline(always)]
+fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: the context pointer is valid for the program's run.
+    unsafe { (*ctx.skb.skb).ifindex }
+}
+
+/// The endpoint sending on this interface, if felix knows it.
+#[inline(always)]
+pub(crate) fn endpoint(ifindex: u32) -> Option<&'static EndpointValue> {
+    // SAFETY: the value is only read, and hash values stay valid while
+    // the program runs (RCU).
+    unsafe { ENDPOINTS.get(ifindex) }
+}
+
+#[inline(always)]
+fn pass(ctx: &TcContext, ifindex: u32) -> i32 {
+    count(ifindex, Outcome::Passed, ctx.len() as u64);
+    TC_ACT_OK as i32
+}
+
+/// ARP and other non-IP frames: counted (for a known endpoint) and passed.
+pub fn pass_other(ctx: &TcContext) -> i32 {
+    let ifi = ifindex(ctx);
+    if endpoint(ifi).is_some() {
+        return pass(ctx, ifi);
+    }
+    TC_ACT_OK as i32
+}
+
+/// Rewrite the Ethernet addresses to `dst`, `src`.
+#[inline(always)]
+pub(crate) fn set_macs(ctx: &mut TcContext, dst: &[u8; 6], src: &[u8; 6]) -> bool {
+    ctx.store(0, dst, 0).is_ok() && ctx.store(6, src, 0).is_ok()
+}
+
+/// A local workload other than the sender, known as an endpoint.
+#[inline(always)]
+fn local_target(from: u32, target: u32) -> Option<()> {
+    if target == from {
+        return None; // hairpin: the stack's business
+    }
+    endpoint(target).map(|_| ())
+}
+
+/// Redirect into the local workload behind host-side interface `target`.
+#[inline(always)]
+fn to_local(ctx: &mut TcContext, from: u32, target: u32) -> Option<i32> {
+    if target == from {
+        return None; // hairpin: the stack's business
+    }
+    let ep = endpoint(target)?;
+    if !set_macs(ctx, &ep.mac, &ep.host_mac) {
+        return None;
+    }
+    count(from, Outcome::Forwarded, ctx.len() as u64);
+    // SAFETY: a plain helper call.
+    Some(unsafe { bpf_redirect_peer(target, 0) } as i32)
+}
+
+/// After a successful or neighbour-less FIB lookup, send the packet on.
+#[inline(always)]
+fn after_fib(
+    ctx: &mut TcContext,
+    from: u32,
+    rc: i64,
+    params: &bpf_fib_lookup,
+    nh: &mut bpf_redir_neigh,
+) -> Option<i32> {
+    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        if !set_macs(ctx, &params.dmac, &params.smac) {
+            return None;
+        }
+        count(from, Outcome::Forwarded, ctx.len() as u64);
+        // SAFETY: a plain helper call.
+        return Some(unsafe { bpf_redirect(params.ifindex, 0) } as i32);
+    }
+    if rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64 {
+        count(from, Outcome::Forwarded, ctx.len() as u64);
+        // SAFETY: `nh` is a valid, initialised bpf_redir_neigh.
+        return Some(unsafe {
+            bpf_redirect_neigh(
+                params.ifindex,
+                nh as *mut _,
+                core::mem::size_of::<bpf_redir_neigh>() as i32,
+                0,
+            )
+        } as i32);
+    }
+    None
+}
+
+/// Remote routes the programs forward themselves: untunnelled workload blocks.
+#[inline(always)]
+fn fast_remote(route: &RouteValue) -> bool {
+    route.kind == kind::REMOTE_WORKLOAD && route.flags & flags::TUNNELED == 0
+}
+
+/// IPv4: see the crate docs.
+pub fn ipv4(mut ctx: TcContext) -> i32 {
+    let ifi = ifindex(&ctx);
+    let Some(ep) = endpoint(ifi) else {
+        return TC_ACT_OK as i32;
+    };
+    let (Ok(src), Ok(dst)) = (
+        ctx.load::<[u8; 4]>(ETH_LEN + 12),
+        ctx.load::<[u8; 4]>(ETH_LEN + 16),
+    ) else {
+        return pass(&ctx, ifi);
+    };
+    if !ep.allows_v4(&src) {
+        count(ifi, Outcome::Spoofed, ctx.len() as u64);
+        return TC_ACT_SHOT as i32;
+    }
+    match forward_v4(&mut ctx, ifi, src, dst) {
+        Some(rc) => rc,
+        None => pass(&ctx, ifi),
+    }
+}
+
+#[inline(always)]
+fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Option<i32> {
+    let route = *ROUTES_V4.get(Key::new(32, dst))?;
+    if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
+        return None;
+    }
+    // TTL and checksum: the word holding TTL and protocol.
+    let word: u16 = ctx.load(ETH_LEN + 8).ok()?;
+    let ttl = word.to_ne_bytes()[0];
+    if ttl <= 1 {
+        return None; // the stack sends time-exceeded
+    }
+    if route.kind == kind::LOCAL_WORKLOAD {
+        // Nothing changes before it is sure to be redirected.
+        local_target(ifi, route.ifindex)?;
+        decrement_ttl_v4(ctx, word)?;
+        return to_local(ctx, ifi, route.ifindex);
+    }
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    params.family = AF_INET;
+    params.ifindex = ifi;
+    params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16);
+    params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
+    params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
+    // SAFETY: `params` is a valid bpf_fib_lookup of the size passed.
+    let rc = unsafe {
+        fib_lookup(
+            ctx.as_ptr(),
+            &mut params as *mut _,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 && rc != BPF_FIB_LKUP_RET_NO_NEIGH as i64 {
+        return None;
+    }
+    decrement_ttl_v4(ctx, word)?;
+    let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
+    nh.nh_family = AF_INET as u32;
+    // SAFETY: the IPv4 member of unions the kernel filled in for AF_INET.
+    nh.__bindgen_anon_1.ipv4_nh = unsafe { params.__bindgen_anon_4.ipv4_dst };
+    after_fib(ctx, ifi, rc, &params, &mut nh)
+}
+
+/// TTL - 1 with the header checksum updated incrementally.
+#[inline(always)]
+pub(crate) fn decrement_ttl_v4(ctx: &mut TcContext, word: u16) -> Option<()> {
+    let mut b = word.to_ne_bytes();
+    b[0] -= 1;
+    let new = u16::from_ne_bytes(b);
+    ctx.store(ETH_LEN + 8, &new, 0).ok()?;
+    ctx.l3_csum_replace(ETH_LEN + 10, word as u64, new as u64, 2)
+        .ok()
+}
+
+/// IPv6: see the crate docs.
+pub fn ipv6(mut ctx: TcContext) -> i32 {
+    let ifi = ifindex(&ctx);
+    let Some(ep) = endpoint(ifi) else {
+        return TC_ACT_OK as i32;
+    };
+    let (Ok(src), Ok(dst)) = (
+        ctx.load::<[u8; 16]>(ETH_LEN + 8),
+        ctx.load::<[u8; 16]>(ETH_LEN + 24),
+    ) else {
+        return pass(&ctx, ifi);
+    };
+    let link_local = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
+    let unspecified = src == [0; 16];
+    if link_local || unspecified {
+        return pass(&ctx, ifi);
+    }
+    if !ep.allows_v6(&src) {
+        count(ifi, Outcome::Spoofed, ctx.len() as u64);
+        return TC_ACT_SHOT as i32;
+    }
+    match forward_v6(&mut ctx, ifi, src, dst) {
+        Some(rc) => rc,
+        None => pass(&ctx, ifi),
+    }
+}
+
+#[inline(always)]
+fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Option<i32> {
+    let route = *ROUTES_V6.get(Key::new(128, dst))?;
+    if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
+        return None;
+    }
+    let hop_limit: u8 = ctx.load(ETH_LEN + 7).ok()?;
+    if hop_limit <= 1 {
+        return None;
+    }
+    if route.kind == kind::LOCAL_WORKLOAD {
+        local_target(ifi, route.ifindex)?;
+        ctx.store(ETH_LEN + 7, &(hop_limit - 1), 0).ok()?;
+        return to_local(ctx, ifi, route.ifindex);
+    }
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    params.family = AF_INET6;
+    params.ifindex = ifi;
+    params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16);
+    // SAFETY: same size, any bit pattern valid.
+    params.__bindgen_anon_3.ipv6_src = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(src) };
+    params.__bindgen_anon_4.ipv6_dst = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(dst) };
+    // SAFETY: `params` is a valid bpf_fib_lookup of the size passed.
+    let rc = unsafe {
+        fib_lookup(
+            ctx.as_ptr(),
+            &mut params as *mut _,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 && rc != BPF_FIB_LKUP_RET_NO_NEIGH as i64 {
+        return None;
+    }
+    ctx.store(ETH_LEN + 7, &(hop_limit - 1), 0).ok()?;
+    let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
+    nh.nh_family = AF_INET6 as u32;
+    // SAFETY: the IPv6 member of unions the kernel filled in for AF_INET6.
+    nh.__bindgen_anon_1.ipv6_nh = unsafe { params.__bindgen_anon_4.ipv6_dst };
+    after_fib(ctx, ifi, rc, &params, &mut nh)
+}

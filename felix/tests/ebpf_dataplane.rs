@@ -1,0 +1,454 @@
+//! The eBPF dataplane forwarding real traffic between namespaces the test
+//! creates: two hosts on one segment, pods A and B on host1 and C on host2
+//! (Calico-style: /32 and /128 on the pod's eth0, a link-local gateway, the
+//! host's routes written by felix's reconciler, maps by felix's dataplane).
+//!
+//! With the programs attached: ping and TCP both ways, same host and cross
+//! host, IPv4 and IPv6, and the forwarded counters move (and, with the
+//! uplink program on each host's eth0, the delivered counters); packets A sends
+//! with B's addresses never reach B or C (raw socket for IPv4, a freebind
+//! socket for IPv6) while A's real packets do, and A's spoof counter counts
+//! them. Before attaching, the same forged packet does arrive (the kernel's
+//! rp_filter is off on the workload interfaces here, so the drop is the
+//! program's). After detaching, plain kernel forwarding carries on.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket,
+};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use manul_felix::desired::{Encap, Pool, Workload};
+use manul_felix::ebpf::{Counters, Dataplane, DataplaneConfig, Endpoint, link::links_in};
+use manul_felix::{Inputs, Reconciler, ReconcilerConfig, desired_routes};
+use manul_tests::{Host, Lab, Need, Netns, PinDir, require, try_wait_until};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+struct Pod {
+    ns: Netns,
+    host_if: String,
+    v4: Ipv4Addr,
+    v6: Ipv6Addr,
+}
+
+impl Pod {
+    fn ips(&self) -> [IpAddr; 2] {
+        [IpAddr::V4(self.v4), IpAddr::V6(self.v6)]
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        let mac = links_in(Some(&self.ns.path()), &["eth0".to_string()]).unwrap()[0]
+            .expect("pod eth0")
+            .mac;
+        Endpoint {
+            interface: self.host_if.clone(),
+            addresses: self.ips().to_vec(),
+            mac,
+        }
+    }
+
+    fn workload(&self) -> Workload {
+        Workload {
+            interface: self.host_if.clone(),
+            addresses: self.ips().iter().map(|a| IpNet::from(*a)).collect(),
+        }
+    }
+}
+
+/// A pod on `host`: veth `host_if` <-> `eth0`, Calico's gateway set-up.
+fn pod(host: &Host, label: &str, host_if: &str, v4: &str, v6: &str) -> Pod {
+    let ns = Netns::new(label).unwrap();
+    // No duplicate address detection: link-local addresses usable at once.
+    for n in [&ns, &host.ns] {
+        n.sysctl("net.ipv6.conf.default.accept_dad", "0").unwrap();
+    }
+    host.ns.veth(host_if, &ns, "eth0").unwrap();
+    ns.add_addr("eth0", &format!("{v4}/32")).unwrap();
+    ns.add_addr("eth0", &format!("{v6}/128")).unwrap();
+    // IPv4: 169.254.1.1 on eth0, answered for by the host's MAC.
+    let host_mac = links_in(Some(&host.ns.path()), &[host_if.to_string()]).unwrap()[0]
+        .unwrap()
+        .mac;
+    let mac = host_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    ns.ip(&[
+        "route",
+        "add",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+        "scope",
+        "link",
+    ])
+    .unwrap();
+    ns.ip(&[
+        "neigh",
+        "add",
+        "169.254.1.1",
+        "lladdr",
+        &mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    ns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+    ])
+    .unwrap();
+    // IPv6: the host side's link-local address as gateway.
+    host.ns.add_addr(host_if, "fe80::1/64").unwrap();
+    ns.ip(&[
+        "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0",
+    ])
+    .unwrap();
+    for (key, value) in [
+        (format!("net.ipv4.conf.{host_if}.forwarding"), "1"),
+        (format!("net.ipv6.conf.{host_if}.forwarding"), "1"),
+    ] {
+        host.ns.sysctl(&key, value).unwrap();
+    }
+    Pod {
+        ns,
+        host_if: host_if.into(),
+        v4: v4.parse().unwrap(),
+        v6: v6.parse().unwrap(),
+    }
+}
+
+fn pools() -> Vec<Pool> {
+    [("v4", "10.65.0.0/16"), ("v6", "fd00:65::/48")]
+        .into_iter()
+        .map(|(name, cidr)| Pool {
+            name: name.into(),
+            cidr: net(cidr),
+            ipip: Encap::Never,
+            vxlan: Encap::Never,
+        })
+        .collect()
+}
+
+fn inputs(pods: &[&Pod], blocks: [&str; 2], remote: [(&str, IpAddr); 2]) -> Inputs {
+    Inputs {
+        local_blocks: blocks.iter().map(|b| net(b)).collect(),
+        workloads: pods.iter().map(|p| p.workload()).collect(),
+        remote: remote
+            .iter()
+            .map(|(prefix, hop)| (net(prefix), vec![*hop]))
+            .collect::<BTreeMap<_, _>>(),
+        pools: pools(),
+        local_subnets: vec![net("10.88.0.0/24"), net("fd00:88::/64")],
+        ..Inputs::default()
+    }
+}
+
+/// The kernel's routes from `inputs`, by felix's reconciler; the
+/// reconciler is returned so it keeps running.
+async fn program_routes(host: &Host, inputs: &Inputs) -> Reconciler {
+    let r = Reconciler::start(ReconcilerConfig {
+        netns: Some(host.ns.path()),
+        retry_interval: Duration::from_millis(200),
+        ..ReconcilerConfig::default()
+    })
+    .await
+    .unwrap();
+    let generation = r.set_desired(desired_routes(inputs).routes);
+    let p = tokio::time::timeout(WAIT, r.wait_generation(generation))
+        .await
+        .expect("routes written in time");
+    assert!(p.failed.is_empty(), "failed writes: {:?}", p.failed);
+    r
+}
+
+/// The dataplane of `host`, fed and attached to its pods.
+fn dataplane(host: &Host, pins: &PinDir, inputs: &Inputs, pods: &[&Pod]) -> Dataplane {
+    let mut dp = Dataplane::open(DataplaneConfig {
+        pin_dir: pins.path().to_path_buf(),
+        netns: Some(host.ns.path()),
+        ..DataplaneConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let endpoints: Vec<Endpoint> = pods.iter().map(|p| p.endpoint()).collect();
+    let desired = desired_routes(inputs).routes;
+    dp.sync_desired(&desired, &inputs.pools, &inputs.local_subnets, &endpoints)
+        .unwrap();
+    for p in pods {
+        dp.attach(&p.host_if).unwrap();
+    }
+    dp.attach_uplink(&host.iface).unwrap();
+    dp
+}
+
+fn ifindex(host: &Host, name: &str) -> u32 {
+    links_in(Some(&host.ns.path()), &[name.to_string()]).unwrap()[0]
+        .unwrap()
+        .ifindex
+}
+
+fn counters(dp: &Dataplane, host: &Host, pod: &Pod) -> Counters {
+    dp.counters(ifindex(host, &pod.host_if)).unwrap()
+}
+
+fn ping_all(from: &Pod, to: &Pod) {
+    for ip in to.ips() {
+        from.ns
+            .ping(ip, 3)
+            .unwrap_or_else(|e| panic!("ping {ip} from {}: {e}", from.v4));
+    }
+}
+
+/// An echo over TCP from `from` to `to` on both families.
+fn tcp_all(from: &Pod, to: &Pod, port: u16) {
+    for ip in to.ips() {
+        let listener = to
+            .ns
+            .run(|| TcpListener::bind(SocketAddr::new(ip, port)))
+            .unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        });
+        let mut client = from
+            .ns
+            .run(|| TcpStream::connect_timeout(&SocketAddr::new(ip, port), Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("tcp to {ip}: {e}"));
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        server.join().unwrap();
+    }
+}
+
+/// A UDP socket on port 9999 (both families) in `pod`.
+fn receiver(pod: &Pod) -> UdpSocket {
+    let s = pod
+        .ns
+        .run(|| UdpSocket::bind("[::]:9999"))
+        .expect("bind [::]:9999");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s
+}
+
+/// Payloads `sock` receives until `want` have all arrived and then `grace`
+/// has passed, or `WAIT` is over.
+fn collect(sock: &UdpSocket, want: &[&str], grace: Duration) -> Vec<String> {
+    let start = Instant::now();
+    let mut got: Vec<String> = Vec::new();
+    let mut done_at: Option<Instant> = None;
+    while start.elapsed() < WAIT {
+        let mut buf = [0u8; 64];
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if done_at.is_none() && want.iter().all(|w| got.iter().any(|g| g == w)) {
+            done_at = Some(Instant::now());
+        }
+        if done_at.is_some_and(|t| t.elapsed() >= grace) {
+            break;
+        }
+    }
+    got
+}
+
+/// An IPv4/UDP packet from `src` to `dst`:9999 sent through a raw socket
+/// in `pod` (the kernel fills in the header checksum and length).
+fn send_forged_v4(pod: &Pod, src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) {
+    let udp_len = 8 + payload.len();
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&40000u16.to_be_bytes());
+    p.extend_from_slice(&9999u16.to_be_bytes());
+    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+    p.extend_from_slice(payload);
+    let total = p.len() as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    pod.ns.run(|| {
+        let s = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .unwrap();
+        s.send_to(&p, &SockAddr::from(SocketAddrV4::new(dst, 0)))
+            .unwrap();
+    });
+}
+
+/// An IPv6/UDP datagram from `src` (not `pod`'s: bound with IPV6_FREEBIND).
+fn send_forged_v6(pod: &Pod, src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) {
+    pod.ns.run(|| {
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        s.set_freebind_v6(true).unwrap();
+        s.bind(&SockAddr::from(SocketAddr::new(IpAddr::V6(src), 0)))
+            .unwrap();
+        s.send_to(
+            payload,
+            &SockAddr::from(SocketAddr::new(IpAddr::V6(dst), 9999)),
+        )
+        .unwrap();
+    });
+}
+
+fn send_real(pod: &Pod, dst: IpAddr, payload: &[u8]) {
+    pod.ns.run(|| {
+        let bind = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let s = UdpSocket::bind(bind).unwrap();
+        s.send_to(payload, SocketAddr::new(dst, 9999)).unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
+    require!(Need::Root, Need::Bin("ip"), Need::Bin("ping"));
+    let lab = Lab::builder().hosts(2).build().unwrap();
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    let a = pod(h1, "podA", "caliaaaa", "10.65.0.2", "fd00:65::2");
+    let b = pod(h1, "podB", "calibbbb", "10.65.0.3", "fd00:65::3");
+    let c = pod(h2, "podC", "calicccc", "10.65.1.2", "fd00:65:1::2");
+    let in1 = inputs(
+        &[&a, &b],
+        ["10.65.0.0/26", "fd00:65::/122"],
+        [
+            ("10.65.1.0/26", h2.ipv4_ip()),
+            ("fd00:65:1::/122", h2.ipv6_ip()),
+        ],
+    );
+    let in2 = inputs(
+        &[&c],
+        ["10.65.1.0/26", "fd00:65:1::/122"],
+        [
+            ("10.65.0.0/26", h1.ipv4_ip()),
+            ("fd00:65::/122", h1.ipv6_ip()),
+        ],
+    );
+    let _r1 = program_routes(h1, &in1).await;
+    let _r2 = program_routes(h2, &in2).await;
+    // The reconciler turns on strict rp_filter (Calico's setting); off
+    // here, so that dropping forged packets is shown to be the program's.
+    for (h, p) in [(h1, &a), (h1, &b), (h2, &c)] {
+        h.ns.sysctl(&format!("net.ipv4.conf.{}.rp_filter", p.host_if), "0")
+            .unwrap();
+    }
+
+    // Plain kernel forwarding first: it works (once neighbours and
+    // IPv6 router state have settled), and it lets a forged packet by.
+    for (from, to) in [(&a, &b), (&a, &c), (&c, &b)] {
+        for ip in to.ips() {
+            try_wait_until(WAIT, &format!("ping {ip}"), || {
+                from.ns.ping(ip, 1).map_err(|e| e.to_string())
+            })
+            .unwrap();
+        }
+    }
+    let rc = receiver(&c);
+    send_forged_v4(&a, b.v4, c.v4, b"control");
+    let got = collect(&rc, &["control"], Duration::ZERO);
+    assert!(
+        got.iter().any(|g| g == "control"),
+        "without the programs a forged packet arrives (else this test proves nothing): {got:?}"
+    );
+
+    let pins1 = PinDir::new("dp1").unwrap();
+    let pins2 = PinDir::new("dp2").unwrap();
+    let mut dp1 = dataplane(h1, &pins1, &in1, &[&a, &b]);
+    let mut dp2 = dataplane(h2, &pins2, &in2, &[&c]);
+
+    // Same host and cross host, both directions, both families.
+    ping_all(&a, &b);
+    ping_all(&b, &a);
+    ping_all(&a, &c);
+    ping_all(&c, &a);
+    tcp_all(&a, &b, 7001);
+    tcp_all(&a, &c, 7002);
+    tcp_all(&c, &b, 7003);
+    let (ca, cb, cc) = (
+        counters(&dp1, h1, &a),
+        counters(&dp1, h1, &b),
+        counters(&dp2, h2, &c),
+    );
+    eprintln!("counters A {ca:?}\n         B {cb:?}\n         C {cc:?}");
+    // A: 6 pings x 2 families to B and C, 2 TCP sessions x 2 families.
+    assert!(ca.forwarded_packets >= 24, "A forwarded: {ca:?}");
+    assert!(cb.forwarded_packets >= 12, "B forwarded (replies): {cb:?}");
+    assert!(cc.forwarded_packets >= 12, "C forwarded (replies): {cc:?}");
+    assert!(ca.forwarded_bytes > ca.forwarded_packets * 28);
+    // The uplink program delivered C's packets into A, and A's into C.
+    assert!(ca.delivered_packets >= 6, "delivered into A: {ca:?}");
+    assert!(cc.delivered_packets >= 12, "delivered into C: {cc:?}");
+    assert_eq!(
+        ca.spoofed_packets + cb.spoofed_packets + cc.spoofed_packets,
+        0
+    );
+
+    // A forges B's addresses towards B and C; its real packets follow.
+    let rb = receiver(&b);
+    let spoofed_before = ca.spoofed_packets;
+    for to in [&b, &c] {
+        send_forged_v4(&a, b.v4, to.v4, b"forged-v4");
+        send_forged_v6(&a, b.v6, to.v6, b"forged-v6");
+        send_real(&a, IpAddr::V4(to.v4), b"real-v4");
+        send_real(&a, IpAddr::V6(to.v6), b"real-v6");
+    }
+    let grace = Duration::from_millis(500);
+    for (name, sock) in [("B", &rb), ("C", &rc)] {
+        let got = collect(sock, &["real-v4", "real-v6"], grace);
+        assert!(
+            got.iter().any(|g| g == "real-v4") && got.iter().any(|g| g == "real-v6"),
+            "{name} receives A's real packets: {got:?}"
+        );
+        assert!(
+            !got.iter().any(|g| g.starts_with("forged")),
+            "{name} never receives a forged packet: {got:?}"
+        );
+    }
+    let ca = counters(&dp1, h1, &a);
+    assert_eq!(
+        ca.spoofed_packets - spoofed_before,
+        4,
+        "two forged packets per family were dropped and counted: {ca:?}"
+    );
+
+    // Detached: plain kernel forwarding, the counters stand still.
+    for p in [&a, &b] {
+        assert!(dp1.detach(&p.host_if).unwrap());
+    }
+    assert!(dp2.detach(&c.host_if).unwrap());
+    assert!(dp1.detach(&h1.iface).unwrap());
+    assert!(dp2.detach(&h2.iface).unwrap());
+    let before = counters(&dp1, h1, &a);
+    ping_all(&a, &b);
+    ping_all(&a, &c);
+    tcp_all(&c, &a, 7004);
+    assert_eq!(
+        counters(&dp1, h1, &a),
+        before,
+        "no program runs after detach"
+    );
+}
