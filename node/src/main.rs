@@ -1,0 +1,129 @@
+//! `manul-node`: the per-host agent. Wiring only, no protocol logic:
+//!
+//! 1. settings from options / environment ([`config`]), this host's
+//!    address ([`autodetect`]);
+//! 2. register the Node and create the default pool if the cluster has
+//!    none ([`register`]);
+//! 3. run confd (the live view of etcd) and serve `/status`, `/liveness`,
+//!    `/readiness` ([`http`]);
+//! 4. stop on SIGTERM/SIGINT leaving everything in place.
+//!
+//! Not wired yet: the BGP speaker and felix (see the README).
+
+mod autodetect;
+mod config;
+mod http;
+mod register;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use manul_confd::{Confd, ConfdConfig};
+use manul_datastore::Datastore;
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+use crate::register::{DefaultPool, Registration};
+
+fn main() -> Result<()> {
+    let cfg = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    let name = cfg.node_name()?;
+    let ipv4 = autodetect::resolve(&cfg.ip, &cfg.ip_autodetection_method, false)
+        .context("IPv4 address (IP)")?;
+    let ipv6 = autodetect::resolve(&cfg.ip6, &cfg.ip6_autodetection_method, true)
+        .context("IPv6 address (IP6)")?;
+    tracing::info!(node = %name, ?ipv4, ?ipv6, "starting");
+    let ds = Datastore::connect(&cfg.etcd()?)
+        .await
+        .context("connecting to etcd")?;
+    let reg = Registration {
+        name: name.clone(),
+        ipv4,
+        ipv6,
+        as_number: cfg.as_number,
+    };
+    if register::register_node(&ds, &reg).await? {
+        tracing::info!(node = %name, "Node registered");
+    }
+    if !cfg.no_default_pools {
+        let pool = DefaultPool {
+            cidr: cfg.ipv4pool_cidr,
+            block_size: cfg.ipv4pool_block_size,
+            vxlan_mode: cfg.ipv4pool_vxlan.clone(),
+            nat_outgoing: cfg.ipv4pool_nat_outgoing,
+        };
+        if register::ensure_default_pool(&ds, &pool).await? {
+            tracing::info!(cidr = %pool.cidr, "default pool created");
+        }
+    }
+    let confd = Confd::start(ds, ConfdConfig::new(name.clone()));
+    let status = confd.status_watch();
+    let started = Instant::now();
+    let handler: http::Handler = Arc::new(move |path: &str| {
+        let s = status.borrow().clone();
+        match path {
+            "/liveness" => (200, "text/plain", "ok\n".into()),
+            "/readiness" if s.in_sync => (200, "text/plain", "ready\n".into()),
+            "/readiness" => (
+                503,
+                "text/plain",
+                format!(
+                    "not in sync with etcd: {}\n",
+                    s.last_error.as_deref().unwrap_or("first list pending")
+                ),
+            ),
+            "/status" => (
+                200,
+                "application/json",
+                json!({
+                    "node": name,
+                    "ipv4": reg.ipv4.map(|n| n.to_string()),
+                    "ipv6": reg.ipv6.map(|n| n.to_string()),
+                    "uptime_seconds": started.elapsed().as_secs(),
+                    "datastore": {
+                        "in_sync": s.in_sync,
+                        "revision": s.revision,
+                        "lists": s.lists,
+                        "resumes": s.resumes,
+                        "last_error": s.last_error,
+                    },
+                    "peers": [],
+                })
+                .to_string()
+                    + "\n",
+            ),
+            _ => (404, "text/plain", "not found\n".into()),
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.status_listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.status_listen))?;
+    tracing::info!(listen = %cfg.status_listen, "status endpoint up");
+    let server = tokio::spawn(http::serve(listener, handler));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping, leaving routes in place"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping, leaving routes in place"),
+    }
+    server.abort();
+    drop(confd);
+    Ok(())
+}
