@@ -59,6 +59,9 @@ pub struct Config {
     /// NAT outgoing traffic of the default IPv4 pool.
     #[arg(long, env = "CALICO_IPV4POOL_NAT_OUTGOING", default_value_t = true, action = clap::ArgAction::Set)]
     pub ipv4pool_nat_outgoing: bool,
+    /// Remove every kernel route manul owns (protocol 80) and exit.
+    #[arg(long, default_value_t = false)]
+    pub cleanup: bool,
     /// Where the HTTP status endpoint listens (keep it on loopback).
     #[arg(long, env = "MANUL_STATUS_LISTEN", default_value = "127.0.0.1:9099")]
     pub status_listen: SocketAddr,

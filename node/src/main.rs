@@ -6,14 +6,19 @@
 //!    none ([`register`]);
 //! 3. run confd (the live view of etcd) and serve `/status`, `/liveness`,
 //!    `/readiness` ([`http`]);
-//! 4. stop on SIGTERM/SIGINT leaving everything in place.
-//!
-//! Not wired yet: the BGP speaker and felix (see the README).
+//! 4. once confd is in sync, the BGP speaker and felix ([`routing`],
+//!    [`peers`]);
+//! 5. stop on SIGTERM/SIGINT leaving everything in place: kernel routes
+//!    stay, BGP sessions close without a Cease so peers keep our routes
+//!    (graceful restart). `--cleanup` instead removes every route felix owns
+//!    (protocol 80) and exits.
 
 mod autodetect;
 mod config;
 mod http;
+mod peers;
 mod register;
+mod routing;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +49,18 @@ fn main() -> Result<()> {
 }
 
 async fn run(cfg: Config) -> Result<()> {
+    if cfg.cleanup {
+        let felix = manul_felix::Reconciler::start(manul_felix::ReconcilerConfig::default())
+            .await
+            .context("starting felix's route reconciler")?;
+        let generation = felix.set_desired(Default::default());
+        let progress = felix.wait_generation(generation).await;
+        tracing::info!(
+            failed = progress.failed.len(),
+            "removed every route manul owns"
+        );
+        return Ok(());
+    }
     let name = cfg.node_name()?;
     let ipv4 = autodetect::resolve(&cfg.ip, &cfg.ip_autodetection_method, false)
         .context("IPv4 address (IP)")?;
@@ -75,6 +92,8 @@ async fn run(cfg: Config) -> Result<()> {
     }
     let confd = Confd::start(ds, ConfdConfig::new(name.clone()));
     let status = confd.status_watch();
+    let routing_status: routing::RoutingStatus = Arc::new(std::sync::Mutex::new(json!({})));
+    let rs = Arc::clone(&routing_status);
     let started = Instant::now();
     let handler: http::Handler = Arc::new(move |path: &str| {
         let s = status.borrow().clone();
@@ -104,7 +123,7 @@ async fn run(cfg: Config) -> Result<()> {
                         "resumes": s.resumes,
                         "last_error": s.last_error,
                     },
-                    "peers": [],
+                    "routing": rs.lock().map(|v| v.clone()).unwrap_or_default(),
                 })
                 .to_string()
                     + "\n",
@@ -117,6 +136,22 @@ async fn run(cfg: Config) -> Result<()> {
         .with_context(|| format!("listening on {}", cfg.status_listen))?;
     tracing::info!(listen = %cfg.status_listen, "status endpoint up");
     let server = tokio::spawn(http::serve(listener, handler));
+    let mut in_sync = confd.status_watch();
+    in_sync
+        .wait_for(|s| s.in_sync)
+        .await
+        .context("confd stopped before its first sync")?;
+    let routing = routing::start(&confd, &cfg.node_name()?, Default::default()).await?;
+    let copy = Arc::clone(&routing.status);
+    let mirror = tokio::spawn(async move {
+        loop {
+            let v = copy.lock().map(|v| v.clone()).unwrap_or_default();
+            if let Ok(mut dst) = routing_status.lock() {
+                *dst = v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
@@ -124,6 +159,11 @@ async fn run(cfg: Config) -> Result<()> {
         _ = int.recv() => tracing::info!("SIGINT: stopping, leaving routes in place"),
     }
     server.abort();
+    mirror.abort();
+    if let Some(sp) = &routing.speaker {
+        let _ = sp.shutdown(true).await;
+    }
+    drop(routing);
     drop(confd);
     Ok(())
 }

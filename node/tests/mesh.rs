@@ -1,0 +1,138 @@
+//! Three manul-node agents, each in its own host namespace of a lab
+//! segment, with a real etcd: they form the iBGP node-to-node mesh and
+//! each kernel gets routes to the other hosts' blocks.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use manul_tests::{Etcd, Lab, Need, Netns, require, wait_until};
+use serde_json::Value;
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn status(ns: &Netns) -> Result<Value> {
+    ns.run(|| -> Result<Value> {
+        let mut s = TcpStream::connect(("127.0.0.1", 9099))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        let body = out.split("\r\n\r\n").nth(1).context("no body")?;
+        Ok(serde_json::from_str(body)?)
+    })
+}
+
+/// Assign one address on `host` through manul-ipam (claims a block), from inside `ns`.
+fn claim_block(ns: &Netns, endpoint: &str, host: &str) -> Result<std::net::IpAddr> {
+    ns.run(|| -> Result<std::net::IpAddr> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let ds =
+                manul_datastore::Datastore::connect(&manul_datastore::EtcdConfig::new([endpoint]))
+                    .await?;
+            let ipam = manul_ipam::Ipam::new(ds);
+            let ips = ipam
+                .auto_assign(&manul_ipam::AutoAssignArgs {
+                    handle_id: format!("k8s-pod-network.test-{host}"),
+                    num_v4: 1,
+                    host: host.to_string(),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(ips[0])
+        })
+    })
+}
+
+#[test]
+fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
+    require!(Need::Root, Need::Bin("etcd"), Need::Bin("ip"));
+    let lab = Lab::builder().hosts(3).build()?;
+    let etcd_host = lab.host(1);
+    let etcd = Etcd::start_in(&etcd_host.ns, etcd_host.ipv4_ip())?;
+    let endpoint = format!("http://{}:2379", etcd_host.ipv4);
+    let mut agents = Vec::new();
+    for h in &lab.hosts {
+        agents.push(Agent(
+            h.ns.command(env!("CARGO_BIN_EXE_manul-node"))
+                .env("NODENAME", &h.name)
+                .env("IP", format!("{}/24", h.ipv4))
+                .env("ETCD_ENDPOINTS", &endpoint)
+                .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        ));
+    }
+    // Every agent sees two mesh peers Established.
+    for h in &lab.hosts {
+        wait_until(
+            Duration::from_secs(60),
+            &format!("{}: 2 mesh peers Established", h.name),
+            || {
+                let s = status(&h.ns).map_err(|e| e.to_string())?;
+                let peers = s["routing"]["peers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let up = peers
+                    .iter()
+                    .filter(|p| p["state"] == "Established" && p["type"] == "mesh")
+                    .count();
+                if up == 2 { Ok(()) } else { Err(s.to_string()) }
+            },
+        );
+    }
+    // A block per host; every other host's kernel gets a route to it via that host.
+    let mut blocks = Vec::new();
+    for h in &lab.hosts {
+        let ip = claim_block(&etcd_host.ns, &endpoint, &h.name)?;
+        let block = ipnet::Ipv4Net::new(
+            match ip {
+                std::net::IpAddr::V4(v4) => v4,
+                _ => unreachable!(),
+            },
+            26,
+        )?
+        .trunc();
+        blocks.push((h, block));
+    }
+    for (owner, block) in &blocks {
+        for h in &lab.hosts {
+            let want = if h.name == owner.name {
+                format!("blackhole {block}")
+            } else {
+                format!("{block} via {} dev eth0", owner.ipv4)
+            };
+            wait_until(
+                Duration::from_secs(30),
+                &format!("{}: {want}", h.name),
+                || {
+                    let routes =
+                        h.ns.ip(&["route", "show", "proto", "80"])
+                            .map_err(|e| e.to_string())?;
+                    if routes.contains(&want) {
+                        Ok(())
+                    } else {
+                        Err(routes)
+                    }
+                },
+            );
+        }
+    }
+    drop(etcd);
+    Ok(())
+}
