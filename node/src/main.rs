@@ -16,6 +16,7 @@
 mod autodetect;
 mod config;
 mod http;
+mod metrics;
 mod peers;
 mod register;
 mod routing;
@@ -94,11 +95,20 @@ async fn run(cfg: Config) -> Result<()> {
     let status = confd.status_watch();
     let routing_status: routing::RoutingStatus = Arc::new(std::sync::Mutex::new(json!({})));
     let rs = Arc::clone(&routing_status);
+    let metrics = metrics::Metrics::default();
     let started = Instant::now();
     let handler: http::Handler = Arc::new(move |path: &str| {
         let s = status.borrow().clone();
         match path {
             "/liveness" => (200, "text/plain", "ok\n".into()),
+            "/metrics" => {
+                let routing = rs.lock().map(|v| v.clone()).unwrap_or_default();
+                (
+                    200,
+                    "text/plain; version=0.0.4",
+                    metrics.render(&routing, s.in_sync, s.resumes),
+                )
+            }
             "/readiness" if s.in_sync => (200, "text/plain", "ready\n".into()),
             "/readiness" => (
                 503,

@@ -20,16 +20,19 @@ impl Drop for Agent {
     }
 }
 
-fn status(ns: &Netns) -> Result<Value> {
-    ns.run(|| -> Result<Value> {
+fn get(ns: &Netns, path: &str) -> Result<String> {
+    ns.run(|| -> Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", 9099))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
         let mut out = String::new();
         s.read_to_string(&mut out)?;
-        let body = out.split("\r\n\r\n").nth(1).context("no body")?;
-        Ok(serde_json::from_str(body)?)
+        Ok(out.split("\r\n\r\n").nth(1).context("no body")?.to_string())
     })
+}
+
+fn status(ns: &Netns) -> Result<Value> {
+    Ok(serde_json::from_str(&get(ns, "/status")?)?)
 }
 
 /// Assign one address on `host` through manul-ipam (claims a block), from inside `ns`.
@@ -133,6 +136,24 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
             );
         }
     }
+    // /metrics agrees (peers Established, prefixes received).
+    let h1 = lab.host(1);
+    wait_until(
+        Duration::from_secs(5),
+        "metrics show 2 established peers",
+        || {
+            let m = get(&h1.ns, "/metrics").map_err(|e| e.to_string())?;
+            let up = m
+                .lines()
+                .filter(|l| l.starts_with("manul_bgp_peer_established{") && l.ends_with(" 1"))
+                .count();
+            if up == 2 && m.contains("manul_routes_remote_prefixes 2") {
+                Ok(())
+            } else {
+                Err(m)
+            }
+        },
+    );
     drop(etcd);
     Ok(())
 }
