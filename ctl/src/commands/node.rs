@@ -109,7 +109,12 @@ pub fn render(status: &Value) -> String {
                 cell(&p["state"]),
                 ago(&p["since"]),
                 cell(&p["prefixes_received"]),
-                p["info"].as_str().unwrap_or("").to_string(),
+                // The last error matters only while the session is down.
+                if p["state"] == "Established" {
+                    String::new()
+                } else {
+                    p["info"].as_str().unwrap_or("").to_string()
+                },
             ]
         })
         .collect();
