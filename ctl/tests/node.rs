@@ -2,21 +2,12 @@
 //! test creates, with a real etcd) that has one configured BGP peer.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use manul_tests::{Etcd, Need, Netns, require, wait_until};
+use manul_tests::{Daemon, Etcd, Need, Netns, require, scratch, wait_until};
 use serde_json::Value;
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The manul-node binary next to manulctl (built when missing).
 fn manul_node() -> Result<PathBuf> {
@@ -50,16 +41,13 @@ fn node_status_shows_the_agents_peers() -> Result<()> {
         "/calico/resources/v3/projectcalico.org/bgppeers/tor",
         r#"{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{"name":"tor","creationTimestamp":null},"spec":{"peerIP":"10.0.0.254","asNumber":65000}}"#,
     )?;
-    let _agent = Agent(
-        ns.command(manul_node()?)
-            .env("NODENAME", "host-a")
-            .env("IP", "10.0.0.5/24")
-            .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
-            .env("NO_DEFAULT_POOLS", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let mut cmd = ns.command(manul_node()?);
+    cmd.env("NODENAME", "host-a")
+        .env("IP", "10.0.0.5/24")
+        .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
+        .env("NO_DEFAULT_POOLS", "true");
+    let logs = scratch::run().tempdir("ctl-agent")?;
+    let _agent = Daemon::spawn("manul-node", cmd, &logs.path().join("agent.log"))?;
     let ctl = |args: &[&str]| -> Result<(bool, String, String)> {
         let out = ns
             .command(env!("CARGO_BIN_EXE_manulctl"))

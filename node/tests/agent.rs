@@ -3,20 +3,19 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use manul_tests::{Etcd, Need, Netns, require, wait_until};
+use manul_tests::{Daemon, Etcd, Need, Netns, require, scratch, wait_until};
 use serde_json::Value;
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// manul-node as a harness daemon: logged, stopped on drop, swept if the
+/// test is killed.
+fn spawn(cmd: Command, label: &str) -> Result<(Daemon, scratch::ScratchDir)> {
+    let dir = scratch::run().tempdir(label)?;
+    let d = Daemon::spawn(label, cmd, &dir.path().join("agent.log"))?;
+    Ok((d, dir))
 }
 
 fn get(ns: &Netns, port: u16, path: &str) -> Result<(u16, String)> {
@@ -64,18 +63,14 @@ fn registers_the_node_creates_the_default_pool_and_serves_status() -> Result<()>
     ns.add_addr("docker0", "172.17.0.1/16")?;
     let etcd = Etcd::start_in(&ns, "127.0.0.1".parse()?)?;
     let port = 9099;
-    let agent = Agent(
-        ns.command(env!("CARGO_BIN_EXE_manul-node"))
-            .env("NODENAME", "host-a")
-            .env("IP", "autodetect")
-            .env("IP_AUTODETECTION_METHOD", "interface=eth.*")
-            .env("AS", "65001")
-            .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
-            .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_manul-node"));
+    cmd.env("NODENAME", "host-a")
+        .env("IP", "autodetect")
+        .env("IP_AUTODETECTION_METHOD", "interface=eth.*")
+        .env("AS", "65001")
+        .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
+        .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16");
+    let (mut agent, _logs) = spawn(cmd, "agent-a")?;
     wait_until(Duration::from_secs(20), "the agent is ready", || {
         ready(&ns, port)
     });
@@ -102,14 +97,25 @@ fn registers_the_node_creates_the_default_pool_and_serves_status() -> Result<()>
     assert_eq!(get(&ns, port, "/liveness")?.0, 200);
     assert_eq!(get(&ns, port, "/nope")?.0, 404);
 
-    // SIGTERM: a clean exit.
-    let mut agent = agent;
+    // SIGTERM: a clean, logged exit.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent.0.id() as i32),
+        nix::unistd::Pid::from_raw(agent.pid() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )?;
-    let status = agent.0.wait()?;
-    ensure!(status.success(), "exit after SIGTERM: {status}");
+    wait_until(
+        Duration::from_secs(10),
+        "the agent exits on SIGTERM",
+        || {
+            if agent.is_running() {
+                Err(agent.log_tail(5))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    let exit = agent.ensure_running().unwrap_err().to_string();
+    ensure!(exit.contains("exit status: 0"), "{exit}");
+    ensure!(exit.contains("SIGTERM: stopping"), "{exit}");
     Ok(())
 }
 
@@ -132,17 +138,13 @@ fn an_existing_pool_is_kept_and_no_default_pools_is_honoured() -> Result<()> {
         help.contains("[env: NO_DEFAULT_POOLS=]") || help.contains("env: NO_DEFAULT_POOLS"),
         "{help}"
     );
-    let _agent = Agent(
-        ns.command(env!("CARGO_BIN_EXE_manul-node"))
-            .env("NODENAME", "host-b")
-            .env("IP", "10.0.0.6/24")
-            .env("NO_DEFAULT_POOLS", "true")
-            .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
-            .env("MANUL_STATUS_LISTEN", "127.0.0.1:9100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_manul-node"));
+    cmd.env("NODENAME", "host-b")
+        .env("IP", "10.0.0.6/24")
+        .env("NO_DEFAULT_POOLS", "true")
+        .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
+        .env("MANUL_STATUS_LISTEN", "127.0.0.1:9100");
+    let (_agent, _logs) = spawn(cmd, "agent-b")?;
     wait_until(Duration::from_secs(20), "the agent is ready", || {
         ready(&ns, 9100)
     });

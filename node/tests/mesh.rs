@@ -4,21 +4,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use manul_tests::{Etcd, Lab, Need, Netns, require, wait_until};
+use manul_tests::{Daemon, Etcd, Lab, Need, Netns, require, scratch, wait_until};
 use serde_json::Value;
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn get(ns: &Netns, path: &str) -> Result<String> {
     ns.run(|| -> Result<String> {
@@ -66,19 +56,17 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
     let etcd_host = lab.host(1);
     let etcd = Etcd::start_in(&etcd_host.ns, etcd_host.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", etcd_host.ipv4);
+    let logs = scratch::run().tempdir("mesh-agents")?;
     let mut agents = Vec::new();
     for h in &lab.hosts {
-        agents.push(Agent(
-            h.ns.command(env!("CARGO_BIN_EXE_manul-node"))
-                .env("NODENAME", &h.name)
-                .env("IP", format!("{}/24", h.ipv4))
-                .env("ETCD_ENDPOINTS", &endpoint)
-                .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        ));
+        let mut cmd = h.ns.command(env!("CARGO_BIN_EXE_manul-node"));
+        cmd.env("NODENAME", &h.name)
+            .env("IP", format!("{}/24", h.ipv4))
+            .env("ETCD_ENDPOINTS", &endpoint)
+            .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")
+            .env("RUST_LOG", "info");
+        let log = logs.path().join(format!("{}.log", h.name));
+        agents.push(Daemon::spawn(&h.name, cmd, &log)?);
     }
     // Every agent sees two mesh peers Established.
     for h in &lab.hosts {
