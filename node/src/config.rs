@@ -1,6 +1,10 @@
 //! manul-node's settings: command-line options, each also read from the
 //! environment variable calico-node uses for it (`--help` lists every
-//! option with its variable and default).
+//! option with its variable and default), and from a TOML file
+//! (`--config`, `MANUL_CONFIG`) whose keys are the long option names
+//! (`nodename = "host-a"`, `etcd_endpoints = "..."`, `as = 64512`).
+//! Precedence: command line, then environment, then the file, then the
+//! default. An unknown key in the file is an error.
 
 use std::net::SocketAddr;
 
@@ -13,6 +17,9 @@ use ipnet::IpNet;
 #[derive(Debug, Clone, Parser)]
 #[command(version)]
 pub struct Config {
+    /// A TOML file with any of these options (keys: the long names, `-` or `_`).
+    #[arg(long, env = "MANUL_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// This host's Calico node name (default: the hostname).
     #[arg(long, env = "NODENAME")]
     pub nodename: Option<String>,
@@ -68,6 +75,48 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parse `args` (the process's, with the program name first), filling
+    /// what neither they nor the environment set from the `--config` file.
+    pub fn load_from(args: Vec<std::ffi::OsString>) -> anyhow::Result<Config> {
+        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+        let cmd = Config::command();
+        let matches = cmd.clone().try_get_matches_from(args.clone())?;
+        let first = Config::from_arg_matches(&matches)?;
+        let Some(path) = &first.config else {
+            return Ok(first);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut args = args;
+        for (key, value) in table {
+            let long = key.replace('_', "-");
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long.as_str()) && long != "config")
+                .ok_or_else(|| anyhow::anyhow!("{}: unknown key {key:?}", path.display()))?;
+            let given = matches!(
+                matches.value_source(arg.get_id().as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if given {
+                continue;
+            }
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => anyhow::bail!(
+                    "{}: {key} must be a string, number or boolean, not {other}",
+                    path.display()
+                ),
+            };
+            args.push(format!("--{long}={value}").into());
+        }
+        Ok(Config::from_arg_matches(&cmd.try_get_matches_from(args)?)?)
+    }
+
     /// The node name: `--nodename`, else the hostname.
     pub fn node_name(&self) -> anyhow::Result<String> {
         if let Some(n) = self
@@ -118,6 +167,35 @@ mod tests {
         }
         assert!(help.contains("[default: 192.168.0.0/16]"), "{help}");
         assert!(help.contains("[default: first-found]"), "{help}");
+    }
+
+    #[test]
+    fn a_toml_file_fills_what_is_not_given() {
+        let dir = std::env::temp_dir().join(format!("manul-node-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("node.toml");
+        std::fs::write(
+            &file,
+            "nodename = \"from-file\"\nas = 65010\nno_default_pools = true\nip = \"10.1.0.1/24\"\n",
+        )
+        .unwrap();
+        let args = |extra: &[&str]| {
+            let mut v: Vec<std::ffi::OsString> =
+                vec!["manul-node".into(), "--config".into(), file.clone().into()];
+            v.extend(extra.iter().map(Into::into));
+            v
+        };
+        let c = Config::load_from(args(&[])).unwrap();
+        assert_eq!(c.nodename.as_deref(), Some("from-file"));
+        assert_eq!(c.as_number, Some(65010));
+        assert!(c.no_default_pools);
+        // The command line wins.
+        let c = Config::load_from(args(&["--nodename", "cli"])).unwrap();
+        assert_eq!(c.nodename.as_deref(), Some("cli"));
+        std::fs::write(&file, "bogus = 1\n").unwrap();
+        let e = Config::load_from(args(&[])).unwrap_err().to_string();
+        assert!(e.contains("unknown key \"bogus\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

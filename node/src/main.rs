@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use manul_confd::{Confd, ConfdConfig};
 use manul_datastore::Datastore;
 use serde_json::json;
@@ -35,7 +34,13 @@ use crate::config::Config;
 use crate::register::{DefaultPool, Registration};
 
 fn main() -> Result<()> {
-    let cfg = Config::parse();
+    let cfg = match Config::load_from(std::env::args_os().collect()) {
+        Ok(c) => c,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_err) => clap_err.exit(),
+            Err(e) => return Err(e),
+        },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
