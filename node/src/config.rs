@@ -12,8 +12,9 @@ use clap::Parser;
 use ipnet::IpNet;
 
 /// manul-node: the per-host agent. Registers this host's Node in etcd,
-/// creates the default IP pool when the cluster has none, keeps confd's
-/// view of etcd, and answers /status, /liveness and /readiness over HTTP.
+/// creates the default IP pool when the cluster has none, runs confd, the
+/// BGP speaker and felix, and answers /status, /metrics, /liveness and
+/// /readiness over HTTP.
 #[derive(Debug, Clone, Parser)]
 #[command(version)]
 pub struct Config {

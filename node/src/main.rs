@@ -15,6 +15,7 @@
 
 mod autodetect;
 mod config;
+mod health;
 mod http;
 mod metrics;
 mod peers;
@@ -114,15 +115,18 @@ async fn run(cfg: Config) -> Result<()> {
                     metrics.render(&routing, s.in_sync, s.resumes),
                 )
             }
-            "/readiness" if s.in_sync => (200, "text/plain", "ready\n".into()),
-            "/readiness" => (
-                503,
-                "text/plain",
-                format!(
-                    "not in sync with etcd: {}\n",
-                    s.last_error.as_deref().unwrap_or("first list pending")
-                ),
-            ),
+            "/readiness" => {
+                let routing = rs.lock().map(|v| v.clone()).unwrap_or_default();
+                match health::readiness(
+                    s.in_sync,
+                    s.last_error.as_deref(),
+                    &routing["peers"],
+                    started.elapsed(),
+                ) {
+                    Ok(()) => (200, "text/plain", "ready\n".into()),
+                    Err(why) => (503, "text/plain", why + "\n"),
+                }
+            }
             "/status" => (
                 200,
                 "application/json",
