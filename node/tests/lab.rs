@@ -3,7 +3,8 @@
 //! with 3 hosts running manul-node, 2 pods per host added by manul-cni as
 //! a runtime calls it. Every pod reaches every other; the ToR holds each
 //! host's block and only those; CNI DEL releases the address; restarting
-//! an agent with SIGTERM loses no ping between pods on different hosts.
+//! an agent (SIGTERM, and SIGKILL) loses no ping between pods on different
+//! hosts.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -191,26 +192,35 @@ fn pods_reach_each_other_across_hosts_through_the_lab() -> Result<()> {
     }
 
     // Restart without loss: a ping every 10 ms from host1's pod to host2's
-    // while host2's agent stops (SIGTERM) and starts again.
-    let (src, dst) = (&pods[0].1, pods[2].2);
-    let pinger = src
-        .command("ping")
-        .args(["-n", "-q", "-i", "0.01", "-w", "8", &dst.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    std::thread::sleep(Duration::from_secs(1));
-    agents[1].stop();
-    std::thread::sleep(Duration::from_secs(1));
-    agents[1] = agent(&node_bin, &lab.hosts[1], &endpoint, logs.path())?;
-    wait_until(Duration::from_secs(30), "host2's agent ready again", || {
-        ready(&lab.hosts[1].ns)
-    });
-    let out = pinger.wait_with_output()?;
-    let summary = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        summary.contains(" 0% packet loss"),
-        "packets lost across the restart: {summary}"
-    );
+    // while host2's agent stops (SIGTERM, then SIGKILL) and starts again.
+    for kill in [false, true] {
+        let (src, dst) = (&pods[0].1, pods[2].2);
+        let pinger = src
+            .command("ping")
+            .args(["-n", "-q", "-i", "0.01", "-w", "8", &dst.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        std::thread::sleep(Duration::from_secs(1));
+        if kill {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(agents[1].pid() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )?;
+        }
+        agents[1].stop();
+        std::thread::sleep(Duration::from_secs(1));
+        agents[1] = agent(&node_bin, &lab.hosts[1], &endpoint, logs.path())?;
+        wait_until(Duration::from_secs(30), "host2's agent ready again", || {
+            ready(&lab.hosts[1].ns)
+        });
+        let out = pinger.wait_with_output()?;
+        let summary = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            summary.contains(" 0% packet loss"),
+            "packets lost across the restart (SIGKILL: {kill}): {summary}"
+        );
+        bird.wait_established(&lab.hosts[1].name, Duration::from_secs(30))?;
+    }
 
     // CNI DEL releases the address and the host route.
     let (_, ns, ip) = &pods[5];
