@@ -319,3 +319,61 @@ fn errors_are_cni_json_with_a_code_and_leave_nothing() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn dual_stack_pods_get_a_v4_and_a_v6_address_and_reach_each_other() -> Result<()> {
+    require!(
+        Need::Root,
+        Need::Bin("etcd"),
+        Need::Bin("etcdctl"),
+        Need::Bin("ip"),
+        Need::Bin("ping")
+    );
+    let h = host()?;
+    h.ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    h.etcd.put(
+        "/calico/resources/v3/projectcalico.org/ippools/default-ipv6-ippool",
+        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"default-ipv6-ippool","creationTimestamp":null},"spec":{"cidr":"fd00:65::/48","blockSize":122,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#,
+    )?;
+    let c = conf("http://127.0.0.1:2379").replace(
+        r#""assign_ipv4":"true""#,
+        r#""assign_ipv4":"true","assign_ipv6":"true""#,
+    );
+    let (p1, p2) = (Netns::new("pod6a")?, Netns::new("pod6b")?);
+    let a1 = cni(&h.ns, "ADD", "d1", Some(&p1), "dual-1", &c)?;
+    ensure!(a1.ok, "ADD failed: {}", a1.json);
+    let a2 = cni(&h.ns, "ADD", "d2", Some(&p2), "dual-2", &c)?;
+    ensure!(a2.ok, "ADD failed: {}", a2.json);
+    let v6 = |r: &Value| -> Result<IpAddr> {
+        let a = r["ips"][1]["address"]
+            .as_str()
+            .context("no second address")?;
+        Ok(a.trim_end_matches("/128").parse()?)
+    };
+    let (b6, a6) = (v6(&a2.json)?, v6(&a1.json)?);
+    ensure!(b6.is_ipv6() && a6.is_ipv6());
+    assert_eq!(a1.json["ips"][1]["gateway"], "fe80::ecee:eeff:feee:eeee");
+    let routes = p1.ip(&["-6", "route", "show"])?;
+    ensure!(
+        routes.contains("default via fe80::ecee:eeff:feee:eeee dev eth0"),
+        "{routes}"
+    );
+    let wep: Value = serde_json::from_str(&h.etcd.get(&wep_key("dual-1"))?.context("no WEP")?)?;
+    assert_eq!(wep["spec"]["ipNetworks"][1], format!("{a6}/128"));
+    // The host end's link-local address needs its DAD; then pods reach each other.
+    manul_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        "pod6a -> pod6b over IPv6",
+        || p1.ping(b6, 1).map_err(|e| e.to_string()),
+    );
+    p1.ping(ip_of(&a2.json)?, 1)?;
+    for (id, pod, name) in [("d1", &p1, "dual-1"), ("d2", &p2, "dual-2")] {
+        let d = cni(&h.ns, "DEL", id, Some(pod), name, &c)?;
+        ensure!(d.ok, "{}", d.json);
+    }
+    let blocks = h
+        .etcd
+        .etcdctl(&["get", "--prefix", "/calico/ipam/v2/assignment/"])?;
+    ensure!(!blocks.contains(r#""pod":"dual"#), "{blocks}");
+    Ok(())
+}
