@@ -6,6 +6,12 @@
 //!
 //! Not applied live: a change of this node's AS, router ID or reflector
 //! cluster ID (the speaker would have to restart); it is logged.
+//!
+//! Restart without loss: felix writes nothing before BGP has converged —
+//! every configured peer Established and a second for its UPDATEs, at most
+//! [`CONVERGE_MAX`] — so the routes a previous run left in the kernel are
+//! not withdrawn while the sessions come back (felix's own start never
+//! writes before its first desired set).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,6 +30,32 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::peers;
+
+/// The longest felix waits for BGP before programming the kernel.
+pub const CONVERGE_MAX: Duration = Duration::from_secs(30);
+
+/// Wait until every peer in the view is Established (then one more second
+/// for their UPDATEs), or [`CONVERGE_MAX`].
+async fn converged(speaker: Option<Speaker>, view: watch::Receiver<Arc<NodeBgpView>>) {
+    let Some(sp) = speaker else { return };
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < CONVERGE_MAX {
+        let wanted: Vec<IpAddr> = view.borrow().peers.keys().copied().collect();
+        if let Ok(status) = sp.status().await {
+            let up = |a: &IpAddr| {
+                status
+                    .iter()
+                    .any(|p| p.address == *a && p.state == "Established")
+            };
+            if wanted.iter().all(up) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::warn!("BGP not converged after {CONVERGE_MAX:?}: programming routes anyway");
+}
 
 /// What the routing part shows on `/status`.
 pub type RoutingStatus = Arc<Mutex<Value>>;
@@ -175,10 +207,32 @@ pub async fn start(confd: &Confd, me: &str, felix_config: ReconcilerConfig) -> R
         let felix = Arc::clone(&felix);
         let (dc, rc) = (Arc::clone(&desired_count), Arc::clone(&remote_count));
         let view = view_rx.clone();
+        let sp = speaker.clone();
         tasks.push(tokio::spawn(async move {
             let mut remote: BTreeMap<IpNet, Vec<IpAddr>> = BTreeMap::new();
             let ipip = calico::ipip_available();
+            converged(sp, view.clone()).await;
+            let absorb = |remote: &mut BTreeMap<IpNet, Vec<IpAddr>>,
+                          changes: Vec<manul_bgp::rib::path::BestChange>| {
+                let local = view.borrow().prefixes.clone();
+                for c in changes {
+                    let hops: Vec<IpAddr> = c
+                        .next_hops
+                        .iter()
+                        .copied()
+                        .filter(|h| !own.contains(h))
+                        .collect();
+                    if c.best.is_some() && !hops.is_empty() && !local.contains_key(&c.prefix) {
+                        remote.insert(c.prefix, hops);
+                    } else {
+                        remote.remove(&c.prefix);
+                    }
+                }
+            };
             loop {
+                while let Ok(changes) = best_rx.try_recv() {
+                    absorb(&mut remote, changes);
+                }
                 let inputs = calico::inputs(sub.snapshot(), &me_owned, remote.clone(), ipip);
                 let d = desired_routes(&inputs);
                 dc.store(d.routes.len(), std::sync::atomic::Ordering::Relaxed);
@@ -186,17 +240,7 @@ pub async fn start(confd: &Confd, me: &str, felix_config: ReconcilerConfig) -> R
                 felix.set_desired(d.routes);
                 tokio::select! {
                     b = sub.recv() => if b.is_none() { return },
-                    Some(changes) = best_rx.recv() => {
-                        let local = view.borrow().prefixes.clone();
-                        for c in changes {
-                            let hops: Vec<IpAddr> = c.next_hops.iter().copied().filter(|h| !own.contains(h)).collect();
-                            if c.best.is_some() && !hops.is_empty() && !local.contains_key(&c.prefix) {
-                                remote.insert(c.prefix, hops);
-                            } else {
-                                remote.remove(&c.prefix);
-                            }
-                        }
-                    }
+                    Some(changes) = best_rx.recv() => absorb(&mut remote, changes),
                 }
             }
         }));

@@ -57,8 +57,7 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
     let etcd = Etcd::start_in(&etcd_host.ns, etcd_host.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", etcd_host.ipv4);
     let logs = scratch::run().tempdir("mesh-agents")?;
-    let mut agents = Vec::new();
-    for h in &lab.hosts {
+    let spawn = |h: &manul_tests::Host| -> Result<Daemon> {
         let mut cmd = h.ns.command(env!("CARGO_BIN_EXE_manul-node"));
         cmd.env("NODENAME", &h.name)
             .env("IP", format!("{}/24", h.ipv4))
@@ -66,7 +65,11 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
             .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")
             .env("RUST_LOG", "info");
         let log = logs.path().join(format!("{}.log", h.name));
-        agents.push(Daemon::spawn(&h.name, cmd, &log)?);
+        Daemon::spawn(&h.name, cmd, &log)
+    };
+    let mut agents = Vec::new();
+    for h in &lab.hosts {
+        agents.push(spawn(h)?);
     }
     // Every agent sees two mesh peers Established.
     for h in &lab.hosts {
@@ -141,6 +144,45 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
                 Err(m)
             }
         },
+    );
+    // Restart without loss: while host2's agent stops (SIGTERM) and starts
+    // again, its kernel never loses the routes to the other hosts' blocks.
+    let h2 = lab.host(2);
+    let remote: Vec<String> = blocks
+        .iter()
+        .filter(|(o, _)| o.name != h2.name)
+        .map(|(o, b)| format!("{b} via {}", o.ipv4))
+        .collect();
+    agents[1].stop();
+    agents[1] = spawn(h2)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut ready_at = None;
+    while std::time::Instant::now() < deadline {
+        let routes = h2.ns.ip(&["route", "show", "proto", "80"])?;
+        for r in &remote {
+            anyhow::ensure!(
+                routes.contains(r.as_str()),
+                "{r} left host2's kernel during the restart:\n{routes}"
+            );
+        }
+        if ready_at.is_none()
+            && status(&h2.ns).is_ok_and(|s| {
+                s["routing"]["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().filter(|p| p["state"] == "Established").count() == 2)
+                    && s["routing"]["routes"]["remote_prefixes"] == 2
+            })
+        {
+            ready_at = Some(std::time::Instant::now());
+        }
+        if ready_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    anyhow::ensure!(
+        ready_at.is_some(),
+        "host2's agent did not come back with its peers and routes"
     );
     drop(etcd);
     Ok(())
