@@ -184,6 +184,30 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
         ready_at.is_some(),
         "host2's agent did not come back with its peers and routes"
     );
+
+    // SIGTERM leaves the routes in the kernel; --cleanup removes them.
+    let h3 = lab.host(3);
+    agents[2].stop();
+    let before = h3.ns.ip(&["route", "show", "proto", "80"])?;
+    anyhow::ensure!(
+        before.lines().count() >= 3,
+        "routes gone after SIGTERM:\n{before}"
+    );
+    let out = h3
+        .ns
+        .command(env!("CARGO_BIN_EXE_manul-node"))
+        .arg("--cleanup")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "--cleanup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = h3.ns.ip(&["route", "show", "proto", "80"])?;
+    anyhow::ensure!(
+        after.trim().is_empty(),
+        "routes left after --cleanup:\n{after}"
+    );
     drop(etcd);
     Ok(())
 }
