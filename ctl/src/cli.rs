@@ -15,7 +15,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 use manul_datastore::etcd::config::DEFAULT_ENDPOINT;
 
-use crate::commands::{apply, completion, delete, get, ipam};
+use crate::commands::{apply, completion, delete, get, ipam, node};
 use crate::error::EXIT_CODES_HELP;
 
 const ABOUT: &str = "Manage manul's (and Calico's) configuration in etcd.";
@@ -253,6 +253,12 @@ pub enum Command {
         after_help = ipam::AFTER_HELP
     )]
     Ipam(ipam::Args),
+    /// The local manul-node agent: BGP peers, routes, sync state.
+    #[command(
+        long_about = node::LONG_ABOUT,
+        after_help = node::AFTER_HELP
+    )]
+    Node(node::Args),
     /// Print a shell completion script.
     #[command(
         long_about = completion::LONG_ABOUT,

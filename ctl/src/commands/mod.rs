@@ -10,6 +10,7 @@ pub mod completion;
 pub mod delete;
 pub mod get;
 pub mod ipam;
+pub mod node;
 
 use crate::cli::Command;
 use crate::context::Context;
@@ -34,6 +35,7 @@ pub async fn run(ctx: &Context, command: &Command) -> anyhow::Result<()> {
         Command::Get(args) => get::run(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,
         Command::Ipam(args) => ipam::run(ctx, args).await,
+        Command::Node(args) => node::run(ctx, args).await,
         Command::Completion(args) => {
             completion::run(args);
             Ok(())

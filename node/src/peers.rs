@@ -1,0 +1,110 @@
+//! Translating confd's BGP view into the speaker's configuration types:
+//! a plain mapping, field by field (the decisions were made in confd).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use manul_bgp::speaker::{PeerConfig, PeerOptions, SpeakerConfig};
+use manul_bgp::wire::attributes::{Community, LargeCommunity};
+use manul_confd::bgp::view::{Community as ViewCommunity, Globals, PeerView};
+use manul_datastore::resources::NextHopMode;
+
+/// The speaker's settings from the node's globals; `None` without a router
+/// ID (no IPv4 address: this node does not run BGP).
+pub fn speaker_config(g: &Globals) -> Option<SpeakerConfig> {
+    let router_id = g.router_id?;
+    let mut listen = vec![SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        g.listen_port,
+    )];
+    if g.ipv6.is_some() {
+        listen.push(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            g.listen_port,
+        ));
+    }
+    Some(SpeakerConfig {
+        router_id,
+        asn: g.asn,
+        listen,
+        cluster_id: g.cluster_id,
+        graceful_restart: Default::default(),
+        multipath: true,
+        listen_ranges: Vec::new(),
+    })
+}
+
+/// A peer's settings. A password given as a secret reference cannot be
+/// read here (no Kubernetes secrets in etcd mode): logged by the caller.
+pub fn peer_config(p: &PeerView) -> PeerConfig {
+    let mut options = PeerOptions {
+        local_asn: p.local_asn,
+        passive: p.passive,
+        ttl_security: p.ttl_security,
+        source_address: p.source_address,
+        keepalive: p.keepalive,
+        allow_own_as: p.allow_own_as,
+        route_reflector_client: p.route_reflector_client,
+        next_hop_self: p.next_hop == NextHopMode::SelfHop,
+        ..PeerOptions::default()
+    };
+    // Only the family of the peer's address: a node has no next hop of the
+    // other family to offer over this session.
+    options.families = vec![match p.address {
+        IpAddr::V4(_) => manul_bgp::types::Family::Ipv4Unicast,
+        IpAddr::V6(_) => manul_bgp::types::Family::Ipv6Unicast,
+    }];
+    PeerConfig {
+        address: p.address,
+        port: p.port,
+        asn: p.asn,
+        options,
+    }
+}
+
+/// Communities of an originated prefix, split by kind.
+pub fn communities(c: &[ViewCommunity]) -> (Vec<Community>, Vec<LargeCommunity>) {
+    let mut std = Vec::new();
+    let mut large = Vec::new();
+    for c in c {
+        match *c {
+            ViewCommunity::Standard(a, n) => {
+                std.push(Community((u32::from(a) << 16) | u32::from(n)))
+            }
+            ViewCommunity::Large(global, local1, local2) => large.push(LargeCommunity {
+                global,
+                local1,
+                local2,
+            }),
+        }
+    }
+    (std, large)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn communities_split() {
+        let (s, l) = communities(&[
+            ViewCommunity::Standard(65000, 100),
+            ViewCommunity::Large(1, 2, 3),
+        ]);
+        assert_eq!(s, vec![Community((65000 << 16) | 100)]);
+        assert_eq!(l[0].local2, 3);
+    }
+
+    #[test]
+    fn no_router_id_no_bgp() {
+        assert!(speaker_config(&Globals::default()).is_none());
+        let g = Globals {
+            router_id: Some("10.0.0.1".parse().unwrap()),
+            asn: 64512,
+            listen_port: 179,
+            ..Default::default()
+        };
+        let c = speaker_config(&g).unwrap();
+        assert_eq!(c.listen.len(), 1);
+        assert_eq!(c.asn, 64512);
+    }
+}
