@@ -90,7 +90,24 @@ fn source_kind(s: &PeerSource) -> &'static str {
     }
 }
 
+/// Apply a change of the BGP view. Prefixes go first: the speaker handles
+/// commands in order, so a session that comes up (at start, or after a
+/// restart whose peers hold our routes by graceful restart) is sent our
+/// prefixes before its End-of-RIB; peers first left a few milliseconds in
+/// which a restarted node's End-of-RIB made its peers drop its blocks.
 async fn apply(speaker: &Speaker, ch: &BgpChanges, known: &mut BTreeMap<IpAddr, ()>) {
+    for (prefix, view) in &ch.prefixes {
+        let res = match view {
+            Some(v) => {
+                let (std, large) = peers::communities(&v.communities);
+                speaker.originate(*prefix, std, large)
+            }
+            None => speaker.withdraw(*prefix),
+        };
+        if let Err(e) = res {
+            tracing::warn!(%prefix, error = %e, "originating / withdrawing failed");
+        }
+    }
     for (addr, peer) in &ch.peers {
         let res = match peer {
             Some(p) => {
@@ -111,18 +128,6 @@ async fn apply(speaker: &Speaker, ch: &BgpChanges, known: &mut BTreeMap<IpAddr, 
         };
         if let Err(e) = res {
             tracing::warn!(peer = %addr, error = %e, "applying a BGP peer failed");
-        }
-    }
-    for (prefix, view) in &ch.prefixes {
-        let res = match view {
-            Some(v) => {
-                let (std, large) = peers::communities(&v.communities);
-                speaker.originate(*prefix, std, large)
-            }
-            None => speaker.withdraw(*prefix),
-        };
-        if let Err(e) = res {
-            tracing::warn!(%prefix, error = %e, "originating / withdrawing failed");
         }
     }
 }
