@@ -107,10 +107,6 @@ impl AdjRibOut {
         }
     }
 
-    pub fn peer(&self) -> PeerIndex {
-        self.peer
-    }
-
     /// Number of prefixes advertised.
     pub fn len(&self) -> usize {
         self.advertised

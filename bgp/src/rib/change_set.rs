@@ -63,15 +63,9 @@ impl ChangeSet {
                 }
             }
         }
-        merged.retain(|c| {
-            let same = match (&c.previous, &c.best) {
-                (Some(a), Some(b)) => a.same_route(b),
-                (None, None) => true,
-                _ => false,
-            };
-            // Next hops may differ (multipath) with the same best: keep.
-            !same || c.best.is_some()
-        });
+        // A prefix back to the same best may still have other next hops
+        // (multipath): kept; the exports of equal paths are equal anyway.
+        merged.retain(|c| c.previous.is_some() || c.best.is_some());
         merged
     }
 }

@@ -23,7 +23,7 @@ use super::path::RouteKey;
 use super::path::{BestChange, Path, Selection};
 use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig};
 use crate::policy::{Outcome, Policy, PolicyContext};
-use crate::types::{Family, RouterId};
+use crate::types::Family;
 use crate::wire::PathAttributes;
 
 /// Errors of RIB operations. A failed batch changes nothing.
@@ -188,23 +188,8 @@ impl Rib {
         PeerIndex(u32::try_from(self.peers.len() - 1).unwrap_or(u32::MAX))
     }
 
-    /// Remove a peer and all its paths.
-    pub fn remove_peer(&mut self, peer: PeerIndex) -> Result<Vec<BestChange>, RibError> {
-        let changes = self.peer_down(peer)?;
-        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
-            *slot = None;
-        }
-        Ok(changes)
-    }
-
     pub fn peer(&self, peer: PeerIndex) -> Option<&PeerInfo> {
         self.slot(peer).map(|s| &s.info)
-    }
-
-    /// Record the BGP Identifier a (re-)established session announced.
-    pub fn set_peer_router_id(&mut self, peer: PeerIndex, id: RouterId) -> Result<(), RibError> {
-        self.slot_mut(peer)?.info.router_id = id;
-        Ok(())
     }
 
     /// Replace what the RIB knows of a peer's session (on each

@@ -129,30 +129,31 @@ struct Drain {
     forget: bool,
 }
 
-/// Queue the removal of `peer`'s paths (of `family`, or all): all of them
-/// (`retire`: marked stale first) or those still stale after a graceful
-/// restart.
-fn queue_drain(
-    rib: &mut Rib,
-    draining: &mut VecDeque<Drain>,
-    peer: PeerIndex,
-    family: Option<Family>,
-    retire: bool,
-) {
-    let keys = if retire {
-        rib.retire(peer, family)
-    } else {
-        rib.stale_keys(peer, family)
+/// Which of a peer's paths to drain.
+#[derive(Debug, Clone, Copy)]
+enum Drained {
+    /// Those of a family still stale when its graceful restart ends.
+    Stale(Family),
+    /// All of them (marked stale first): the session ended for good, or
+    /// the peer was removed (`forget`: then the RIB forgets it once they
+    /// are gone; until then they are decided with what it knows of it).
+    All { forget: bool },
+}
+
+/// Queue the removal of some of `peer`'s paths, a pass's worth at a time.
+fn queue_drain(rib: &mut Rib, draining: &mut VecDeque<Drain>, peer: PeerIndex, what: Drained) {
+    let (keys, forget) = match what {
+        Drained::Stale(family) => (rib.stale_keys(peer, Some(family)), false),
+        Drained::All { forget } => (rib.retire(peer, None), forget),
     };
-    if let Ok(keys) = keys {
-        if !keys.is_empty() {
-            draining.push_back(Drain {
-                peer,
-                keys,
-                done: 0,
-                forget: false,
-            });
-        }
+    let keys = keys.unwrap_or_default();
+    if !keys.is_empty() || forget {
+        draining.push_back(Drain {
+            peer,
+            keys,
+            done: 0,
+            forget,
+        });
     }
 }
 
@@ -395,13 +396,8 @@ impl Core {
             }
             task = Some(entry.task);
         }
-        // The RIB forgets the peer once its paths are gone (until then
-        // they are decided with what the RIB knows of it).
-        queue_drain(&mut self.rib, &mut self.draining, index, None, true);
-        match self.draining.back_mut() {
-            Some(d) if d.peer == index => d.forget = true,
-            _ => self.rib.forget_peer(index),
-        }
+        let what = Drained::All { forget: true };
+        queue_drain(&mut self.rib, &mut self.draining, index, what);
         Ok(task)
     }
 
@@ -516,7 +512,7 @@ impl Core {
                 }
                 tracing::info!(peer = %entry.cfg.address, "graceful restart time over: removing stale routes");
                 for f in std::mem::take(&mut entry.stale_families) {
-                    queue_drain(&mut self.rib, &mut self.draining, peer, Some(f), false);
+                    queue_drain(&mut self.rib, &mut self.draining, peer, Drained::Stale(f));
                 }
             }
             Command::DeferralOver => self.end_deferral(),
@@ -597,7 +593,12 @@ impl Core {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.eor.insert(family);
                     if e.stale_families.remove(&family) {
-                        queue_drain(&mut self.rib, &mut self.draining, peer, Some(family), false);
+                        queue_drain(
+                            &mut self.rib,
+                            &mut self.draining,
+                            peer,
+                            Drained::Stale(family),
+                        );
                     }
                 }
                 if self.deferring && self.all_eor_received() {
@@ -667,7 +668,7 @@ impl Core {
             .collect();
         for f in dropped {
             entry.stale_families.remove(&f);
-            queue_drain(&mut self.rib, &mut self.draining, peer, Some(f), false);
+            queue_drain(&mut self.rib, &mut self.draining, peer, Drained::Stale(f));
         }
         let families = negotiated.families.clone();
         entry.negotiated = Some(negotiated);
@@ -720,7 +721,8 @@ impl Core {
             }
             _ => {
                 entry.stale_families.clear();
-                queue_drain(&mut self.rib, &mut self.draining, peer, None, true);
+                let what = Drained::All { forget: false };
+                queue_drain(&mut self.rib, &mut self.draining, peer, what);
             }
         }
     }
