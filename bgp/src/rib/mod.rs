@@ -14,6 +14,7 @@ pub mod change_set;
 pub mod decision;
 pub mod export;
 pub mod interner;
+mod open_table;
 pub mod path;
 pub mod peer;
 pub mod prefix_map;

@@ -6,21 +6,20 @@
 //! a prefix's paths are 8-byte [`Slot`]s (route id and ADD-PATH ID) with the
 //! common single path inline. A full IPv4 table is then 24 bytes a bucket.
 //!
-//! A hash map grows by doubling and, while it rehashes, holds the old and
+//! Speed is the other point: the shards are [`OpenTable`]s, whose lookups
+//! can be prefetched ([`PrefixMap::prefetch`]) and whose growth streams.
+//!
+//! A hash table grows by doubling and, while it rehashes, holds the old and
 //! the new bucket array at once: for a full table that transient would be
 //! the peak of the process's memory. Split into 64 independently growing
-//! shards, only 1/64 of the table is ever being copied. The shard is picked
-//! from hash bits that the shard's own map does not use for its buckets or
-//! its control bytes, so every shard stays evenly loaded.
+//! shards, only 1/64 of the table is ever being copied. The shard is the
+//! top bits of the key's hash; each shard places keys by the bits below.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, Hash};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use rustc_hash::FxBuildHasher;
 
+use super::open_table::{OpenTable, TableKey, mix};
 use super::route::RouteId;
 
 /// One path of a prefix: which route, and its ADD-PATH path ID.
@@ -44,6 +43,17 @@ pub struct Paths(Repr);
 enum Repr {
     One(Slot, u32),
     Many(Box<Vec<Slot>>, u32),
+}
+
+/// The value of an empty table bucket (allocates nothing; never read as
+/// a prefix's paths).
+impl Default for Paths {
+    fn default() -> Self {
+        Paths::one(Slot {
+            route: RouteId(u32::MAX),
+            path_id: 0,
+        })
+    }
 }
 
 impl Paths {
@@ -107,54 +117,80 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// One key type's map, in shards.
 #[derive(Debug)]
 struct Sharded<K, V> {
-    shards: Vec<HashMap<K, V, FxBuildHasher>>,
+    shards: Vec<OpenTable<K, V, SHARD_BITS>>,
 }
 
-impl<K: Hash + Eq, V> Default for Sharded<K, V> {
+impl<K: TableKey, V: Default> Default for Sharded<K, V> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
+            shards: (0..SHARDS).map(|_| OpenTable::default()).collect(),
         }
     }
 }
 
-impl<K: Hash + Eq, V> Sharded<K, V> {
-    fn shard(&self, key: &K) -> usize {
-        // hashbrown takes the bucket from the hash's low bits and the
-        // control byte from its top 7: re-mix the hash (Fibonacci hashing)
-        // and take the shard from the top of that, unrelated to both.
-        let h = FxBuildHasher.hash_one(key);
-        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARD_BITS)) as usize
+impl<K: TableKey, V: Default> Sharded<K, V> {
+    fn map(&self, key: &K) -> &OpenTable<K, V, SHARD_BITS> {
+        &self.shards[(key.hash() >> (64 - SHARD_BITS)) as usize]
     }
 
-    fn map(&self, key: &K) -> &HashMap<K, V, FxBuildHasher> {
-        &self.shards[self.shard(key)]
-    }
-
-    fn map_mut(&mut self, key: &K) -> &mut HashMap<K, V, FxBuildHasher> {
-        let i = self.shard(key);
-        &mut self.shards[i]
+    fn map_mut(&mut self, key: &K) -> &mut OpenTable<K, V, SHARD_BITS> {
+        &mut self.shards[(key.hash() >> (64 - SHARD_BITS)) as usize]
     }
 
     fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards.iter().flat_map(|s| s.iter())
     }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(OpenTable::len).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.shards.iter().all(OpenTable::is_empty)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.shards.iter_mut().flat_map(|s| s.values_mut())
+    }
 }
 
-type V6Key = (u128, u8);
+/// An IPv4 prefix: address above, length in the low byte. No prefix has
+/// length 255, which marks an empty bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct V4Key(u64);
 
-fn v4_key(n: &Ipv4Net) -> u64 {
-    (u64::from(u32::from(n.addr())) << 8) | u64::from(n.prefix_len())
+impl TableKey for V4Key {
+    const EMPTY: Self = V4Key(u64::MAX);
+    fn hash(&self) -> u64 {
+        mix(self.0)
+    }
 }
 
-fn v4_net(k: u64) -> IpNet {
+/// An IPv6 prefix: address and length (255 marks an empty bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct V6Key(u128, u8);
+
+impl TableKey for V6Key {
+    const EMPTY: Self = V6Key(0, u8::MAX);
+    fn hash(&self) -> u64 {
+        // Fold the address into 64 bits, then mix the length in.
+        let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64).rotate_left(29);
+        mix(folded ^ (u64::from(self.1) << 56))
+    }
+}
+
+fn v4_key(n: &Ipv4Net) -> V4Key {
+    V4Key((u64::from(u32::from(n.addr())) << 8) | u64::from(n.prefix_len()))
+}
+
+fn v4_net(k: &V4Key) -> IpNet {
     // The key was built from a valid prefix length.
-    let addr = Ipv4Addr::from((k >> 8) as u32);
-    IpNet::V4(Ipv4Net::new(addr, (k & 0xff) as u8).unwrap_or_default())
+    let addr = Ipv4Addr::from((k.0 >> 8) as u32);
+    IpNet::V4(Ipv4Net::new(addr, (k.0 & 0xff) as u8).unwrap_or_default())
 }
 
 fn v6_key(n: &Ipv6Net) -> V6Key {
-    (u128::from(n.addr()), n.prefix_len())
+    V6Key(u128::from(n.addr()), n.prefix_len())
 }
 
 fn v6_net(k: &V6Key) -> IpNet {
@@ -164,17 +200,15 @@ fn v6_net(k: &V6Key) -> IpNet {
 /// A map keyed by prefix (both families).
 #[derive(Debug)]
 pub struct PrefixMap<V> {
-    v4: Sharded<u64, V>,
+    v4: Sharded<V4Key, V>,
     v6: Sharded<V6Key, V>,
-    len: usize,
 }
 
-impl<V> Default for PrefixMap<V> {
+impl<V: Default> Default for PrefixMap<V> {
     fn default() -> Self {
         Self {
             v4: Sharded::default(),
             v6: Sharded::default(),
-            len: 0,
         }
     }
 }
@@ -198,14 +232,14 @@ macro_rules! with_shard {
     };
 }
 
-impl<V> PrefixMap<V> {
+impl<V: Default> PrefixMap<V> {
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.len
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.v4.is_empty() && self.v6.is_empty()
     }
 
     pub fn get(&self, prefix: &IpNet) -> Option<&V> {
@@ -220,29 +254,19 @@ impl<V> PrefixMap<V> {
     /// `None` when there is none, and then returns the value to insert (or
     /// `None` to insert nothing).
     pub fn upsert(&mut self, prefix: &IpNet, f: impl FnOnce(Option<&mut V>) -> Option<V>) {
-        let inserted = with_shard!(self.map_mut, prefix, |m, k| match m.entry(k) {
-            Entry::Occupied(mut e) => {
-                f(Some(e.get_mut()));
-                false
-            }
-            Entry::Vacant(e) => match f(None) {
-                Some(v) => {
-                    e.insert(v);
-                    true
-                }
-                None => false,
-            },
-        });
-        self.len += usize::from(inserted);
+        with_shard!(self.map_mut, prefix, |m, k| m.upsert(k, f));
+    }
+
+    /// Start fetching the memory a lookup of `prefix` will read (a hint:
+    /// a caller walking many prefixes prefetches a few ahead).
+    #[inline]
+    pub fn prefetch(&self, prefix: &IpNet) {
+        with_shard!(self.map, prefix, |m, k| m.prefetch(&k));
     }
 
     /// Set the value of `prefix`, returning the one it replaces.
     pub fn insert(&mut self, prefix: IpNet, value: V) -> Option<V> {
-        let old = with_shard!(self.map_mut, &prefix, |m, k| m.insert(k, value));
-        if old.is_none() {
-            self.len += 1;
-        }
-        old
+        with_shard!(self.map_mut, &prefix, |m, k| m.insert(k, value))
     }
 
     pub fn contains_key(&self, prefix: &IpNet) -> bool {
@@ -250,23 +274,24 @@ impl<V> PrefixMap<V> {
     }
 
     pub fn remove(&mut self, prefix: &IpNet) -> Option<V> {
-        let removed = with_shard!(self.map_mut, prefix, |m, k| m.remove(&k));
-        if removed.is_some() {
-            self.len -= 1;
-        }
-        removed
+        with_shard!(self.map_mut, prefix, |m, k| m.remove(&k))
     }
 
     /// Every entry, IPv4 first, in no particular order within a family.
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, &V)> {
         self.v4
             .iter()
-            .map(|(k, v)| (v4_net(*k), v))
+            .map(|(k, v)| (v4_net(k), v))
             .chain(self.v6.iter().map(|(k, v)| (v6_net(k), v)))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = IpNet> + '_ {
         self.iter().map(|(k, _)| k)
+    }
+
+    /// Every value, to change in place.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.v4.values_mut().chain(self.v6.values_mut())
     }
 }
 

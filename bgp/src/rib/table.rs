@@ -105,6 +105,11 @@ struct Touched {
 /// lists' memory back instead of keeping it for the next.
 const KEEP_CAPACITY: usize = 1 << 17;
 
+/// How many prefixes ahead of the one being applied an UPDATE's prefixes
+/// are prefetched from the table: enough to cover a memory access with the
+/// work of applying the ones in between.
+const PREFETCH_AHEAD: usize = 8;
+
 /// The "ourselves" next hop of a family.
 pub(super) fn unspecified(family: Family) -> IpAddr {
     match family {
@@ -335,7 +340,10 @@ impl Rib {
                     nlri,
                 } => self.announce(peer, attrs, next_hop, &nlri),
                 RibChange::Withdraw { peer, nlri } => {
-                    for n in nlri {
+                    for (i, n) in nlri.iter().enumerate() {
+                        if let Some(ahead) = nlri.get(i + PREFETCH_AHEAD) {
+                            self.table.prefetch(&ahead.prefix);
+                        }
                         self.remove(peer, (n.prefix, n.path_id.unwrap_or(0)));
                     }
                 }
@@ -407,7 +415,10 @@ impl Rib {
         // prefixes mostly share.
         let mut memo: Option<(Family, Option<RouteId>)> = None;
         let mut last: Option<(usize, Family, RouteId)> = None;
-        for n in nlri {
+        for (i, n) in nlri.iter().enumerate() {
+            if let Some(ahead) = nlri.get(i + PREFETCH_AHEAD) {
+                self.table.prefetch(&ahead.prefix);
+            }
             let key = (n.prefix, n.path_id.unwrap_or(0));
             let family = Family::of(&n.prefix);
             let decided = match memo {
@@ -593,11 +604,8 @@ impl Rib {
         self.batch.number = self.batch.number.wrapping_add(1);
         if self.batch.number == 0 {
             self.batch.number = 1;
-            let all: Vec<IpNet> = self.table.keys().collect();
-            for prefix in all {
-                if let Some(p) = self.table.get_mut(&prefix) {
-                    p.set_batch(0);
-                }
+            for p in self.table.values_mut() {
+                p.set_batch(0);
             }
         }
         let mut out = Vec::with_capacity(touched.len());
