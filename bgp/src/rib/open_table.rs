@@ -33,10 +33,24 @@ pub trait TableKey: Copy + Eq {
 /// not enough: prefixes come in arithmetic runs (10.0.0.0/24, 10.0.1.0/24,
 /// ...), and a multiple of such a run's stride can leave the top bits
 /// clustered, which linear probing punishes.
+///
+/// The input is first combined with a random per-process seed, so that a
+/// peer cannot choose prefixes that all land in one run of buckets (which
+/// would make every insert probe the whole run).
 pub fn mix(x: u64) -> u64 {
+    let x = x ^ seed();
     let x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     let x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     x ^ (x >> 33)
+}
+
+/// This process's hash seed (random, fixed once read).
+fn seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(0x006d_616e_756c_u64)
+    })
 }
 
 const MIN_CAPACITY: usize = 16;
