@@ -16,6 +16,8 @@
 //! - [`reconciler`]: the task that keeps the kernel equal to the desired
 //!   routes: dump at start, follow notifications, resync on a timer,
 //!   pipeline writes, retry per route.
+//! - [`run`]: [`Felix`], felix as the agent runs it (kernel routes and the
+//!   eBPF dataplane from one desired state), and [`cleanup`].
 //! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
 //! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
 
@@ -30,6 +32,7 @@ pub mod netns;
 pub mod plan;
 pub mod reconciler;
 pub mod route;
+pub mod run;
 pub mod tunnel;
 pub mod vxlan;
 
@@ -37,3 +40,4 @@ pub use desired::{Desired, Inputs, desired_routes};
 pub use plan::Ownership;
 pub use reconciler::{Progress, Reconciler, ReconcilerConfig, Stats};
 pub use route::{DesiredRoutes, NextHop, Target};
+pub use run::{Cleaned, CleanupError, Felix, FelixConfig, Update, cleanup};

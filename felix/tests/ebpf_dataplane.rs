@@ -20,118 +20,19 @@ use std::net::{
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use manul_felix::desired::{Encap, Pool, Workload};
+use manul_felix::desired::{Encap, Pool};
 use manul_felix::ebpf::{Counters, Dataplane, DataplaneConfig, Endpoint, link::links_in};
 use manul_felix::{Inputs, Reconciler, ReconcilerConfig, desired_routes};
-use manul_tests::{Host, Lab, Need, Netns, PinDir, require, try_wait_until};
+use manul_tests::{Host, Lab, Need, PinDir, require, try_wait_until};
+use pods::{Pod, pod};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+mod pods;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
-}
-
-struct Pod {
-    ns: Netns,
-    host_if: String,
-    v4: Ipv4Addr,
-    v6: Ipv6Addr,
-}
-
-impl Pod {
-    fn ips(&self) -> [IpAddr; 2] {
-        [IpAddr::V4(self.v4), IpAddr::V6(self.v6)]
-    }
-
-    fn endpoint(&self) -> Endpoint {
-        let mac = links_in(Some(&self.ns.path()), &["eth0".to_string()]).unwrap()[0]
-            .expect("pod eth0")
-            .mac;
-        Endpoint {
-            interface: self.host_if.clone(),
-            addresses: self.ips().to_vec(),
-            mac,
-        }
-    }
-
-    fn workload(&self) -> Workload {
-        Workload {
-            interface: self.host_if.clone(),
-            addresses: self.ips().iter().map(|a| IpNet::from(*a)).collect(),
-        }
-    }
-}
-
-/// A pod on `host`: veth `host_if` <-> `eth0`, Calico's gateway set-up.
-fn pod(host: &Host, label: &str, host_if: &str, v4: &str, v6: &str) -> Pod {
-    let ns = Netns::new(label).unwrap();
-    // No duplicate address detection: link-local addresses usable at once.
-    for n in [&ns, &host.ns] {
-        n.sysctl("net.ipv6.conf.default.accept_dad", "0").unwrap();
-    }
-    host.ns.veth(host_if, &ns, "eth0").unwrap();
-    ns.add_addr("eth0", &format!("{v4}/32")).unwrap();
-    ns.add_addr("eth0", &format!("{v6}/128")).unwrap();
-    // IPv4: 169.254.1.1 on eth0, answered for by the host's MAC.
-    let host_mac = links_in(Some(&host.ns.path()), &[host_if.to_string()]).unwrap()[0]
-        .unwrap()
-        .mac;
-    let mac = host_mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    ns.ip(&[
-        "route",
-        "add",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "scope",
-        "link",
-    ])
-    .unwrap();
-    ns.ip(&[
-        "neigh",
-        "add",
-        "169.254.1.1",
-        "lladdr",
-        &mac,
-        "dev",
-        "eth0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
-    ns.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-    ])
-    .unwrap();
-    // IPv6: the host side's link-local address as gateway.
-    host.ns.add_addr(host_if, "fe80::1/64").unwrap();
-    ns.ip(&[
-        "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0",
-    ])
-    .unwrap();
-    for (key, value) in [
-        (format!("net.ipv4.conf.{host_if}.forwarding"), "1"),
-        (format!("net.ipv6.conf.{host_if}.forwarding"), "1"),
-    ] {
-        host.ns.sysctl(&key, value).unwrap();
-    }
-    Pod {
-        ns,
-        host_if: host_if.into(),
-        v4: v4.parse().unwrap(),
-        v6: v6.parse().unwrap(),
-    }
 }
 
 fn pools() -> Vec<Pool> {
@@ -329,9 +230,9 @@ async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
     require!(Need::Root, Need::Bin("ip"), Need::Bin("ping"));
     let lab = Lab::builder().hosts(2).build().unwrap();
     let (h1, h2) = (lab.host(1), lab.host(2));
-    let a = pod(h1, "podA", "caliaaaa", "10.65.0.2", "fd00:65::2");
-    let b = pod(h1, "podB", "calibbbb", "10.65.0.3", "fd00:65::3");
-    let c = pod(h2, "podC", "calicccc", "10.65.1.2", "fd00:65:1::2");
+    let a = pod(&h1.ns, "podA", "caliaaaa", "10.65.0.2", "fd00:65::2");
+    let b = pod(&h1.ns, "podB", "calibbbb", "10.65.0.3", "fd00:65::3");
+    let c = pod(&h2.ns, "podC", "calicccc", "10.65.1.2", "fd00:65:1::2");
     let in1 = inputs(
         &[&a, &b],
         ["10.65.0.0/26", "fd00:65::/122"],

@@ -133,6 +133,9 @@ pub struct Dataplane {
     routes: RouteEntries,
     /// What the endpoint map holds.
     eps: EndpointEntries,
+    /// The endpoints' interface names by index, as of the last
+    /// [`Dataplane::sync_desired`] (for metrics).
+    names: BTreeMap<u32, String>,
 }
 
 impl fmt::Debug for Dataplane {
@@ -327,6 +330,7 @@ impl Dataplane {
             config,
             routes: RouteEntries::new(),
             eps: EndpointEntries::new(),
+            names: BTreeMap::new(),
         };
         let (routes, eps) = dp.dump()?;
         dp.routes = routes;
@@ -385,6 +389,11 @@ impl Dataplane {
     /// Whether `open` found everything pinned (a restart) rather than loading.
     pub fn reused(&self) -> bool {
         self.reused
+    }
+
+    /// How programs are attached: `tcx`.
+    pub fn attach_mode(&self) -> &'static str {
+        "tcx"
     }
 
     /// The configuration.
@@ -564,7 +573,23 @@ impl Dataplane {
         let link = |n: &str| links.get(n).copied().flatten();
         let r = route_entries(routes, pools, local_subnets, link);
         let e = endpoint_entries(endpoints, link);
+        self.names = endpoints
+            .iter()
+            .filter_map(|ep| Some((link(&ep.interface)?.ifindex, ep.interface.clone())))
+            .collect();
         self.sync(&r, &e)
+    }
+
+    /// The endpoints' interface names by index (as of the last
+    /// [`Dataplane::sync_desired`]).
+    pub fn endpoint_names(&self) -> &BTreeMap<u32, String> {
+        &self.names
+    }
+
+    /// How many route entries (both families) and endpoint entries the
+    /// maps hold.
+    pub fn entries(&self) -> (usize, usize) {
+        (self.routes.len(), self.eps.len())
     }
 
     /// Make the maps hold exactly `routes` and `endpoints`, writing only the
