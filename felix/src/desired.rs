@@ -53,6 +53,9 @@ pub struct Pool {
     pub ipip: Encap,
     /// VXLAN mode.
     pub vxlan: Encap,
+    /// Traffic from the pool to outside every pool is NATed to the host
+    /// (the eBPF route entries carry it as a flag).
+    pub nat_outgoing: bool,
 }
 
 /// A local workload interface and its addresses.
@@ -200,6 +203,7 @@ mod tests {
                 cidr: net("10.65.0.0/16"),
                 ipip: Encap::Never,
                 vxlan: Encap::Never,
+                nat_outgoing: false,
             }],
             local_subnets: vec![net("192.168.1.0/24")],
             ..Inputs::default()
@@ -267,6 +271,7 @@ mod tests {
             cidr: net("10.70.0.0/16"),
             ipip: Encap::Always,
             vxlan: Encap::Never,
+            nat_outgoing: false,
         });
         i.remote
             .insert(net("10.70.1.0/26"), vec![ip("192.168.1.3")]);

@@ -16,7 +16,7 @@ use manul_confd::Snapshot;
 
 use crate::calico;
 use crate::desired::{Inputs, desired_routes};
-use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint};
+use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint, Hosts};
 use crate::reconciler::{Progress, Reconciler, ReconcilerConfig, StartError, Stats};
 
 /// How felix runs.
@@ -85,16 +85,17 @@ impl Felix {
         ipip_available: bool,
     ) -> Update {
         let inputs = calico::inputs(snap, me, remote, ipip_available);
-        self.set_inputs(&inputs, calico::endpoints(snap))
+        self.set_inputs(&inputs, calico::endpoints(snap), calico::hosts(snap, me))
     }
 
     /// [`Felix::update`] from inputs already made.
-    pub fn set_inputs(&self, inputs: &Inputs, endpoints: Vec<Endpoint>) -> Update {
+    pub fn set_inputs(&self, inputs: &Inputs, endpoints: Vec<Endpoint>, hosts: Hosts) -> Update {
         let routes = desired_routes(inputs).routes;
         let count = routes.len();
         let ebpf_generation = match &self.ebpf {
             Some(driver) => driver.set_desired(EbpfDesired {
                 routes: Arc::new(routes.clone()),
+                hosts,
                 pools: inputs.pools.clone(),
                 local_subnets: inputs.local_subnets.clone(),
                 endpoints,

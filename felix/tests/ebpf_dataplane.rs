@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use manul_felix::desired::{Encap, Pool};
-use manul_felix::ebpf::{Counters, Dataplane, DataplaneConfig, Endpoint, link::links_in};
+use manul_felix::ebpf::{Counters, Dataplane, DataplaneConfig, Endpoint, Hosts, link::links_in};
 use manul_felix::{Inputs, Reconciler, ReconcilerConfig, desired_routes};
 use manul_tests::{Host, Lab, Need, PinDir, require, try_wait_until};
 use pods::{Pod, pod};
@@ -43,6 +43,7 @@ fn pools() -> Vec<Pool> {
             cidr: net(cidr),
             ipip: Encap::Never,
             vxlan: Encap::Never,
+            nat_outgoing: false,
         })
         .collect()
 }
@@ -89,8 +90,14 @@ fn dataplane(host: &Host, pins: &PinDir, inputs: &Inputs, pods: &[&Pod]) -> Data
     .unwrap_or_else(|e| panic!("{e}"));
     let endpoints: Vec<Endpoint> = pods.iter().map(|p| p.endpoint()).collect();
     let desired = desired_routes(inputs).routes;
-    dp.sync_desired(&desired, &inputs.pools, &inputs.local_subnets, &endpoints)
-        .unwrap();
+    dp.sync_desired(
+        &desired,
+        &Hosts::default(),
+        &inputs.pools,
+        &inputs.local_subnets,
+        &endpoints,
+    )
+    .unwrap();
     for p in pods {
         dp.attach(&p.host_if).unwrap();
     }

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use manul_confd::{Confd, ConfdConfig};
 use manul_datastore::etcd::{Datastore, EtcdConfig};
 use manul_felix::ebpf::{
-    Dataplane, DataplaneConfig, DriverConfig, EbpfObserver, Mode, kind, link::links_in,
+    Dataplane, DataplaneConfig, DriverConfig, EbpfObserver, Mode, flags, kind, link::links_in,
 };
 use manul_felix::{Felix, FelixConfig, ReconcilerConfig};
 use manul_tests::{Etcd, Need, Netns, PinDir, require, try_wait_until};
@@ -46,7 +46,7 @@ fn seed(etcd: &Etcd) {
     etcd.put(
         &format!("{R}/ippools/default"),
         &json!({"kind":"IPPool","apiVersion":"projectcalico.org/v3",
-                "metadata":{"name":"default"},"spec":{"cidr":"10.65.0.0/16"}})
+                "metadata":{"name":"default"},"spec":{"cidr":"10.65.0.0/16","natOutgoing":true}})
         .to_string(),
     )
     .unwrap();
@@ -168,7 +168,8 @@ fn ifindex(ns: &Netns, dev: &str) -> Option<u32> {
 }
 
 /// What the maps hold: (route kind and ifindex of 10.65.0.2/32, endpoint
-/// keys, whether the block is a blackhole entry).
+/// keys, whether the block is a blackhole entry in a NAT-outgoing pool and
+/// the node's address a local host entry).
 fn maps(ns: &Netns, pins: &Path) -> (Option<(u8, u32)>, Vec<u32>, bool) {
     let dp = Dataplane::open(DataplaneConfig {
         pin_dir: pins.to_path_buf(),
@@ -183,9 +184,11 @@ fn maps(ns: &Netns, pins: &Path) -> (Option<(u8, u32)>, Vec<u32>, bool) {
             .get(&net("10.65.0.2/32"))
             .map(|r| (r.kind, r.ifindex)),
         eps.keys().copied().collect(),
-        routes
-            .get(&net("10.65.0.0/26"))
-            .is_some_and(|r| r.kind == kind::BLACKHOLE),
+        routes.get(&net("10.65.0.0/26")).is_some_and(|r| {
+            r.kind == kind::BLACKHOLE && r.flags == flags::IN_POOL | flags::NAT_OUTGOING
+        }) && routes
+            .get(&net("192.168.1.1/32"))
+            .is_some_and(|r| r.kind == kind::LOCAL_HOST),
     )
 }
 

@@ -38,7 +38,7 @@ use manul_ebpf_common::{
 
 use crate::desired::Pool;
 use crate::ebpf::entries::{
-    Endpoint, EndpointEntries, RouteEntries, diff, endpoint_entries, route_entries,
+    Endpoint, EndpointEntries, Hosts, RouteEntries, diff, endpoint_entries, route_entries,
 };
 use crate::ebpf::error::EbpfError;
 use crate::ebpf::link::links_in;
@@ -545,12 +545,14 @@ impl Dataplane {
     }
 
     /// Make the maps hold felix's desired state: routes from `routes` (the
-    /// same desired routes as the kernel's), endpoints from `endpoints`,
+    /// same desired routes as the kernel's) and the host addresses `hosts`,
+    /// endpoints from `endpoints`,
     /// interfaces resolved in the configured namespace. Writes only the
     /// difference.
     pub fn sync_desired(
         &mut self,
         routes: &DesiredRoutes,
+        hosts: &Hosts,
         pools: &[Pool],
         local_subnets: &[IpNet],
         endpoints: &[Endpoint],
@@ -571,7 +573,7 @@ impl Dataplane {
             .zip(links_in(self.config.netns.as_deref(), &names)?)
             .collect();
         let link = |n: &str| links.get(n).copied().flatten();
-        let r = route_entries(routes, pools, local_subnets, link);
+        let r = route_entries(routes, hosts, pools, local_subnets, link);
         let e = endpoint_entries(endpoints, link);
         self.names = endpoints
             .iter()

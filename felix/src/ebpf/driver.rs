@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::desired::Pool;
 use crate::ebpf::dataplane::{Dataplane, DataplaneConfig};
-use crate::ebpf::entries::Endpoint;
+use crate::ebpf::entries::{Endpoint, Hosts};
 use crate::ebpf::link::uplinks_in;
 use crate::ebpf::observe::EbpfObserver;
 use crate::netns::in_netns;
@@ -67,6 +67,8 @@ impl Default for DriverConfig {
 pub struct EbpfDesired {
     /// The desired kernel routes (the same set the reconciler gets).
     pub routes: Arc<DesiredRoutes>,
+    /// This node's and the other nodes' addresses.
+    pub hosts: Hosts,
     /// The pools (flags of route entries).
     pub pools: Vec<Pool>,
     /// This node's subnets (`SAME_SUBNET`, and the default uplinks).
@@ -234,7 +236,13 @@ fn sync(
             Vec::new()
         }),
     };
-    match dp.sync_desired(&d.routes, &d.pools, &d.local_subnets, &d.endpoints) {
+    match dp.sync_desired(
+        &d.routes,
+        &d.hosts,
+        &d.pools,
+        &d.local_subnets,
+        &d.endpoints,
+    ) {
         Ok(s) if s != Default::default() => tracing::debug!(?s, "felix eBPF: maps written"),
         Ok(_) => {}
         Err(e) => {

@@ -25,7 +25,7 @@ pub use dataplane::{
     Attach, AttachReport, DEFAULT_PIN_DIR, Dataplane, DataplaneConfig, SyncStats, cleanup, probe,
 };
 pub use driver::{DriverConfig, EbpfDesired, EbpfDriver};
-pub use entries::{Endpoint, EndpointEntries, Link, RouteEntries};
+pub use entries::{Endpoint, EndpointEntries, Hosts, Link, RouteEntries};
 pub use error::EbpfError;
 pub use manul_ebpf_common::{Counters, EndpointValue, RouteValue, flags, kind};
 pub use observe::{EbpfObserver, EbpfSummary, Mode};
