@@ -152,13 +152,15 @@ pub struct Cleaned {
 /// (in `routes.netns`) and the eBPF dataplane pinned under `pin_dir`
 /// (links detached, programs and maps unpinned).
 pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned, CleanupError> {
+    let netns = routes.netns.clone();
     let felix = Reconciler::start(routes).await?;
     let generation = felix.set_desired(Default::default());
     let progress = felix.wait_generation(generation).await;
-    let ebpf_removed = crate::ebpf::cleanup(pin_dir).map_err(|e| CleanupError::Ebpf {
-        pin_dir: pin_dir.to_path_buf(),
-        error: e,
-    })?;
+    let ebpf_removed =
+        crate::ebpf::cleanup(pin_dir, netns.as_deref()).map_err(|e| CleanupError::Ebpf {
+            pin_dir: pin_dir.to_path_buf(),
+            error: e,
+        })?;
     Ok(Cleaned {
         routes_failed: progress.failed.len(),
         ebpf_removed,

@@ -30,9 +30,9 @@ fn verifier_accepts_programs_and_pins_are_reused_then_cleaned_up() {
     let second = Dataplane::open(config).unwrap();
     assert!(second.reused(), "a restart picks up the pinned objects");
     drop(second);
-    assert!(cleanup(pins.path()).unwrap());
+    assert!(cleanup(pins.path(), None).unwrap());
     assert!(!pins.path().exists());
-    assert!(!cleanup(pins.path()).unwrap());
+    assert!(!cleanup(pins.path(), None).unwrap());
 }
 
 #[test]

@@ -200,7 +200,7 @@ fn maps_follow_desired_state_by_difference_across_restart() {
     assert_eq!(dp.attach("cali3").unwrap(), Attach::Attached);
     assert!(ours_on(&ns, "cali3"));
     drop(dp);
-    assert!(cleanup(pins.path()).unwrap());
+    assert!(cleanup(pins.path(), Some(&ns.path())).unwrap());
     assert!(!pins.path().exists());
     assert!(!ours_on(&ns, "cali3"));
 }

@@ -6,7 +6,9 @@
 //! <pin_dir>/prog_workload_ingress   the TC program for workload interfaces
 //! <pin_dir>/prog_uplink_ingress     the TC program for the host's uplink
 //! <pin_dir>/routes_v4 routes_v6 endpoints counters
-//! <pin_dir>/links/<interface>       one TCX ingress link per interface
+//! <pin_dir>/links/<interface>       one TCX ingress link per interface, or
+//!                                   an empty directory marking felix's legacy
+//!                                   TC filter there (kernels before 6.6)
 //! ```
 //!
 //! [`Dataplane::open`] reuses whatever is pinned (a felix restart neither
@@ -41,6 +43,7 @@ use crate::ebpf::entries::{
     Endpoint, EndpointEntries, Hosts, RouteEntries, diff, endpoint_entries, route_entries,
 };
 use crate::ebpf::error::EbpfError;
+use crate::ebpf::legacy;
 use crate::ebpf::link::links_in;
 use crate::netns::in_netns;
 use crate::route::DesiredRoutes;
@@ -60,6 +63,33 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// The programs, as built by `build.rs` from `ebpf/programs`.
 static OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/manul-tc"));
 
+/// How programs are attached to interfaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AttachMode {
+    /// TCX where the kernel has it (6.6 and later), else legacy TC.
+    #[default]
+    Auto,
+    /// TCX links (pinned), Linux 6.6 and later.
+    Tcx,
+    /// A `clsact` qdisc and a `cls_bpf` filter ([`crate::ebpf::legacy`]),
+    /// for older kernels (5.10 and later: `bpf_redirect_peer`).
+    Tc,
+}
+
+impl std::str::FromStr for AttachMode {
+    type Err = String;
+
+    /// Calico's `BPFAttachType` spelling: `auto`, `tcx`, `tc` (any case).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(AttachMode::Auto),
+            "tcx" => Ok(AttachMode::Tcx),
+            "tc" => Ok(AttachMode::Tc),
+            other => Err(format!("attach mode {other:?}: expected auto, tcx or tc")),
+        }
+    }
+}
+
 /// Where and how big.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
@@ -71,6 +101,8 @@ pub struct DataplaneConfig {
     pub route_capacity: u32,
     /// Entries in the endpoint and counter maps; applies when created.
     pub endpoint_capacity: u32,
+    /// TCX, legacy TC, or whichever the kernel has.
+    pub attach: AttachMode,
 }
 
 impl Default for DataplaneConfig {
@@ -80,6 +112,7 @@ impl Default for DataplaneConfig {
             netns: None,
             route_capacity: DEFAULT_ROUTES,
             endpoint_capacity: DEFAULT_ENDPOINTS,
+            attach: AttachMode::Auto,
         }
     }
 }
@@ -121,6 +154,8 @@ pub struct SyncStats {
 pub struct Dataplane {
     config: DataplaneConfig,
     reused: bool,
+    /// TCX links (else legacy TC filters).
+    tcx: bool,
     /// `workload_ingress`, for workload interfaces.
     workload: SchedClassifier,
     /// `uplink_ingress`, for the host's uplinks.
@@ -168,15 +203,31 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Check that this host can run the programs: TCX (Linux 6.6) and a bpf
-/// filesystem under `pin_dir`. As Calico's felix does, bpffs is mounted at
-/// `/sys/fs/bpf` when `pin_dir` is under it and nothing is mounted there.
+/// Whether to attach with TCX under `mode` on this kernel.
+pub fn use_tcx(mode: AttachMode) -> Result<bool, EbpfError> {
+    let kernel = KernelVersion::current()
+        .map_err(|e| EbpfError::Unsupported(format!("kernel version unknown: {e}")))?;
+    let has_tcx = kernel >= KernelVersion::new(6, 6, 0);
+    match mode {
+        AttachMode::Auto => Ok(has_tcx),
+        AttachMode::Tc => Ok(false),
+        AttachMode::Tcx if has_tcx => Ok(true),
+        AttachMode::Tcx => Err(EbpfError::Unsupported(format!(
+            "kernel {kernel:?} is older than 6.6 (no TCX attachments; attach mode tc or auto uses legacy TC)"
+        ))),
+    }
+}
+
+/// Check that this host can run the programs: Linux 5.10 (the
+/// `bpf_redirect_peer` helper) and a bpf filesystem under `pin_dir`. As
+/// Calico's felix does, bpffs is mounted at `/sys/fs/bpf` when `pin_dir`
+/// is under it and nothing is mounted there.
 pub fn probe(pin_dir: &Path) -> Result<(), EbpfError> {
     let kernel = KernelVersion::current()
         .map_err(|e| EbpfError::Unsupported(format!("kernel version unknown: {e}")))?;
-    if kernel < KernelVersion::new(6, 6, 0) {
+    if kernel < KernelVersion::new(5, 10, 0) {
         return Err(EbpfError::Unsupported(format!(
-            "kernel {kernel:?} is older than 6.6 (no TCX attachments)"
+            "kernel {kernel:?} is older than 5.10 (no bpf_redirect_peer)"
         )));
     }
     let mut dir = pin_dir;
@@ -254,13 +305,18 @@ fn mount_bpffs(path: &Path) -> Result<(), EbpfError> {
 }
 
 /// Remove everything pinned under `pin_dir`: links (so programs detach),
-/// the program and the maps. `Ok(false)` if there was nothing.
-pub fn cleanup(pin_dir: &Path) -> io::Result<bool> {
+/// legacy TC filters (in `netns`, where the interfaces are), the programs
+/// and the maps. `Ok(false)` if there was nothing.
+pub fn cleanup(pin_dir: &Path, netns: Option<&Path>) -> io::Result<bool> {
     // Detach now rather than when the kernel gets round to releasing the
     // unpinned links.
     if let Ok(links) = fs::read_dir(pin_dir.join(LINKS_DIR)) {
         for entry in links.flatten() {
-            if let Ok(fd) = crate::ebpf::sys::obj_get(&entry.path()) {
+            let path = entry.path();
+            if path.is_dir() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                in_netns(netns, || legacy::detach(&name))?;
+            } else if let Ok(fd) = crate::ebpf::sys::obj_get(&path) {
                 let _ = crate::ebpf::sys::link_detach(&fd);
             }
         }
@@ -294,6 +350,7 @@ impl Dataplane {
     /// Load or reuse; see the module docs.
     pub fn open(config: DataplaneConfig) -> Result<Self, EbpfError> {
         probe(&config.pin_dir)?;
+        let tcx = use_tcx(config.attach)?;
         fs::create_dir_all(config.pin_dir.join(LINKS_DIR))?;
         let reused = PROG_PINS
             .iter()
@@ -327,6 +384,7 @@ impl Dataplane {
             workload,
             uplink,
             reused,
+            tcx,
             config,
             routes: RouteEntries::new(),
             eps: EndpointEntries::new(),
@@ -391,9 +449,9 @@ impl Dataplane {
         self.reused
     }
 
-    /// How programs are attached: `tcx`.
+    /// How programs are attached: `tcx`, or `tc` (legacy).
     pub fn attach_mode(&self) -> &'static str {
-        "tcx"
+        if self.tcx { "tcx" } else { "tc" }
     }
 
     /// The configuration.
@@ -424,6 +482,13 @@ impl Dataplane {
             reason,
         };
         let pin = self.link_pin(interface);
+        // Attached the other way (the attach mode changed): detach first.
+        if pin.exists() && pin.is_dir() == self.tcx {
+            self.detach(interface)?;
+        }
+        if !self.tcx {
+            return self.attach_legacy(uplink, interface).map_err(err);
+        }
         let prog = if uplink {
             &mut self.uplink
         } else {
@@ -463,12 +528,50 @@ impl Dataplane {
         .map_err(err)
     }
 
+    /// [`Dataplane::attach_program`] with a legacy TC filter; its marker
+    /// is made once the filter is there.
+    fn attach_legacy(&mut self, uplink: bool, interface: &str) -> Result<Attach, String> {
+        let pin = self.link_pin(interface);
+        let marked = pin.is_dir();
+        let prog = if uplink {
+            &mut self.uplink
+        } else {
+            &mut self.workload
+        };
+        let netns = self.config.netns.clone();
+        let new = in_netns(netns.as_deref(), || {
+            Ok(legacy::attach(prog, interface, marked))
+        })
+        .map_err(|e| e.to_string())??;
+        match fs::create_dir(&pin) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(format!("marker {}: {e}", pin.display()));
+            }
+            _ => {}
+        }
+        Ok(if new {
+            Attach::Attached
+        } else {
+            Attach::AlreadyAttached
+        })
+    }
+
     /// Detach from `interface`, workload or uplink (unpin its link); `false`
     /// if not attached.
     /// Done when it returns: the link is detached explicitly, not left to
     /// the kernel's deferred release of an unpinned link.
     pub fn detach(&mut self, interface: &str) -> Result<bool, EbpfError> {
         let pin = self.link_pin(interface);
+        if pin.is_dir() {
+            in_netns(self.config.netns.as_deref(), || legacy::detach(interface)).map_err(|e| {
+                EbpfError::Attach {
+                    interface: interface.to_string(),
+                    reason: format!("detach (tc): {e}"),
+                }
+            })?;
+            fs::remove_dir(&pin)?;
+            return Ok(true);
+        }
         let link = crate::ebpf::sys::obj_get(&pin);
         match fs::remove_file(&pin) {
             Ok(()) => {}

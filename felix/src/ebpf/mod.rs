@@ -10,6 +10,7 @@
 //! - [`observe`]: metrics (a prometheus-client collector) and a status
 //!   summary of the running dataplane.
 //! - [`link`]: interface index and MAC by name in a namespace; uplinks.
+//! - [`legacy`]: clsact + `cls_bpf` attachments for kernels without TCX.
 //! - [`sys`]: the bpf(2) commands aya lacks (open a pin, detach a link now).
 //! - [`error`]: what can go wrong ([`EbpfError`]).
 
@@ -17,12 +18,14 @@ pub mod dataplane;
 pub mod driver;
 pub mod entries;
 pub mod error;
+pub mod legacy;
 pub mod link;
 pub mod observe;
 pub mod sys;
 
 pub use dataplane::{
-    Attach, AttachReport, DEFAULT_PIN_DIR, Dataplane, DataplaneConfig, SyncStats, cleanup, probe,
+    Attach, AttachMode, AttachReport, DEFAULT_PIN_DIR, Dataplane, DataplaneConfig, SyncStats,
+    cleanup, probe,
 };
 pub use driver::{DriverConfig, EbpfDesired, EbpfDriver};
 pub use entries::{Endpoint, EndpointEntries, Hosts, Link, RouteEntries};
