@@ -76,6 +76,10 @@ pub struct Config {
     /// (one per host: agents sharing a kernel need one each).
     #[arg(long, env = "MANUL_BPF_PIN_DIR", default_value = manul_felix::ebpf::DEFAULT_PIN_DIR)]
     pub bpf_pin_dir: std::path::PathBuf,
+    /// How felix attaches its programs: `auto` (TCX on Linux 6.6 and
+    /// later, else legacy TC), `tcx`, or `tc` (clsact + cls_bpf filter).
+    #[arg(long, env = "FELIX_BPFATTACHTYPE", default_value = "auto")]
+    pub bpf_attach_type: manul_felix::ebpf::AttachMode,
     /// Remove every kernel route manul owns (protocol 80) and its eBPF
     /// programs, maps and attachments, and exit.
     #[arg(long, default_value_t = false)]

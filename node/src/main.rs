@@ -163,6 +163,7 @@ async fn run(cfg: Config) -> Result<()> {
         ebpf: cfg.bpf_enabled.then(|| manul_felix::ebpf::DriverConfig {
             dataplane: manul_felix::ebpf::DataplaneConfig {
                 pin_dir: cfg.bpf_pin_dir.clone(),
+                attach: cfg.bpf_attach_type,
                 ..Default::default()
             },
             ..Default::default()
