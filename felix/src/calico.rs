@@ -58,10 +58,21 @@ pub fn inputs(
     }
     let vxlan_tunnels = snap
         .nodes()
-        .filter_map(|(_, n)| {
-            let node_ip = n.spec.bgp.as_ref()?.ipv4_net().ok()??.addr();
-            let tunnel: IpAddr = n.spec.ipv4_vxlan_tunnel_addr.parse().ok()?;
-            Some((IpAddr::V4(node_ip), tunnel))
+        .flat_map(|(_, n)| {
+            let bgp = n.spec.bgp.as_ref();
+            let v4 = bgp
+                .and_then(|b| b.ipv4_net().ok().flatten())
+                .and_then(|ip| {
+                    let t: std::net::Ipv4Addr = n.spec.ipv4_vxlan_tunnel_addr.parse().ok()?;
+                    Some((IpAddr::V4(ip.addr()), IpAddr::V4(t)))
+                });
+            let v6 = bgp
+                .and_then(|b| b.ipv6_net().ok().flatten())
+                .and_then(|ip| {
+                    let t: std::net::Ipv6Addr = n.spec.ipv6_vxlan_tunnel_addr.parse().ok()?;
+                    Some((IpAddr::V6(ip.addr()), IpAddr::V6(t)))
+                });
+            [v4, v6].into_iter().flatten()
         })
         .collect();
     Inputs {

@@ -10,6 +10,8 @@
 //! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
+//! - [`overlay`]: the task that keeps the VXLAN devices and their ARP/FDB
+//!   entries right (desired changes, notifications, a timer).
 //! - [`plan`]: ownership and the minimal diff (pure).
 //! - [`netlink`]: dumps (retried when interrupted) and single writes.
 //! - [`netns`]: working in a given network namespace.
@@ -19,7 +21,8 @@
 //! - [`run`]: [`Felix`], felix as the agent runs it (kernel routes and the
 //!   eBPF dataplane from one desired state), and [`cleanup`].
 //! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
-//! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
+//! - [`vxlan`]: the `vxlan.calico` and `vxlan-v6.calico` devices and
+//!   their ARP/NDP and FDB entries.
 
 pub mod batch;
 pub mod calico;
@@ -29,6 +32,7 @@ pub mod interface;
 pub mod kernel;
 pub mod netlink;
 pub mod netns;
+pub mod overlay;
 pub mod plan;
 pub mod reconciler;
 pub mod route;

@@ -1,6 +1,6 @@
 //! [`Felix`]: felix as the node agent runs it — one desired state, from
-//! confd's snapshot and BGP's remote prefixes, fed to both dataplanes:
-//! the kernel route [`Reconciler`] and, when enabled, the eBPF
+//! confd's snapshot and BGP's remote prefixes, fed to the kernel route
+//! [`Reconciler`], the VXLAN [`OverlayDriver`] and, when enabled, the eBPF
 //! [`EbpfDriver`] (maps written from the same desired routes, programs
 //! attached to the workloads' interfaces). When the eBPF dataplane is
 //! enabled but this host cannot run it, felix logs why once and runs
@@ -17,6 +17,7 @@ use manul_confd::Snapshot;
 use crate::calico;
 use crate::desired::{Inputs, desired_routes};
 use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint, Hosts};
+use crate::overlay::{OverlayDriver, Overlays};
 use crate::reconciler::{Progress, Reconciler, ReconcilerConfig, StartError, Stats};
 
 /// How felix runs.
@@ -39,6 +40,8 @@ pub struct Update {
     pub generation: u64,
     /// The eBPF driver's generation (0 without the eBPF dataplane).
     pub ebpf_generation: u64,
+    /// The overlay driver's generation (0: overlays not set).
+    pub overlay_generation: u64,
     /// How many routes are desired.
     pub routes: usize,
 }
@@ -48,6 +51,7 @@ pub struct Update {
 #[derive(Debug)]
 pub struct Felix {
     routes: Reconciler,
+    overlay: OverlayDriver,
     ebpf: Option<EbpfDriver>,
     observer: EbpfObserver,
 }
@@ -67,8 +71,12 @@ impl Felix {
             }
             None => None,
         };
+        let overlay =
+            OverlayDriver::start(routes_config.netns.clone(), routes_config.resync_interval)
+                .await?;
         Ok(Felix {
             routes: Reconciler::start(routes_config).await?,
+            overlay,
             ebpf,
             observer: config.observer,
         })
@@ -84,8 +92,12 @@ impl Felix {
         remote: BTreeMap<IpNet, Vec<IpAddr>>,
         ipip_available: bool,
     ) -> Update {
+        let overlay_generation = self.overlay.set_desired(Overlays::from_snapshot(snap, me));
         let inputs = calico::inputs(snap, me, remote, ipip_available);
-        self.set_inputs(&inputs, calico::endpoints(snap), calico::hosts(snap, me))
+        Update {
+            overlay_generation,
+            ..self.set_inputs(&inputs, calico::endpoints(snap), calico::hosts(snap, me))
+        }
     }
 
     /// [`Felix::update`] from inputs already made.
@@ -105,12 +117,17 @@ impl Felix {
         Update {
             generation: self.routes.set_desired(routes),
             ebpf_generation,
+            overlay_generation: 0,
             routes: count,
         }
     }
 
-    /// Wait until `update`'s routes are written and its eBPF sync is done.
+    /// Wait until `update`'s routes are written and its eBPF and overlay
+    /// syncs are done.
     pub async fn wait(&self, update: Update) -> Arc<Progress> {
+        self.overlay
+            .wait_generation(update.overlay_generation)
+            .await;
         if let Some(d) = &self.ebpf {
             d.wait_generation(update.ebpf_generation).await;
         }
