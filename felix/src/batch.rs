@@ -52,6 +52,9 @@ pub struct BatchWriter {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// Deletes of the last [`BatchWriter::write`] whose route was gone
+    /// already (done, but the kernel changed nothing and notified nobody).
+    silent: usize,
 }
 
 impl BatchWriter {
@@ -69,11 +72,13 @@ impl BatchWriter {
             socket,
             seq: 1,
             buf: Vec::with_capacity(CHUNK_BYTES + 4096),
+            silent: 0,
         })
     }
 
     /// Send every write; the result of each, in order.
     pub fn write(&mut self, writes: &[Write]) -> Vec<Result<(), NetlinkError>> {
+        self.silent = 0;
         let mut results = vec![Ok(()); writes.len()];
         let mut start = 0;
         while start < writes.len() {
@@ -154,6 +159,7 @@ impl BatchWriter {
                             results[i] = match e.code.map(|c| -c.get()) {
                                 None => Ok(()),
                                 Some(libc::ESRCH) if matches!(writes[i], Write::Delete(_)) => {
+                                    self.silent += 1;
                                     Ok(())
                                 }
                                 Some(code) => Err(NetlinkError::Errno(code)),
@@ -164,6 +170,13 @@ impl BatchWriter {
                 off += (len + 3) & !3;
             }
         }
+    }
+}
+
+impl BatchWriter {
+    /// How many deletes of the last write found their route gone already.
+    pub fn silent(&self) -> usize {
+        self.silent
     }
 }
 

@@ -7,6 +7,8 @@
 //!   difference).
 //! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
 //!   remote prefixes and its pools (pure).
+//! - [`events`]: route and link notifications, decoded only when needed
+//!   (a bulk write's own notifications are counted off undecoded).
 //! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
@@ -28,6 +30,7 @@ pub mod batch;
 pub mod calico;
 pub mod desired;
 pub mod ebpf;
+pub mod events;
 pub mod interface;
 pub mod kernel;
 pub mod netlink;
