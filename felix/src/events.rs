@@ -1,5 +1,7 @@
-//! The reconciler's notifications — route (IPv4, IPv6) and link groups —
-//! read from a raw netlink socket and decoded only when they are needed.
+//! rtnetlink notifications — felix's one way to follow the kernel (the
+//! route reconciler, the VXLAN overlay, the eBPF attachments) — read from a
+//! raw netlink socket subscribed to the groups asked for, and decoded only
+//! when they are needed.
 //!
 //! A bulk write of N routes makes the kernel send N route notifications
 //! back, which tell felix nothing its writer's acknowledgements did not:
@@ -29,9 +31,15 @@ use crate::netns::in_netns;
 /// A notification.
 pub type Event = NetlinkMessage<RouteNetlinkMessage>;
 
-const RTNLGRP_LINK: u32 = 1;
-const RTNLGRP_IPV4_ROUTE: u32 = 7;
-const RTNLGRP_IPV6_ROUTE: u32 = 11;
+/// The multicast groups (`RTNLGRP_*`).
+pub mod group {
+    pub const LINK: u32 = 1;
+    pub const NEIGH: u32 = 3;
+    pub const IPV4_IFADDR: u32 = 5;
+    pub const IPV4_ROUTE: u32 = 7;
+    pub const IPV6_IFADDR: u32 = 9;
+    pub const IPV6_ROUTE: u32 = 11;
+}
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 /// Offset of `rtm_protocol` in a route message (16-byte header, then
@@ -62,9 +70,9 @@ pub fn is_own_route(msg: &[u8], protocol: u8) -> bool {
     (kind == RTM_NEWROUTE || kind == RTM_DELROUTE) && msg[PROTOCOL_AT] == protocol
 }
 
-/// Split a datagram into its messages, drop own route notifications while
-/// `expected` allows, decode the rest.
-pub fn split(datagram: &[u8], protocol: u8, expected: &AtomicU64) -> Vec<Event> {
+/// Split a datagram into its messages, drop own route notifications (of
+/// `protocol`) while `expected` allows, decode the rest.
+pub fn split(datagram: &[u8], protocol: Option<u8>, expected: &AtomicU64) -> Vec<Event> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 16 <= datagram.len() {
@@ -78,7 +86,7 @@ pub fn split(datagram: &[u8], protocol: u8, expected: &AtomicU64) -> Vec<Event> 
             break;
         }
         let msg = &datagram[off..off + len];
-        let own = is_own_route(msg, protocol)
+        let own = protocol.is_some_and(|p| is_own_route(msg, p))
             && expected
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                 .is_ok();
@@ -98,14 +106,20 @@ fn overrun() -> Event {
 }
 
 impl Events {
-    /// Subscribe (in `netns`) to route and link notifications; `protocol`
-    /// is felix's routing protocol number.
-    pub fn open(netns: Option<&Path>, protocol: u8) -> io::Result<Events> {
+    /// Subscribe (in `netns`) to `groups` ([`group`]); `own_protocol`:
+    /// felix's routing protocol number, when its bulk writes are to be
+    /// counted off ([`Events::own_writes`]).
+    pub fn open(
+        netns: Option<&Path>,
+        groups: &[u32],
+        own_protocol: Option<u8>,
+    ) -> io::Result<Events> {
+        let protocol = own_protocol;
         let socket = in_netns(netns, || {
             let mut s = TokioSocket::new(NETLINK_ROUTE)?;
             s.socket_mut().bind(&SocketAddr::new(0, 0))?;
-            for g in [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE] {
-                s.socket_mut().add_membership(g)?;
+            for g in groups {
+                s.socket_mut().add_membership(*g)?;
             }
             // Large enough for bursts; an overrun still only costs a resync.
             crate::batch::force_rcvbuf(s.socket_mut(), 16 << 20);
@@ -207,7 +221,7 @@ mod tests {
         ]
         .concat();
         let expected = AtomicU64::new(2);
-        let got = split(&datagram, 80, &expected);
+        let got = split(&datagram, Some(80), &expected);
         assert_eq!(expected.load(Ordering::Acquire), 0);
         let kinds: Vec<String> = got
             .iter()
@@ -222,6 +236,8 @@ mod tests {
         assert_eq!(kinds, ["new 12", "link", "new 80"]);
         // Nothing announced: everything is decoded.
         let none = AtomicU64::new(0);
-        assert_eq!(split(&datagram, 80, &none).len(), 5);
+        assert_eq!(split(&datagram, Some(80), &none).len(), 5);
+        // Not counting off at all: everything is decoded.
+        assert_eq!(split(&datagram, None, &AtomicU64::new(9)).len(), 5);
     }
 }

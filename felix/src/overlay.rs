@@ -14,15 +14,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
 use manul_confd::Snapshot;
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::RouteNetlinkMessage;
-use rtnetlink::MulticastGroup;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::netns::in_netns;
+use crate::events::{Event, Events, group};
 use crate::vxlan::{Family, Overlay, VxlanManager, overlay_from_snapshot};
 
 /// After a failed apply, the next one comes this soon.
@@ -68,11 +66,6 @@ impl Drop for OverlayDriver {
     }
 }
 
-type Events = futures_channel::mpsc::UnboundedReceiver<(
-    NetlinkMessage<RouteNetlinkMessage>,
-    netlink_sys::SocketAddr,
-)>;
-
 impl OverlayDriver {
     /// Open the netlink sockets in `netns` and start the task.
     pub async fn start(
@@ -80,16 +73,16 @@ impl OverlayDriver {
         resync_interval: Duration,
     ) -> std::io::Result<OverlayDriver> {
         let manager = VxlanManager::open(netns.clone()).await?;
-        let events = in_netns(netns.as_deref(), || {
-            let (conn, _, events) = rtnetlink::new_multicast_connection(&[
-                MulticastGroup::Link,
-                MulticastGroup::Neigh,
-                MulticastGroup::Ipv4Ifaddr,
-                MulticastGroup::Ipv6Ifaddr,
-            ])?;
-            tokio::spawn(conn);
-            Ok(events)
-        })?;
+        let events = Events::open(
+            netns.as_deref(),
+            &[
+                group::LINK,
+                group::NEIGH,
+                group::IPV4_IFADDR,
+                group::IPV6_IFADDR,
+            ],
+            None,
+        )?;
         let (desired, desired_rx) = watch::channel((0, Arc::new(Overlays::default())));
         let (applied_tx, applied) = watch::channel(0);
         let task = tokio::spawn(run(
@@ -131,7 +124,7 @@ impl OverlayDriver {
 }
 
 /// Whether `msg` concerns the devices (by name, or by index in `indexes`).
-fn concerns(msg: &NetlinkMessage<RouteNetlinkMessage>, indexes: &[u32]) -> bool {
+fn concerns(msg: &Event, indexes: &[u32]) -> bool {
     let NetlinkPayload::InnerMessage(inner) = &msg.payload else {
         // An overrun: something may have been missed.
         return matches!(msg.payload, NetlinkPayload::Overrun(_));
@@ -196,13 +189,13 @@ async fn run(
                     break;
                 }
                 event = events.next(), if events_open => {
-                    let Some((first, _)) = event else {
+                    let Some(first) = event else {
                         tracing::warn!("felix: VXLAN notifications ended; relying on the resync timer");
                         events_open = false;
                         continue;
                     };
                     let mut relevant = concerns(&first, &indexes);
-                    while let Some(Some((msg, _))) = events.next().now_or_never() {
+                    while let Some(msg) = events.try_next() {
                         relevant |= concerns(&msg, &indexes);
                     }
                     if relevant {

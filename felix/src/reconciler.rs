@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::batch::{BatchWriter, Write};
-use crate::events::{Events, OwnWrites};
+use crate::events::{Events, OwnWrites, group};
 use crate::interface::configure_workload_interfaces;
 use crate::kernel::KernelRoute;
 use crate::netlink::{self, NetlinkError};
@@ -178,7 +178,11 @@ impl Reconciler {
             tokio::spawn(conn);
             Ok(handle)
         })?;
-        let events = Events::open(config.netns.as_deref(), config.ownership.protocol)?;
+        let events = Events::open(
+            config.netns.as_deref(),
+            &[group::LINK, group::IPV4_ROUTE, group::IPV6_ROUTE],
+            Some(config.ownership.protocol),
+        )?;
         let writer = BatchWriter::open(config.netns.as_deref())?;
         let (desired, desired_rx) = watch::channel((0, Arc::new(DesiredRoutes::new())));
         let (progress_tx, progress) = watch::channel(Arc::new(Progress::default()));

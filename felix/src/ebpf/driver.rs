@@ -19,13 +19,10 @@
 //!
 //! The bpf(2) calls are blocking; they run on tokio's blocking pool.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
 use ipnet::IpNet;
-use rtnetlink::MulticastGroup;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -34,7 +31,7 @@ use crate::ebpf::dataplane::{Dataplane, DataplaneConfig};
 use crate::ebpf::entries::{Endpoint, Hosts};
 use crate::ebpf::link::uplinks_in;
 use crate::ebpf::observe::EbpfObserver;
-use crate::netns::in_netns;
+use crate::events::{Events, group};
 use crate::route::DesiredRoutes;
 
 /// After a sync with failures, the next one comes this soon.
@@ -91,11 +88,6 @@ impl Drop for EbpfDriver {
     }
 }
 
-type Links = futures_channel::mpsc::UnboundedReceiver<(
-    netlink_packet_core::NetlinkMessage<netlink_packet_route::RouteNetlinkMessage>,
-    netlink_sys::SocketAddr,
-)>;
-
 impl EbpfDriver {
     /// Open the dataplane and start the task; `None` (after one error log,
     /// with the reason given to `observer`) when this host cannot run it.
@@ -113,7 +105,7 @@ impl EbpfDriver {
                 return None;
             }
         };
-        let links = match link_events(config.dataplane.netns.clone()) {
+        let links = match Events::open(config.dataplane.netns.as_deref(), &[group::LINK], None) {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(error = %e, "felix eBPF: no link notifications; attaching on desired changes and the resync timer only");
@@ -157,20 +149,12 @@ impl EbpfDriver {
     }
 }
 
-fn link_events(netns: Option<PathBuf>) -> std::io::Result<Links> {
-    in_netns(netns.as_deref(), || {
-        let (conn, _, events) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])?;
-        tokio::spawn(conn);
-        Ok(events)
-    })
-}
-
 async fn run(
     config: DriverConfig,
     dp: Arc<Mutex<Dataplane>>,
     observer: EbpfObserver,
     mut desired_rx: watch::Receiver<(u64, Arc<EbpfDesired>)>,
-    mut links: Option<Links>,
+    mut links: Option<Events>,
     synced: watch::Sender<u64>,
 ) {
     while desired_rx.borrow_and_update().0 == 0 {
@@ -198,11 +182,8 @@ async fn run(
                     links = None;
                 }
                 // A burst (a pod's veth pair) is one sync.
-                while let Some(l) = links.as_mut() {
-                    match l.next().now_or_never() {
-                        Some(Some(_)) => {}
-                        _ => break,
-                    }
+                if let Some(l) = links.as_mut() {
+                    while l.try_next().is_some() {}
                 }
             }
             _ = timer.tick() => {}
@@ -211,7 +192,7 @@ async fn run(
     }
 }
 
-async fn next_link_event(links: &mut Option<Links>) -> Option<()> {
+async fn next_link_event(links: &mut Option<Events>) -> Option<()> {
     match links {
         Some(l) => l.next().await.map(drop),
         None => std::future::pending().await,
