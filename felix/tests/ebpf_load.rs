@@ -50,5 +50,8 @@ fn a_pin_dir_off_bpffs_is_a_clear_unsupported_error() {
         pin_dir: dir,
         ..DataplaneConfig::default()
     };
-    assert!(Dataplane::open_or_routes_only(config).is_none());
+    assert!(matches!(
+        Dataplane::open(config),
+        Err(manul_felix::ebpf::EbpfError::Unsupported(_))
+    ));
 }

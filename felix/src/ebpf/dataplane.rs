@@ -16,7 +16,8 @@
 //! by felix's build script and pins it. Unpinning a link detaches it;
 //! [`cleanup`] removes the whole directory, so every attachment, program
 //! and map goes with it. An [`EbpfError::Unsupported`] (or any error of
-//! `open`) leaves felix on kernel routes only.
+//! `open`) leaves felix on kernel routes only
+//! ([`crate::ebpf::EbpfDriver::start`] logs it once).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -394,19 +395,6 @@ impl Dataplane {
         dp.routes = routes;
         dp.eps = eps;
         Ok(dp)
-    }
-
-    /// [`Dataplane::open`], or `None` after logging why: felix then programs
-    /// kernel routes only (routing works; no fast path, no anti-spoofing
-    /// beyond the interfaces' rp_filter).
-    pub fn open_or_routes_only(config: DataplaneConfig) -> Option<Self> {
-        match Self::open(config) {
-            Ok(dp) => Some(dp),
-            Err(e) => {
-                tracing::error!(error = %e, "eBPF dataplane off; kernel routes only");
-                None
-            }
-        }
     }
 
     /// Load the object (the verifier runs here), pin its maps (reusing
