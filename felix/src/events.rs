@@ -9,21 +9,26 @@
 //! and the reader drops that many route notifications carrying felix's
 //! protocol by a look at their header, without decoding them; after the
 //! write, the announcement is reduced by the writes that failed (they sent
-//! nothing; [`Events::settle`]). Everything else is decoded and handed on.
+//! nothing; [`OwnWrites::settle`]). Every notification of a write is queued
+//! on the reader's socket before the write's `sendmsg` returns, so once the
+//! write is settled and the reader finds its socket empty, what is left of
+//! the announcement was never sent (a write that changed nothing) and is
+//! dropped. Everything else is decoded and handed on.
 //! The price: a change someone else makes with felix's protocol number while
 //! a bulk write is in flight may be counted off as felix's own and only be
 //! seen at the next resync. A socket overrun (`ENOBUFS`) is handed on as
 //! [`NetlinkPayload::Overrun`].
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::netns::in_netns;
@@ -50,8 +55,34 @@ const PROTOCOL_AT: usize = 16 + 5;
 #[derive(Debug)]
 pub struct Events {
     rx: mpsc::UnboundedReceiver<Event>,
-    expected: Arc<AtomicU64>,
+    own: Arc<Own>,
     task: JoinHandle<()>,
+}
+
+/// felix's own bulk writes, as the writer announces them to the reader.
+#[derive(Debug, Default)]
+struct Own {
+    /// Own route notifications still to count off.
+    expected: AtomicU64,
+    /// A bulk write is in flight.
+    writing: AtomicBool,
+    /// A write was settled: the reader checks for a leftover announcement.
+    settled: Notify,
+}
+
+/// Whether the socket `fd` has nothing queued.
+fn queue_empty(fd: &impl AsRawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: a peek of at most one byte into a live buffer.
+    let rc = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 impl Drop for Events {
@@ -126,12 +157,22 @@ impl Events {
             Ok(s)
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let expected = Arc::new(AtomicU64::new(0));
-        let exp = Arc::clone(&expected);
+        let own = Arc::new(Own::default());
+        let o = Arc::clone(&own);
         let task = tokio::spawn(async move {
             loop {
-                let events = match socket.recv_from_full().await {
-                    Ok((datagram, _)) => split(&datagram, protocol, &exp),
+                if !o.writing.load(Ordering::Acquire)
+                    && o.expected.load(Ordering::Acquire) > 0
+                    && queue_empty(socket.socket_ref())
+                {
+                    o.expected.store(0, Ordering::Release);
+                }
+                let received = tokio::select! {
+                    r = socket.recv_from_full() => r,
+                    _ = o.settled.notified() => continue,
+                };
+                let events = match received {
+                    Ok((datagram, _)) => split(&datagram, protocol, &o.expected),
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => vec![overrun()],
                     Err(e) => {
                         tracing::error!(error = %e, "felix: reading netlink notifications failed");
@@ -145,7 +186,7 @@ impl Events {
                 }
             }
         });
-        Ok(Events { rx, expected, task })
+        Ok(Events { rx, own, task })
     }
 
     /// The next notification; `None` once the reader has stopped.
@@ -160,28 +201,32 @@ impl Events {
 
     /// The handle the writer announces its bulk writes with.
     pub fn own_writes(&self) -> OwnWrites {
-        OwnWrites(Arc::clone(&self.expected))
+        OwnWrites(Arc::clone(&self.own))
     }
 }
 
 /// Announces felix's own bulk writes to the reader (see the module docs).
 #[derive(Debug, Clone)]
-pub struct OwnWrites(Arc<AtomicU64>);
+pub struct OwnWrites(Arc<Own>);
 
 impl OwnWrites {
     /// A bulk write of `n` routes is about to go out: count off that many
     /// of felix's own route notifications.
     pub fn expect_own(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::AcqRel);
+        self.0.writing.store(true, Ordering::Release);
+        self.0.expected.fetch_add(n, Ordering::AcqRel);
     }
 
     /// The bulk write is done and `failed` of its writes sent nothing.
     pub fn settle(&self, failed: u64) {
         let _ = self
             .0
+            .expected
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some(n.saturating_sub(failed))
             });
+        self.0.writing.store(false, Ordering::Release);
+        self.0.settled.notify_one();
     }
 }
 
