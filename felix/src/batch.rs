@@ -1,10 +1,13 @@
 //! Route writes in bulk: many `RTM_NEWROUTE` / `RTM_DELROUTE` requests
 //! packed into one `sendmsg(2)` on a dedicated netlink socket. The kernel
-//! runs every request of the datagram in order (`netlink_rcv_skb`) and
-//! queues one acknowledgement per request (`NLM_F_ACK`), so a chunk of a
-//! few thousand routes costs one system call to send and a few to read the
-//! answers, instead of one round trip each. Acknowledgements carry the
-//! request's sequence number, which maps each error back to its route.
+//! runs every request of the datagram in order (`netlink_rcv_skb`), inside
+//! the `sendmsg` call, and answers a request only when it fails or asks for
+//! an acknowledgement (`NLM_F_ACK`). Only the last request of a chunk asks:
+//! its acknowledgement closes the chunk, and the error answers before it
+//! are the failures, mapped back to their routes by sequence number. So a
+//! chunk of a few thousand routes costs one system call to send and one or
+//! two to read the answers, instead of one round trip (or one queued
+//! acknowledgement, each a datagram of its own) per route.
 //! `NETLINK_CAP_ACK` keeps error answers short (no echoed request).
 //!
 //! The socket is blocking; the reconciler drives it from a blocking task.
@@ -25,6 +28,8 @@ use crate::netns::in_netns;
 /// Bytes of requests per `sendmsg`; the answers to a chunk must fit the
 /// receive buffer (an ACK is 36 bytes; a /32 route request about 60).
 const CHUNK_BYTES: usize = 96 * 1024;
+/// Room kept for one more request when deciding a chunk's last one.
+const MAX_REQUEST: usize = 1024;
 /// Receive buffer asked for (root may exceed `rmem_max` with SO_RCVBUFFORCE).
 const RCVBUF: usize = 4 << 20;
 
@@ -52,6 +57,9 @@ pub struct BatchWriter {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// Deletes of the last [`BatchWriter::write`] whose route was gone
+    /// already (done, but the kernel changed nothing and notified nobody).
+    silent: usize,
 }
 
 impl BatchWriter {
@@ -69,18 +77,23 @@ impl BatchWriter {
             socket,
             seq: 1,
             buf: Vec::with_capacity(CHUNK_BYTES + 4096),
+            silent: 0,
         })
     }
 
     /// Send every write; the result of each, in order.
     pub fn write(&mut self, writes: &[Write]) -> Vec<Result<(), NetlinkError>> {
+        self.silent = 0;
         let mut results = vec![Ok(()); writes.len()];
         let mut start = 0;
         while start < writes.len() {
             self.buf.clear();
             let first_seq = self.seq;
             let mut end = start;
-            while end < writes.len() && self.buf.len() < CHUNK_BYTES {
+            loop {
+                // The chunk's last request asks for the acknowledgement that
+                // closes it (a route request is well under MAX_REQUEST).
+                let last = end + 1 == writes.len() || self.buf.len() + MAX_REQUEST >= CHUNK_BYTES;
                 let (msg, flags) = match &writes[end] {
                     Write::Upsert(r) => (
                         RouteNetlinkMessage::NewRoute(r.to_message()),
@@ -89,7 +102,7 @@ impl BatchWriter {
                     Write::Delete(r) => (RouteNetlinkMessage::DelRoute(r.to_delete_message()), 0),
                 };
                 let mut nl = NetlinkMessage::from(msg);
-                nl.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+                nl.header.flags = NLM_F_REQUEST | flags | if last { NLM_F_ACK } else { 0 };
                 nl.header.sequence_number = self.seq;
                 self.seq = self.seq.wrapping_add(1);
                 nl.finalize();
@@ -97,6 +110,9 @@ impl BatchWriter {
                 self.buf.resize(at + nl.buffer_len(), 0);
                 nl.serialize(&mut self.buf[at..]);
                 end += 1;
+                if last {
+                    break;
+                }
             }
             if let Err(e) = self.socket.send(&self.buf, 0) {
                 let code = e.raw_os_error().unwrap_or(libc::EIO);
@@ -111,30 +127,26 @@ impl BatchWriter {
         results
     }
 
-    /// Read the acknowledgements of one chunk.
+    /// Read one chunk's answers: error answers for failed requests, then
+    /// the acknowledgement (or error) of its last request.
     fn collect(
         &mut self,
         first_seq: u32,
         writes: &[Write],
         results: &mut [Result<(), NetlinkError>],
     ) {
-        let mut pending = writes.len();
-        let mut answered = vec![false; writes.len()];
+        let last = writes.len() - 1;
         let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
-        while pending > 0 {
+        loop {
             buf.clear();
-            match self.socket.recv(&mut buf, 0) {
-                Ok(_) => {}
-                Err(e) => {
-                    // ENOBUFS: answers were dropped; those not seen are unknown.
-                    let code = e.raw_os_error().unwrap_or(libc::EIO);
-                    for (i, a) in answered.iter().enumerate() {
-                        if !a {
-                            results[i] = Err(NetlinkError::Errno(code));
-                        }
-                    }
-                    return;
+            if let Err(e) = self.socket.recv(&mut buf, 0) {
+                // ENOBUFS: answers were dropped; which requests failed is
+                // unknown, so all count as failed (they are retried).
+                let code = e.raw_os_error().unwrap_or(libc::EIO);
+                for r in results.iter_mut() {
+                    *r = Err(NetlinkError::Errno(code));
                 }
+                return;
             }
             let mut off = 0;
             while off + 16 <= buf.len() {
@@ -148,22 +160,29 @@ impl BatchWriter {
                 {
                     let i = msg.header.sequence_number.wrapping_sub(first_seq) as usize;
                     if let (NetlinkPayload::Error(e), true) = (&msg.payload, i < writes.len()) {
-                        if !answered[i] {
-                            answered[i] = true;
-                            pending -= 1;
-                            results[i] = match e.code.map(|c| -c.get()) {
-                                None => Ok(()),
-                                Some(libc::ESRCH) if matches!(writes[i], Write::Delete(_)) => {
-                                    Ok(())
-                                }
-                                Some(code) => Err(NetlinkError::Errno(code)),
-                            };
+                        results[i] = match e.code.map(|c| -c.get()) {
+                            None => Ok(()),
+                            Some(libc::ESRCH) if matches!(writes[i], Write::Delete(_)) => {
+                                self.silent += 1;
+                                Ok(())
+                            }
+                            Some(code) => Err(NetlinkError::Errno(code)),
+                        };
+                        if i == last {
+                            return;
                         }
                     }
                 }
                 off += (len + 3) & !3;
             }
         }
+    }
+}
+
+impl BatchWriter {
+    /// How many deletes of the last write found their route gone already.
+    pub fn silent(&self) -> usize {
+        self.silent
     }
 }
 

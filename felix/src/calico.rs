@@ -2,7 +2,8 @@
 //! blocks and workloads, the pools' encapsulation modes, this node's
 //! subnets (for `CrossSubnet`) and every node's VXLAN tunnel address. The
 //! remote prefixes come from the BGP speaker, passed in by the caller.
-//! Also the eBPF dataplane's endpoints ([`endpoints`]).
+//! Also the eBPF dataplane's endpoints ([`endpoints`]) and host addresses
+//! ([`hosts`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use manul_confd::Snapshot;
 use manul_datastore::resources::{IpipMode, VxlanMode};
 
 use crate::desired::{Encap, Inputs, Pool, Workload};
-use crate::ebpf::entries::{Endpoint, parse_mac};
+use crate::ebpf::entries::{Endpoint, Hosts, parse_mac};
 
 fn ipip(mode: IpipMode) -> Encap {
     match mode {
@@ -57,10 +58,21 @@ pub fn inputs(
     }
     let vxlan_tunnels = snap
         .nodes()
-        .filter_map(|(_, n)| {
-            let node_ip = n.spec.bgp.as_ref()?.ipv4_net().ok()??.addr();
-            let tunnel: IpAddr = n.spec.ipv4_vxlan_tunnel_addr.parse().ok()?;
-            Some((IpAddr::V4(node_ip), tunnel))
+        .flat_map(|(_, n)| {
+            let bgp = n.spec.bgp.as_ref();
+            let v4 = bgp
+                .and_then(|b| b.ipv4_net().ok().flatten())
+                .and_then(|ip| {
+                    let t: std::net::Ipv4Addr = n.spec.ipv4_vxlan_tunnel_addr.parse().ok()?;
+                    Some((IpAddr::V4(ip.addr()), IpAddr::V4(t)))
+                });
+            let v6 = bgp
+                .and_then(|b| b.ipv6_net().ok().flatten())
+                .and_then(|ip| {
+                    let t: std::net::Ipv6Addr = n.spec.ipv6_vxlan_tunnel_addr.parse().ok()?;
+                    Some((IpAddr::V6(ip.addr()), IpAddr::V6(t)))
+                });
+            [v4, v6].into_iter().flatten()
         })
         .collect();
     Inputs {
@@ -81,6 +93,7 @@ pub fn inputs(
                 cidr: p.spec.cidr,
                 ipip: ipip(p.spec.ipip_mode()),
                 vxlan: vxlan(p.spec.vxlan_mode()),
+                nat_outgoing: p.spec.nat_outgoing,
             })
             .collect(),
         local_subnets,
@@ -104,4 +117,28 @@ pub fn endpoints(snap: &Snapshot) -> Vec<Endpoint> {
             })
         })
         .collect()
+}
+
+/// Every node's addresses (its Node's `bgp.ipv4Address`, `ipv6Address`
+/// and VXLAN tunnel addresses), split into node `me`'s and the others'.
+pub fn hosts(snap: &Snapshot, me: &str) -> Hosts {
+    let mut hosts = Hosts::default();
+    for (name, n) in snap.nodes() {
+        let bgp = n.spec.bgp.as_ref();
+        let addrs = [
+            bgp.and_then(|b| b.ipv4_net().ok().flatten())
+                .map(|n| IpAddr::V4(n.addr())),
+            bgp.and_then(|b| b.ipv6_net().ok().flatten())
+                .map(|n| IpAddr::V6(n.addr())),
+            n.spec.ipv4_vxlan_tunnel_addr.parse().ok(),
+            n.spec.ipv6_vxlan_tunnel_addr.parse().ok(),
+        ];
+        let list = if name == me {
+            &mut hosts.local
+        } else {
+            &mut hosts.remote
+        };
+        list.extend(addrs.into_iter().flatten());
+    }
+    hosts
 }

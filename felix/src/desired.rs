@@ -12,7 +12,7 @@
 //!   workload address) is never routed away. In a VXLAN pool (`Always`, or
 //!   `CrossSubnet` when the next hop is outside this node's subnet) the
 //!   route goes via the remote node's VXLAN tunnel address, onlink on
-//!   `vxlan.calico`, as Calico does. In an IPIP pool, where the kernel has
+//!   `vxlan.calico` (IPv6: `vxlan-v6.calico`), as Calico does. In an IPIP pool, where the kernel has
 //!   no IPIP (no `ipip` module), the pool gets an error and its remote
 //!   routes are left out; everything else is programmed.
 
@@ -27,6 +27,10 @@ use crate::route::{DesiredRoutes, NextHop, Target};
 pub const VXLAN_DEVICE: &str = "vxlan.calico";
 /// Calico's VXLAN network identifier.
 pub const VXLAN_VNI: u32 = 4096;
+/// Calico's IPv6 VXLAN device.
+pub const VXLAN_DEVICE_V6: &str = "vxlan-v6.calico";
+/// Calico's IPv6 VXLAN network identifier.
+pub const VXLAN_VNI_V6: u32 = 6096;
 /// Calico's VXLAN UDP port.
 pub const VXLAN_PORT: u16 = 4789;
 
@@ -53,6 +57,9 @@ pub struct Pool {
     pub ipip: Encap,
     /// VXLAN mode.
     pub vxlan: Encap,
+    /// Traffic from the pool to outside every pool is NATed to the host
+    /// (the eBPF route entries carry it as a flag).
+    pub nat_outgoing: bool,
 }
 
 /// A local workload interface and its addresses.
@@ -77,7 +84,8 @@ pub struct Inputs {
     pub pools: Vec<Pool>,
     /// This node's own subnets (its BGP address with prefix), for CrossSubnet.
     pub local_subnets: Vec<IpNet>,
-    /// Remote node address → its VXLAN tunnel address.
+    /// Remote node address → its VXLAN tunnel address (IPv4 → IPv4 for
+    /// `vxlan.calico`, IPv6 → IPv6 for `vxlan-v6.calico`).
     pub vxlan_tunnels: BTreeMap<IpAddr, IpAddr>,
     /// Whether the kernel can do IPIP.
     pub ipip_available: bool,
@@ -151,11 +159,20 @@ pub fn desired_routes(inputs: &Inputs) -> Desired {
             let hop = match pool {
                 Some(p) if encapsulate(p.vxlan, nh, &inputs.local_subnets) => {
                     match inputs.vxlan_tunnels.get(nh) {
-                        Some(tunnel) => NextHop {
+                        Some(tunnel) if tunnel.is_ipv4() == prefix.addr().is_ipv4() => NextHop {
                             gateway: *tunnel,
-                            device: Some(VXLAN_DEVICE.into()),
+                            device: Some(
+                                if tunnel.is_ipv4() {
+                                    VXLAN_DEVICE
+                                } else {
+                                    VXLAN_DEVICE_V6
+                                }
+                                .into(),
+                            ),
                             onlink: true,
                         },
+                        // A tunnel of the other family cannot carry it.
+                        Some(_) => continue,
                         None => continue, // the remote VTEP is not known yet
                     }
                 }
@@ -200,6 +217,7 @@ mod tests {
                 cidr: net("10.65.0.0/16"),
                 ipip: Encap::Never,
                 vxlan: Encap::Never,
+                nat_outgoing: false,
             }],
             local_subnets: vec![net("192.168.1.0/24")],
             ..Inputs::default()
@@ -260,6 +278,32 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_vxlan_goes_through_its_own_device_and_only_over_v6_tunnels() {
+        let mut i = base();
+        i.pools.push(Pool {
+            name: "v6".into(),
+            cidr: net("fd00:65::/32"),
+            ipip: Encap::Never,
+            vxlan: Encap::Always,
+            nat_outgoing: false,
+        });
+        i.vxlan_tunnels.insert(ip("fd00:88::2"), ip("fd00:65:1::1"));
+        i.vxlan_tunnels.insert(ip("192.168.1.2"), ip("10.65.1.1"));
+        i.remote
+            .insert(net("fd00:65:1::/122"), vec![ip("fd00:88::2")]);
+        // A v6 block whose next hop is an IPv4 node address: that tunnel
+        // cannot carry it.
+        i.remote
+            .insert(net("fd00:65:2::/122"), vec![ip("192.168.1.2")]);
+        let d = desired_routes(&i);
+        assert_eq!(
+            d.routes[&net("fd00:65:1::/122")].to_string(),
+            "via fd00:65:1::1 dev vxlan-v6.calico onlink"
+        );
+        assert!(!d.routes.contains_key(&net("fd00:65:2::/122")));
+    }
+
+    #[test]
     fn ipip_without_kernel_support_fails_that_pool_only() {
         let mut i = base();
         i.pools.push(Pool {
@@ -267,6 +311,7 @@ mod tests {
             cidr: net("10.70.0.0/16"),
             ipip: Encap::Always,
             vxlan: Encap::Never,
+            nat_outgoing: false,
         });
         i.remote
             .insert(net("10.70.1.0/26"), vec![ip("192.168.1.3")]);

@@ -7,29 +7,39 @@
 //!   difference).
 //! - [`desired`]: the routes a node wants from its blocks, workloads, BGP's
 //!   remote prefixes and its pools (pure).
+//! - [`events`]: route and link notifications, decoded only when needed
+//!   (a bulk write's own notifications are counted off undecoded).
 //! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
+//! - [`overlay`]: the task that keeps the VXLAN devices and their ARP/FDB
+//!   entries right (desired changes, notifications, a timer).
 //! - [`plan`]: ownership and the minimal diff (pure).
 //! - [`netlink`]: dumps (retried when interrupted) and single writes.
 //! - [`netns`]: working in a given network namespace.
 //! - [`reconciler`]: the task that keeps the kernel equal to the desired
 //!   routes: dump at start, follow notifications, resync on a timer,
 //!   pipeline writes, retry per route.
+//! - [`run`]: [`Felix`], felix as the agent runs it (kernel routes and the
+//!   eBPF dataplane from one desired state), and [`cleanup`].
 //! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
-//! - [`vxlan`]: the `vxlan.calico` device and its ARP/FDB entries.
+//! - [`vxlan`]: the `vxlan.calico` and `vxlan-v6.calico` devices and
+//!   their ARP/NDP and FDB entries.
 
 pub mod batch;
 pub mod calico;
 pub mod desired;
 pub mod ebpf;
+pub mod events;
 pub mod interface;
 pub mod kernel;
 pub mod netlink;
 pub mod netns;
+pub mod overlay;
 pub mod plan;
 pub mod reconciler;
 pub mod route;
+pub mod run;
 pub mod tunnel;
 pub mod vxlan;
 
@@ -37,3 +47,4 @@ pub use desired::{Desired, Inputs, desired_routes};
 pub use plan::Ownership;
 pub use reconciler::{Progress, Reconciler, ReconcilerConfig, Stats};
 pub use route::{DesiredRoutes, NextHop, Target};
+pub use run::{Cleaned, CleanupError, Felix, FelixConfig, Update, cleanup};

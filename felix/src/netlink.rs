@@ -49,10 +49,19 @@ async fn dump_once(
 ) -> Result<(Vec<RouteNetlinkMessage>, bool), NetlinkError> {
     let mut req = NetlinkMessage::from(msg);
     req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let mut resp = handle.request(req).map_err(|_| NetlinkError::Closed)?;
+    let resp = handle.request(req).map_err(|_| NetlinkError::Closed)?;
+    collect_dump(resp).await
+}
+
+/// Read one dump's replies: the messages, and whether any reply carried
+/// `NLM_F_DUMP_INTR` (or the dump ended in `EINTR`). Another error code
+/// fails the dump.
+pub async fn collect_dump(
+    mut replies: impl futures_util::Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+) -> Result<(Vec<RouteNetlinkMessage>, bool), NetlinkError> {
     let mut out = Vec::new();
     let mut interrupted = false;
-    while let Some(m) = resp.next().await {
+    while let Some(m) = replies.next().await {
         if m.header.flags & NLM_F_DUMP_INTR != 0 {
             interrupted = true;
         }
@@ -69,15 +78,18 @@ async fn dump_once(
     Ok((out, interrupted))
 }
 
-/// Run a dump, again while the kernel reports it interrupted. Returns the
-/// messages and how many attempts were interrupted.
-async fn dump(
-    handle: &mut Handle,
-    make: impl Fn() -> RouteNetlinkMessage,
-) -> Result<(Vec<RouteNetlinkMessage>, usize), NetlinkError> {
+/// Run `attempt` (one dump) again while it reports itself interrupted, at
+/// most [`DUMP_ATTEMPTS`] times in all; the last attempt's messages are
+/// used even if interrupted (the next resync reads again). Returns the
+/// messages and how many attempts were retried.
+pub async fn retry_interrupted<T, F, Fut>(mut attempt: F) -> Result<(Vec<T>, usize), NetlinkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, bool), NetlinkError>>,
+{
     let mut retries = 0;
     loop {
-        let (msgs, interrupted) = dump_once(handle, make()).await?;
+        let (msgs, interrupted) = attempt().await?;
         if !interrupted || retries + 1 >= DUMP_ATTEMPTS {
             if interrupted {
                 tracing::warn!(
@@ -89,6 +101,19 @@ async fn dump(
         retries += 1;
         tracing::debug!(retries, "netlink dump interrupted; dumping again");
     }
+}
+
+/// Run a dump, again while the kernel reports it interrupted. Returns the
+/// messages and how many attempts were interrupted.
+async fn dump(
+    handle: &mut Handle,
+    make: impl Fn() -> RouteNetlinkMessage,
+) -> Result<(Vec<RouteNetlinkMessage>, usize), NetlinkError> {
+    retry_interrupted(|| {
+        let (mut handle, msg) = (handle.clone(), make());
+        async move { dump_once(&mut handle, msg).await }
+    })
+    .await
 }
 
 /// Every IPv4 and IPv6 route; and the number of interrupted dumps retried.
@@ -177,5 +202,81 @@ pub async fn delete(handle: &mut Handle, route: &KernelRoute) -> Result<(), Netl
     {
         Err(NetlinkError::Errno(libc::ESRCH)) => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{ErrorMessage, NetlinkHeader};
+
+    fn reply(flags: u16, index: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut l = LinkMessage::default();
+        l.header.index = index;
+        let mut m = NetlinkMessage::from(RouteNetlinkMessage::NewLink(l));
+        m.header.flags = flags;
+        m
+    }
+
+    fn error(code: i32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut e = ErrorMessage::default();
+        e.code = std::num::NonZeroI32::new(code);
+        NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::Error(e))
+    }
+
+    #[tokio::test]
+    async fn a_reply_flagged_dump_intr_or_an_eintr_marks_the_dump_interrupted() {
+        let clean = futures_util::stream::iter(vec![reply(0, 1), reply(0, 2)]);
+        let (msgs, intr) = collect_dump(clean).await.unwrap();
+        assert_eq!((msgs.len(), intr), (2, false));
+        let flagged = futures_util::stream::iter(vec![reply(0, 1), reply(NLM_F_DUMP_INTR, 2)]);
+        assert!(collect_dump(flagged).await.unwrap().1);
+        let eintr = futures_util::stream::iter(vec![reply(0, 1), error(-libc::EINTR)]);
+        assert!(collect_dump(eintr).await.unwrap().1);
+        let refused = futures_util::stream::iter(vec![error(-libc::EPERM)]);
+        assert_eq!(
+            collect_dump(refused).await.unwrap_err(),
+            NetlinkError::Errno(libc::EPERM)
+        );
+    }
+
+    /// A fake dump answering from a script of (messages, interrupted).
+    async fn scripted(script: Vec<bool>) -> (Result<(Vec<u32>, usize), NetlinkError>, usize) {
+        let calls = std::cell::Cell::new(0usize);
+        let r = retry_interrupted(|| {
+            let i = calls.get();
+            calls.set(i + 1);
+            let interrupted = script[i.min(script.len() - 1)];
+            async move { Ok((vec![i as u32], interrupted)) }
+        })
+        .await;
+        (r, calls.get())
+    }
+
+    #[tokio::test]
+    async fn interrupted_dumps_are_retried_until_clean_or_attempts_run_out() {
+        let (r, calls) = scripted(vec![true, true, false]).await;
+        assert_eq!(r.unwrap(), (vec![2], 2), "the clean third dump is used");
+        assert_eq!(calls, 3);
+        let (r, calls) = scripted(vec![false]).await;
+        assert_eq!((r.unwrap(), calls), ((vec![0], 0), 1));
+        let (r, calls) = scripted(vec![true]).await;
+        assert_eq!(calls, DUMP_ATTEMPTS, "never more than DUMP_ATTEMPTS dumps");
+        assert_eq!(
+            r.unwrap(),
+            (vec![DUMP_ATTEMPTS as u32 - 1], DUMP_ATTEMPTS - 1),
+            "then the last one is used"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_dump_is_not_retried() {
+        let calls = std::cell::Cell::new(0);
+        let r: Result<(Vec<u32>, usize), _> = retry_interrupted(|| {
+            calls.set(calls.get() + 1);
+            async { Err(NetlinkError::Closed) }
+        })
+        .await;
+        assert_eq!((r, calls.get()), (Err(NetlinkError::Closed), 1));
     }
 }

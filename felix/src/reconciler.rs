@@ -7,10 +7,11 @@
 //!   a table that is already right, a restart writes nothing.
 //! - **Events**: a second netlink socket follows route and link
 //!   notifications (`RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_ROUTE`,
-//!   `RTNLGRP_LINK`). An owned route someone deletes or changes is
-//!   rewritten at once; a route that appears with felix's protocol but is
-//!   not wanted is deleted; a workload interface that appears gets its
-//!   route.
+//!   `RTNLGRP_LINK`; [`crate::events`]). An owned route someone deletes or
+//!   changes is rewritten at once; a route that appears with felix's
+//!   protocol but is not wanted is deleted; a workload interface that
+//!   appears gets its route. The notifications of felix's own bulk writes
+//!   (at least [`BULK`] routes) are counted off undecoded.
 //! - **Resync**: a full dump every `resync_interval` (Calico's felix: 90 s),
 //!   in case a notification was lost; at once when the notification
 //!   socket reports an overrun (`ENOBUFS`).
@@ -27,16 +28,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
 use ipnet::IpNet;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::AsyncSocket;
-use rtnetlink::{Handle, MulticastGroup};
+use rtnetlink::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::batch::{BatchWriter, Write};
+use crate::events::{Events, OwnWrites, group};
 use crate::interface::configure_workload_interfaces;
 use crate::kernel::KernelRoute;
 use crate::netlink::{self, NetlinkError};
@@ -165,36 +165,24 @@ impl Drop for Reconciler {
     }
 }
 
-type Events = futures_channel_shim::Receiver;
-
-/// The multicast receiver type of rtnetlink, named once.
-mod futures_channel_shim {
-    use netlink_packet_core::NetlinkMessage;
-    use netlink_packet_route::RouteNetlinkMessage;
-    use netlink_sys::SocketAddr;
-
-    pub type Receiver =
-        futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
-}
+/// Writes at least this many routes at once announce their notifications
+/// to the event reader, which then drops them undecoded.
+pub const BULK: usize = 256;
 
 impl Reconciler {
     /// Open the netlink sockets (in `config.netns`) and start the task.
     /// Nothing is written until [`Reconciler::set_desired`].
     pub async fn start(config: ReconcilerConfig) -> Result<Reconciler, StartError> {
-        let (handle, events) = in_netns(config.netns.as_deref(), || {
+        let handle = in_netns(config.netns.as_deref(), || {
             let (conn, handle, _) = rtnetlink::new_connection()?;
             tokio::spawn(conn);
-            let (mut ev_conn, _, events) = rtnetlink::new_multicast_connection(&[
-                MulticastGroup::Ipv4Route,
-                MulticastGroup::Ipv6Route,
-                MulticastGroup::Link,
-            ])?;
-            // Large enough for bursts of notifications (e.g. our own bulk
-            // writes); an overrun still only costs a resync.
-            crate::batch::force_rcvbuf(ev_conn.socket_mut().socket_mut(), 16 << 20);
-            tokio::spawn(ev_conn);
-            Ok((handle, events))
+            Ok(handle)
         })?;
+        let events = Events::open(
+            config.netns.as_deref(),
+            &[group::LINK, group::IPV4_ROUTE, group::IPV6_ROUTE],
+            Some(config.ownership.protocol),
+        )?;
         let writer = BatchWriter::open(config.netns.as_deref())?;
         let (desired, desired_rx) = watch::channel((0, Arc::new(DesiredRoutes::new())));
         let (progress_tx, progress) = watch::channel(Arc::new(Progress::default()));
@@ -204,6 +192,7 @@ impl Reconciler {
             config,
             handle,
             writer: Some(writer),
+            own_writes: events.own_writes(),
             overrun: false,
             links: HashMap::new(),
             actual: Actual::default(),
@@ -260,6 +249,8 @@ struct State {
     own: Ownership,
     handle: Handle,
     writer: Option<BatchWriter>,
+    /// Announces bulk writes to the event reader.
+    own_writes: OwnWrites,
     /// Notifications were lost: resync.
     overrun: bool,
     links: HashMap<String, u32>,
@@ -314,8 +305,8 @@ impl State {
                         continue;
                     };
                     let mut dirty = BTreeSet::new();
-                    let mut links_changed = self.absorb(first.0, &mut dirty);
-                    while let Some(Some((msg, _))) = events.next().now_or_never() {
+                    let mut links_changed = self.absorb(first, &mut dirty);
+                    while let Some(msg) = events.try_next() {
                         links_changed |= self.absorb(msg, &mut dirty);
                     }
                     if std::mem::take(&mut self.overrun) {
@@ -511,6 +502,11 @@ impl State {
             tracing::error!("felix: route writer lost; writes wait for a restart");
             return;
         };
+        let n = ops.len() as u64;
+        let bulk = ops.len() >= BULK;
+        if bulk {
+            self.own_writes.expect_own(n);
+        }
         let (writer, ops, results) = match tokio::task::spawn_blocking(move || {
             let results = writer.write(&ops);
             (writer, ops, results)
@@ -520,9 +516,18 @@ impl State {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "felix: route writer task failed");
+                if bulk {
+                    self.own_writes.settle(n);
+                }
                 return;
             }
         };
+        if bulk {
+            // Writes that made no notification: refused, or deletes of
+            // routes already gone.
+            let silent = results.iter().filter(|r| r.is_err()).count() + writer.silent();
+            self.own_writes.settle(silent as u64);
+        }
         self.writer = Some(writer);
         for (op, result) in ops.iter().zip(results) {
             let present = matches!(op, Write::Upsert(_));

@@ -1,19 +1,26 @@
-//! The VXLAN overlay as Calico builds it: one device `vxlan.calico` (VNI
-//! 4096, UDP 4789, learning off, source = this node's address) carrying
-//! this node's tunnel address as a /32 and its VTEP MAC; for every remote
-//! VTEP a permanent ARP entry (tunnel address → its MAC) and a permanent
-//! FDB entry (its MAC → its node address). Routes to remote blocks go via
-//! the remote tunnel address, onlink on the device ([`crate::desired`]).
+//! The VXLAN overlay as Calico builds it, one device per family:
 //!
-//! [`overlay_from_snapshot`] reads it from Calico's Node objects
-//! (`ipv4VXLANTunnelAddr`, `vxlanTunnelMACAddr`, `bgp.ipv4Address`);
-//! [`VxlanManager::apply`] makes the kernel match — creating, fixing or
-//! removing the device, its address, and exactly the ARP and FDB entries
-//! wanted (stale ones are deleted). It is level-triggered: the agent calls
-//! it on every change of the Nodes and on felix's resync timer.
+//! | family | device | VNI | UDP port | tunnel address | Node fields |
+//! |---|---|---|---|---|---|
+//! | IPv4 | `vxlan.calico` | 4096 | 4789 | /32 | `ipv4VXLANTunnelAddr`, `vxlanTunnelMACAddr`, `bgp.ipv4Address` |
+//! | IPv6 | `vxlan-v6.calico` | 6096 | 4789 | /128 | `ipv6VXLANTunnelAddr`, `vxlanTunnelMACAddrV6`, `bgp.ipv6Address` |
+//!
+//! The device (learning off, source = this node's address of that family)
+//! carries this node's tunnel address and its VTEP MAC; for every remote
+//! VTEP a permanent neighbour entry (tunnel address → its MAC: ARP or NDP)
+//! and a permanent FDB entry (its MAC → its node address). Routes to
+//! remote blocks go via the remote tunnel address, onlink on the device
+//! ([`crate::desired`]).
+//!
+//! [`overlay_from_snapshot`] reads one family's overlay from Calico's Node
+//! objects; [`VxlanManager::apply`] makes the kernel match — creating,
+//! fixing or removing the device, its address, and exactly the neighbour
+//! and FDB entries wanted (stale ones are deleted). It is level-triggered:
+//! [`crate::overlay`] calls it on every change, on notifications about the
+//! devices and their entries, and on a timer.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use futures_util::TryStreamExt;
@@ -28,7 +35,7 @@ use netlink_packet_route::neighbour::{
 };
 use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
 
-use crate::desired::{VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI};
+use crate::desired::{VXLAN_DEVICE, VXLAN_DEVICE_V6, VXLAN_PORT, VXLAN_VNI, VXLAN_VNI_V6};
 use crate::netns::in_netns;
 
 /// A MAC address.
@@ -43,18 +50,60 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
     parts.try_into().ok()
 }
 
+/// Which overlay: IPv4 (`vxlan.calico`) or IPv6 (`vxlan-v6.calico`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// Both, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The device's name.
+    pub fn device(self) -> &'static str {
+        match self {
+            Family::V4 => VXLAN_DEVICE,
+            Family::V6 => VXLAN_DEVICE_V6,
+        }
+    }
+
+    /// The device's VNI.
+    pub fn vni(self) -> u32 {
+        match self {
+            Family::V4 => VXLAN_VNI,
+            Family::V6 => VXLAN_VNI_V6,
+        }
+    }
+
+    fn address_family(self) -> AddressFamily {
+        match self {
+            Family::V4 => AddressFamily::Inet,
+            Family::V6 => AddressFamily::Inet6,
+        }
+    }
+
+    fn host_len(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+}
+
 /// One node's end of the overlay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Vtep {
     /// The node's own address (the outer source/destination).
-    pub node_ip: Ipv4Addr,
-    /// Its tunnel address (on `vxlan.calico`).
-    pub tunnel: Ipv4Addr,
+    pub node_ip: IpAddr,
+    /// Its tunnel address (on the device).
+    pub tunnel: IpAddr,
     /// Its VTEP MAC.
     pub mac: Mac,
 }
 
-/// The overlay this node wants.
+/// The overlay this node wants, one family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
     /// This node's VTEP.
@@ -63,22 +112,30 @@ pub struct Overlay {
     pub remotes: Vec<Vtep>,
 }
 
-fn vtep_of(node: &manul_datastore::resources::Node) -> Option<Vtep> {
-    Some(Vtep {
-        node_ip: node.spec.bgp.as_ref()?.ipv4_net().ok()??.addr(),
-        tunnel: node.spec.ipv4_vxlan_tunnel_addr.parse().ok()?,
-        mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr)?,
+fn vtep_of(node: &manul_datastore::resources::Node, family: Family) -> Option<Vtep> {
+    let bgp = node.spec.bgp.as_ref()?;
+    Some(match family {
+        Family::V4 => Vtep {
+            node_ip: IpAddr::V4(bgp.ipv4_net().ok()??.addr()),
+            tunnel: IpAddr::V4(node.spec.ipv4_vxlan_tunnel_addr.parse().ok()?),
+            mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr)?,
+        },
+        Family::V6 => Vtep {
+            node_ip: IpAddr::V6(bgp.ipv6_net().ok()??.addr()),
+            tunnel: IpAddr::V6(node.spec.ipv6_vxlan_tunnel_addr.parse().ok()?),
+            mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr_v6)?,
+        },
     })
 }
 
-/// The overlay of node `me`: `None` when it has no VTEP (no VXLAN pool,
-/// or its tunnel address / MAC not assigned yet).
-pub fn overlay_from_snapshot(snap: &Snapshot, me: &str) -> Option<Overlay> {
-    let local = vtep_of(snap.node(me)?)?;
+/// Node `me`'s overlay of `family`: `None` when it has no VTEP of that
+/// family (no VXLAN pool, or its tunnel address / MAC not assigned yet).
+pub fn overlay_from_snapshot(snap: &Snapshot, me: &str, family: Family) -> Option<Overlay> {
+    let local = vtep_of(snap.node(me)?, family)?;
     let remotes = snap
         .nodes()
         .filter(|(n, _)| *n != me)
-        .filter_map(|(_, n)| vtep_of(n))
+        .filter_map(|(_, n)| vtep_of(n, family))
         .collect();
     Some(Overlay { local, remotes })
 }
@@ -120,7 +177,7 @@ struct Device {
     index: u32,
     vni: Option<u32>,
     port: Option<u16>,
-    local: Option<Ipv4Addr>,
+    local: Option<IpAddr>,
     mac: Option<Vec<u8>>,
     up: bool,
 }
@@ -144,7 +201,8 @@ fn device_of(msg: &LinkMessage) -> Device {
                             match x {
                                 InfoVxlan::Id(id) => d.vni = Some(*id),
                                 InfoVxlan::Port(p) => d.port = Some(*p),
-                                InfoVxlan::Local(l) => d.local = Some(*l),
+                                InfoVxlan::Local(l) => d.local = Some(IpAddr::V4(*l)),
+                                InfoVxlan::Local6(l) => d.local = Some(IpAddr::V6(*l)),
                                 _ => {}
                             }
                         }
@@ -168,20 +226,32 @@ impl VxlanManager {
         Ok(VxlanManager { handle })
     }
 
-    async fn device(&self) -> Result<Option<Device>, VxlanError> {
+    async fn device(&self, family: Family) -> Result<Option<Device>, VxlanError> {
         let mut links = self.handle.link().get().execute();
         while let Some(l) = links.try_next().await.map_err(err("listing links"))? {
-            if crate::netlink::link_name(&l) == Some(VXLAN_DEVICE) {
+            if crate::netlink::link_name(&l) == Some(family.device()) {
                 return Ok(Some(device_of(&l)));
             }
         }
         Ok(None)
     }
 
-    /// Make the kernel match `overlay` (`None`: no device at all).
-    pub async fn apply(&self, overlay: Option<&Overlay>) -> Result<VxlanWrites, VxlanError> {
+    /// The index of `family`'s device, if it exists.
+    pub async fn device_index(&self, family: Family) -> Result<Option<u32>, VxlanError> {
+        Ok(self.device(family).await?.map(|d| d.index))
+    }
+
+    /// Make `family`'s device match `overlay` (`None`: no device at all).
+    /// An overlay whose addresses are not of `family` counts as none.
+    pub async fn apply(
+        &self,
+        family: Family,
+        overlay: Option<&Overlay>,
+    ) -> Result<VxlanWrites, VxlanError> {
         let mut w = VxlanWrites::default();
-        let existing = self.device().await?;
+        let of_family = |ip: &IpAddr| ip.is_ipv4() == (family == Family::V4);
+        let overlay = overlay.filter(|o| of_family(&o.local.node_ip) && of_family(&o.local.tunnel));
+        let existing = self.device(family).await?;
         let Some(o) = overlay else {
             if let Some(d) = existing {
                 self.handle
@@ -195,7 +265,7 @@ impl VxlanManager {
             return Ok(w);
         };
         let right = |d: &Device| {
-            d.vni == Some(VXLAN_VNI)
+            d.vni == Some(family.vni())
                 && d.port == Some(VXLAN_PORT)
                 && d.local == Some(o.local.node_ip)
         };
@@ -203,7 +273,10 @@ impl VxlanManager {
             Some(d) if right(&d) => d,
             other => {
                 if let Some(d) = other {
-                    tracing::info!("vxlan.calico has the wrong VNI, port or source; recreating it");
+                    tracing::info!(
+                        device = family.device(),
+                        "VXLAN device has the wrong VNI, port or source; recreating it"
+                    );
                     self.handle
                         .link()
                         .del(d.index)
@@ -211,9 +284,12 @@ impl VxlanManager {
                         .await
                         .map_err(err("deleting"))?;
                 }
-                let msg = LinkVxlan::new(VXLAN_DEVICE, VXLAN_VNI)
-                    .port(VXLAN_PORT)
-                    .local(o.local.node_ip)
+                let builder = LinkVxlan::new(family.device(), family.vni()).port(VXLAN_PORT);
+                let builder = match o.local.node_ip {
+                    IpAddr::V4(a) => builder.local(a),
+                    IpAddr::V6(a) => builder.local6(a),
+                };
+                let msg = builder
                     .learning(false)
                     .address(o.local.mac.to_vec())
                     .up()
@@ -225,7 +301,7 @@ impl VxlanManager {
                     .await
                     .map_err(err("creating"))?;
                 w.device += 1;
-                self.device()
+                self.device(family)
                     .await?
                     .ok_or_else(|| err("creating")(rtnetlink::Error::RequestFailed))?
             }
@@ -243,14 +319,20 @@ impl VxlanManager {
                 .map_err(err("setting MAC / up"))?;
             w.device += 1;
         }
-        w.addresses = self.addresses(device.index, o.local.tunnel).await?;
-        w.neighbours = self.neighbours(device.index, o).await?;
+        w.addresses = self.addresses(family, device.index, o.local.tunnel).await?;
+        w.neighbours = self.neighbours(family, device.index, o).await?;
         w.fdb = self.fdb(device.index, o).await?;
         Ok(w)
     }
 
-    /// Exactly `tunnel/32` as the device's IPv4 address.
-    async fn addresses(&self, index: u32, tunnel: Ipv4Addr) -> Result<u32, VxlanError> {
+    /// Exactly the tunnel address as a host address (/32, /128) on the
+    /// device (link-local IPv6 addresses are the kernel's and stay).
+    async fn addresses(
+        &self,
+        family: Family,
+        index: u32,
+        tunnel: IpAddr,
+    ) -> Result<u32, VxlanError> {
         let mut writes = 0;
         let mut have = false;
         let mut addrs = self
@@ -261,15 +343,25 @@ impl VxlanManager {
             .execute();
         let mut stale = Vec::new();
         while let Some(a) = addrs.try_next().await.map_err(err("listing addresses"))? {
-            if a.header.family != AddressFamily::Inet {
+            if a.header.family != family.address_family() {
                 continue;
             }
             let ip = a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Local(IpAddr::V4(v4))
-                | AddressAttribute::Address(IpAddr::V4(v4)) => Some(*v4),
+                AddressAttribute::Local(ip) => Some(*ip),
                 _ => None,
             });
-            if ip == Some(tunnel) && a.header.prefix_len == 32 {
+            let ip = ip.or_else(|| {
+                a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(IpAddr::V6(v6)) = ip
+                && v6.is_unicast_link_local()
+            {
+                continue;
+            }
+            if ip == Some(tunnel) && a.header.prefix_len == family.host_len() {
                 have = true;
             } else {
                 stale.push(a);
@@ -287,7 +379,7 @@ impl VxlanManager {
         if !have {
             self.handle
                 .address()
-                .add(index, IpAddr::V4(tunnel), 32)
+                .add(index, tunnel, family.host_len())
                 .execute()
                 .await
                 .map_err(err("adding the tunnel address"))?;
@@ -316,14 +408,19 @@ impl VxlanManager {
         Ok(out)
     }
 
-    /// ARP: remote tunnel address → remote MAC, exactly.
-    async fn neighbours(&self, index: u32, o: &Overlay) -> Result<u32, VxlanError> {
-        let want: BTreeMap<Ipv4Addr, Mac> = o.remotes.iter().map(|v| (v.tunnel, v.mac)).collect();
+    /// ARP (NDP): remote tunnel address → remote MAC, exactly.
+    async fn neighbours(&self, family: Family, index: u32, o: &Overlay) -> Result<u32, VxlanError> {
+        let want: BTreeMap<IpAddr, Mac> = o.remotes.iter().map(|v| (v.tunnel, v.mac)).collect();
         let mut have = BTreeMap::new();
         let mut writes = 0;
-        for m in self.dump_neighbours(index, AddressFamily::Inet).await? {
+        for m in self.dump_neighbours(index, family.address_family()).await? {
             let ip = m.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(*v4),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                    Some(IpAddr::V4(*v4))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                    Some(IpAddr::V6(*v6))
+                }
                 _ => None,
             });
             let mac = m.attributes.iter().find_map(|a| match a {
@@ -351,7 +448,7 @@ impl VxlanManager {
             }
             self.handle
                 .neighbours()
-                .add(index, IpAddr::V4(*ip))
+                .add(index, *ip)
                 .link_layer_address(mac)
                 .state(NeighbourState::Permanent)
                 .replace()
@@ -365,7 +462,7 @@ impl VxlanManager {
 
     /// FDB: remote MAC → remote node address, exactly.
     async fn fdb(&self, index: u32, o: &Overlay) -> Result<u32, VxlanError> {
-        let want: BTreeMap<Mac, Ipv4Addr> = o.remotes.iter().map(|v| (v.mac, v.node_ip)).collect();
+        let want: BTreeMap<Mac, IpAddr> = o.remotes.iter().map(|v| (v.mac, v.node_ip)).collect();
         let mut right = BTreeSet::new();
         let mut writes = 0;
         for m in self.dump_neighbours(index, AddressFamily::Bridge).await? {
@@ -373,13 +470,24 @@ impl VxlanManager {
                 NeighbourAttribute::LinkLayerAddress(l) => l.clone().try_into().ok(),
                 _ => None,
             });
-            // In bridge-family messages the kernel's NDA_DST is parsed as
-            // raw bytes, not as an IPv4 address.
+            // In bridge-family messages the kernel's NDA_DST may be parsed
+            // as raw bytes, not as an address.
             let dst = m.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(*v4),
-                NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
-                    <[u8; 4]>::try_from(b.as_slice()).ok().map(Ipv4Addr::from)
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                    Some(IpAddr::V4(*v4))
                 }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                    Some(IpAddr::V6(*v6))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => match b.len() {
+                    4 => <[u8; 4]>::try_from(b.as_slice())
+                        .ok()
+                        .map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+                    16 => <[u8; 16]>::try_from(b.as_slice())
+                        .ok()
+                        .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+                    _ => None,
+                },
                 _ => None,
             });
             match mac {
@@ -408,7 +516,7 @@ impl VxlanManager {
                 .add_bridge(index, mac)
                 // NTF_SELF: the entry is the VXLAN device's own, not a bridge's.
                 .flags(NeighbourFlags::Own)
-                .destination(IpAddr::V4(*dst))
+                .destination(*dst)
                 .replace()
                 .execute()
                 .await

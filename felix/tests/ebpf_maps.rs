@@ -11,7 +11,9 @@ use ipnet::IpNet;
 use manul_felix::desired::{Encap, Pool};
 use manul_felix::ebpf::entries::{endpoint_entries, route_entries};
 use manul_felix::ebpf::link::links_in;
-use manul_felix::ebpf::{Attach, Dataplane, DataplaneConfig, Endpoint, SyncStats, cleanup, kind};
+use manul_felix::ebpf::{
+    Attach, Dataplane, DataplaneConfig, Endpoint, Hosts, SyncStats, cleanup, kind,
+};
 use manul_felix::{DesiredRoutes, NextHop, Target};
 use manul_tests::{Need, Netns, PinDir, require};
 
@@ -33,7 +35,15 @@ fn pools() -> Vec<Pool> {
         cidr: net("10.65.0.0/16"),
         ipip: Encap::Never,
         vxlan: Encap::Never,
+        nat_outgoing: false,
     }]
+}
+
+fn hosts() -> Hosts {
+    Hosts {
+        local: vec!["192.168.1.1".parse().unwrap()],
+        remote: vec!["192.168.1.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+    }
 }
 
 fn subnets() -> Vec<IpNet> {
@@ -65,7 +75,7 @@ fn expected(
         .collect();
     let link = |n: &str| links.get(n).copied().flatten();
     (
-        route_entries(routes, &pools(), &subnets(), link),
+        route_entries(routes, &hosts(), &pools(), &subnets(), link),
         endpoint_entries(eps, link),
     )
 }
@@ -126,12 +136,12 @@ fn maps_follow_desired_state_by_difference_across_restart() {
         endpoint("cali2", &["10.65.0.3"]),
     ];
     let stats = dp
-        .sync_desired(&routes, &pools(), &subnets(), &eps)
+        .sync_desired(&routes, &hosts(), &pools(), &subnets(), &eps)
         .unwrap();
     assert_eq!(
         stats,
         SyncStats {
-            routes_put: 6,
+            routes_put: 6 + 3,
             endpoints_put: 2,
             ..SyncStats::default()
         }
@@ -139,6 +149,8 @@ fn maps_follow_desired_state_by_difference_across_restart() {
     let want = expected(&ns, &routes, &eps);
     assert_eq!(dp.dump().unwrap(), want);
     assert_eq!(want.0[&net("10.65.1.0/26")].kind, kind::REMOTE_WORKLOAD);
+    assert_eq!(want.0[&net("192.168.1.1/32")].kind, kind::LOCAL_HOST);
+    assert_eq!(want.0[&net("fd00::2/128")].kind, kind::REMOTE_HOST);
 
     // Deletes and changes: only the difference is written.
     routes.remove(&net("10.65.0.3/32"));
@@ -147,7 +159,7 @@ fn maps_follow_desired_state_by_difference_across_restart() {
     routes.insert(net("10.65.0.4/32"), Target::Device("cali3".into()));
     eps.push(endpoint("cali3", &["10.65.0.4"]));
     let stats = dp
-        .sync_desired(&routes, &pools(), &subnets(), &eps)
+        .sync_desired(&routes, &hosts(), &pools(), &subnets(), &eps)
         .unwrap();
     assert_eq!(
         stats,
@@ -174,7 +186,7 @@ fn maps_follow_desired_state_by_difference_across_restart() {
     assert!(dp.reused());
     assert_eq!(dp.dump().unwrap(), want);
     assert_eq!(
-        dp.sync_desired(&routes, &pools(), &subnets(), &eps)
+        dp.sync_desired(&routes, &hosts(), &pools(), &subnets(), &eps)
             .unwrap(),
         SyncStats::default()
     );
@@ -188,7 +200,7 @@ fn maps_follow_desired_state_by_difference_across_restart() {
     assert_eq!(dp.attach("cali3").unwrap(), Attach::Attached);
     assert!(ours_on(&ns, "cali3"));
     drop(dp);
-    assert!(cleanup(pins.path()).unwrap());
+    assert!(cleanup(pins.path(), Some(&ns.path())).unwrap());
     assert!(!pins.path().exists());
     assert!(!ours_on(&ns, "cali3"));
 }

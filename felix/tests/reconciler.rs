@@ -371,3 +371,43 @@ async fn a_refused_route_is_reported_and_retried_while_the_rest_goes_in() {
     })
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_writes_own_notifications_are_not_decoded_and_repairs_still_follow() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let r = start(&ns).await;
+    let mut bulk = desired();
+    for i in 0..2000u32 {
+        let dst = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 90, 0, 0)) + i);
+        bulk.insert(
+            IpNet::from(std::net::IpAddr::V4(dst)),
+            via(&["192.168.1.5"]),
+        );
+    }
+    converge(&r, bulk).await;
+    let want = owned(&ns);
+    assert_eq!(want.len(), 2000 + desired().len());
+    // Let any notification that was going to be handed on arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = r.stats().events.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        events < 100,
+        "{events} notifications decoded for a 2000-route bulk write"
+    );
+    // Someone else's changes are still seen and repaired at once.
+    ns.ip(&["route", "del", "10.90.0.7/32", "proto", "80"])
+        .unwrap();
+    ns.ip(&[
+        "route",
+        "replace",
+        "10.90.0.8/32",
+        "via",
+        "192.168.1.9",
+        "proto",
+        "80",
+    ])
+    .unwrap();
+    wait_owned(&ns, "hand changes after a bulk write repaired", &want);
+    assert!(r.stats().events.load(std::sync::atomic::Ordering::Relaxed) > events);
+}

@@ -1,12 +1,21 @@
-//! VXLAN between two namespace hosts on different subnets (a router
-//! namespace between them), each with a pod namespace: the pods reach each
-//! other through `vxlan.calico`; removing a node removes its route, ARP and
-//! FDB entries. Calico objects come from a real etcd through confd. The
-//! remote blocks, which the BGP speaker learns in the node agent, are
+//! VXLAN as Calico does it, driven by felix's real loop ([`Felix`], fed
+//! from confd's snapshot of a real etcd), between namespace hosts on two
+//! subnets joined by a router namespace, each host with a pod:
+//!
+//! - `Always` pools, IPv4 (`vxlan.calico`, VNI 4096) and IPv6
+//!   (`vxlan-v6.calico`, VNI 6096): the pods reach each other through the
+//!   tunnels; ARP/NDP and FDB entries deleted by hand are back within a
+//!   second; removing a node removes its routes and entries.
+//! - `CrossSubnet` pools with a third host on the first host's subnet:
+//!   the off-subnet host is reached through the tunnel, the same-subnet
+//!   one directly, and every pod reaches every other.
+//!
+//! The remote blocks, which the BGP speaker learns in the node agent, are
 //! handed in by the test.
 
 #[path = "../../confd/tests/common/mod.rs"]
 mod common;
+mod pods;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,90 +26,111 @@ use common::{WAIT, connect};
 use ipnet::IpNet;
 use manul_confd::{Confd, ConfdConfig};
 use manul_datastore::etcd::Datastore;
-use manul_felix::vxlan::{VxlanManager, overlay_from_snapshot};
-use manul_felix::{Reconciler, ReconcilerConfig, calico, desired_routes};
+use manul_felix::{Felix, FelixConfig, ReconcilerConfig};
 use manul_tests::{Etcd, Need, Netns, require, try_wait_until};
+use pods::{Pod, pod};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
 const R: &str = "/calico/resources/v3/projectcalico.org";
 
+/// A host: `n` is its number (also its block's), `subnet` 1 or 2.
 struct Host {
-    name: &'static str,
+    name: String,
+    n: u8,
+    subnet: u8,
     ns: Netns,
-    pod: Netns,
-    ip: &'static str,
-    block: &'static str,
-    pod_ip: &'static str,
-    tunnel: &'static str,
-    mac: &'static str,
+    pod: Pod,
 }
 
-fn host(router: &Netns, i: u8, name: &'static str) -> Host {
-    let (ip, block, pod_ip, tunnel, mac) = match i {
-        1 => (
-            "192.168.1.1",
-            "10.65.0.0/26",
-            "10.65.0.2",
-            "10.65.0.1",
-            "66:00:00:00:00:0a",
-        ),
-        _ => (
-            "192.168.2.1",
-            "10.65.1.0/26",
-            "10.65.1.2",
-            "10.65.1.1",
-            "66:00:00:00:00:0b",
-        ),
-    };
-    let ns = Netns::new(name).unwrap();
-    let rdev = format!("r{i}");
+impl Host {
+    fn ip(&self) -> String {
+        format!("192.168.{}.{}", self.subnet, self.n)
+    }
+    fn ip6(&self) -> String {
+        format!("fd00:{}::{}", self.subnet, self.n)
+    }
+    fn block(&self) -> String {
+        format!("10.65.{}.0/26", self.n)
+    }
+    fn block6(&self) -> String {
+        format!("fd00:65:{}::/122", self.n)
+    }
+    fn tunnel(&self) -> String {
+        format!("10.65.{}.1", self.n)
+    }
+    fn tunnel6(&self) -> String {
+        format!("fd00:65:{}::1", self.n)
+    }
+    fn mac(&self) -> String {
+        format!("66:00:00:00:04:{:02x}", self.n)
+    }
+    fn mac6(&self) -> String {
+        format!("66:00:00:00:06:{:02x}", self.n)
+    }
+}
+
+/// A router with one bridge per subnet (192.168.S.254/24, fd00:S::fe/64).
+fn router() -> Netns {
+    let r = Netns::new("vx-router").unwrap();
+    r.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    r.sysctl("net.ipv6.conf.all.forwarding", "1").unwrap();
+    r.sysctl("net.ipv6.conf.default.accept_dad", "0").unwrap();
+    for s in [1, 2] {
+        let br = format!("br{s}");
+        r.add_bridge(&br).unwrap();
+        r.add_addr(&br, &format!("192.168.{s}.254/24")).unwrap();
+        r.add_addr(&br, &format!("fd00:{s}::fe/64")).unwrap();
+    }
+    r
+}
+
+fn host(router: &Netns, n: u8, subnet: u8) -> Host {
+    let name = format!("vx-{n}");
+    let ns = Netns::new(&name).unwrap();
+    ns.sysctl("net.ipv6.conf.default.accept_dad", "0").unwrap();
+    ns.sysctl("net.ipv6.conf.all.accept_dad", "0").unwrap();
+    let rdev = format!("h{n}");
     ns.veth("eth0", router, &rdev).unwrap();
-    ns.add_addr("eth0", &format!("{ip}/24")).unwrap();
     router
-        .add_addr(&rdev, &format!("192.168.{i}.254/24"))
+        .attach_to_bridge(&rdev, &format!("br{subnet}"))
+        .unwrap();
+    ns.add_addr("eth0", &format!("192.168.{subnet}.{n}/24"))
+        .unwrap();
+    ns.add_addr("eth0", &format!("fd00:{subnet}::{n}/64"))
         .unwrap();
     ns.ip(&[
         "route",
         "add",
         "default",
         "via",
-        &format!("192.168.{i}.254"),
+        &format!("192.168.{subnet}.254"),
     ])
     .unwrap();
-    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
-    let pod = Netns::new(&format!("{name}-pod")).unwrap();
-    pod.veth("eth0", &ns, "cali0123456789a").unwrap();
-    pod.add_addr("eth0", &format!("{pod_ip}/32")).unwrap();
-    pod.ip(&[
-        "route",
-        "add",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "scope",
-        "link",
-    ])
-    .unwrap();
-    pod.ip(&[
+    ns.ip(&[
+        "-6",
         "route",
         "add",
         "default",
         "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
+        &format!("fd00:{subnet}::fe"),
     ])
     .unwrap();
+    ns.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1").unwrap();
+    let pod = pod(
+        &ns,
+        &format!("{name}-pod"),
+        "cali0123456789a",
+        &format!("10.65.{n}.2"),
+        &format!("fd00:65:{n}::2"),
+    );
     Host {
         name,
+        n,
+        subnet,
         ns,
         pod,
-        ip,
-        block,
-        pod_ip,
-        tunnel,
-        mac,
     }
 }
 
@@ -111,82 +141,157 @@ async fn put(ds: &Datastore, key: &str, value: String) {
     };
 }
 
+async fn pools(ds: &Datastore, mode: &str) {
+    for (name, cidr) in [("vxlan", "10.65.0.0/16"), ("vxlan6", "fd00:65::/32")] {
+        put(
+            ds,
+            &format!("{R}/ippools/{name}"),
+            json!({"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":name},
+                   "spec":{"cidr":cidr,"vxlanMode":mode}})
+            .to_string(),
+        )
+        .await;
+    }
+}
+
 async fn write_host(ds: &Datastore, h: &Host) {
     put(
         ds,
         &format!("{R}/nodes/{}", h.name),
         json!({"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":h.name},
-               "spec":{"bgp":{"ipv4Address":format!("{}/24", h.ip)},
-                       "ipv4VXLANTunnelAddr":h.tunnel,"vxlanTunnelMACAddr":h.mac}})
+               "spec":{"bgp":{"ipv4Address":format!("{}/24", h.ip()),
+                              "ipv6Address":format!("{}/64", h.ip6())},
+                       "ipv4VXLANTunnelAddr":h.tunnel(),"vxlanTunnelMACAddr":h.mac(),
+                       "ipv6VXLANTunnelAddr":h.tunnel6(),"vxlanTunnelMACAddrV6":h.mac6()}})
         .to_string(),
     )
     .await;
-    put(
-        ds,
-        &format!(
-            "/calico/ipam/v2/host/{}/ipv4/block/{}",
-            h.name,
-            h.block.replace('/', "-")
-        ),
-        r#"{"state":"confirmed","deleted":false}"#.into(),
-    )
-    .await;
+    for (family, block) in [("ipv4", h.block()), ("ipv6", h.block6())] {
+        put(
+            ds,
+            &format!(
+                "/calico/ipam/v2/host/{}/{family}/block/{}",
+                h.name,
+                block.replace('/', "-")
+            ),
+            r#"{"state":"confirmed","deleted":false}"#.into(),
+        )
+        .await;
+    }
     put(
         ds,
         &format!("{R}/workloadendpoints/default/{}-k8s-pod-eth0", h.name),
         json!({"kind":"WorkloadEndpoint","apiVersion":"projectcalico.org/v3",
                "metadata":{"name":format!("{}-k8s-pod-eth0", h.name),"namespace":"default"},
-               "spec":{"node":h.name,"ipNetworks":[format!("{}/32", h.pod_ip)],
+               "spec":{"node":h.name,
+                       "ipNetworks":[format!("10.65.{}.2/32", h.n), format!("fd00:65:{}::2/128", h.n)],
                        "interfaceName":"cali0123456789a"}})
         .to_string(),
     )
     .await;
 }
 
-/// confd → (vxlan manager, route reconciler) for one host.
-async fn agent(
-    ds: Datastore,
-    h: &Host,
-    remote: BTreeMap<IpNet, Vec<IpAddr>>,
-) -> (Confd, Arc<Reconciler>, JoinHandle<()>) {
-    let mut cfg = ConfdConfig::new(h.name);
+/// What BGP would have learned on `h`: the others' blocks via their
+/// addresses.
+fn remote(h: &Host, all: &[&Host]) -> BTreeMap<IpNet, Vec<IpAddr>> {
+    all.iter()
+        .filter(|o| o.n != h.n)
+        .flat_map(|o| {
+            [
+                (o.block().parse().unwrap(), vec![o.ip().parse().unwrap()]),
+                (o.block6().parse().unwrap(), vec![o.ip6().parse().unwrap()]),
+            ]
+        })
+        .collect()
+}
+
+/// confd → felix for one host, as manul-node wires them.
+struct Agent {
+    _confd: Confd,
+    _felix: Arc<Felix>,
+    pump: JoinHandle<()>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+async fn agent(ds: Datastore, h: &Host, remote: BTreeMap<IpNet, Vec<IpAddr>>) -> Agent {
+    let mut cfg = ConfdConfig::new(h.name.clone());
     cfg.backoff_max = Duration::from_millis(500);
     let confd = Confd::start(ds, cfg);
     let felix = Arc::new(
-        Reconciler::start(ReconcilerConfig {
-            netns: Some(h.ns.path()),
-            ..ReconcilerConfig::default()
+        Felix::start(FelixConfig {
+            routes: ReconcilerConfig {
+                netns: Some(h.ns.path()),
+                ..ReconcilerConfig::default()
+            },
+            ..FelixConfig::default()
         })
         .await
         .unwrap(),
     );
-    let vxlan = VxlanManager::open(Some(h.ns.path())).await.unwrap();
     confd.status_watch().wait_for(|s| s.in_sync).await.unwrap();
     let mut sub = confd.subscribe();
-    let me = h.name;
-    let desired = felix.clone();
+    let me = h.name.clone();
+    let f = Arc::clone(&felix);
     let pump = tokio::spawn(async move {
         loop {
-            let snap = sub.snapshot().clone();
-            if let Err(e) = vxlan.apply(overlay_from_snapshot(&snap, me).as_ref()).await {
-                eprintln!("vxlan apply on {me}: {e:#?}");
-            }
-            let inputs = calico::inputs(&snap, me, remote.clone(), false);
-            desired.set_desired(desired_routes(&inputs).routes);
+            f.update(sub.snapshot(), &me, remote.clone(), false);
             if sub.recv().await.is_none() {
                 return;
             }
         }
     });
-    (confd, felix, pump)
+    Agent {
+        _confd: confd,
+        _felix: felix,
+        pump,
+    }
 }
 
 fn wait(what: &str, mut probe: impl FnMut() -> Result<(), String>) {
     try_wait_until(WAIT, what, &mut probe).unwrap();
 }
 
+fn route(h: &Host, dst: &str) -> String {
+    let family = if dst.contains(':') { "-6" } else { "-4" };
+    h.ns.ip(&[family, "route", "show", dst]).unwrap_or_default()
+}
+
+fn wait_route(h: &Host, dst: &str, want: &str) {
+    wait(&format!("{}: route {dst} {want}", h.name), || {
+        let r = route(h, dst);
+        r.contains(want).then_some(()).ok_or_else(|| {
+            format!(
+                "{r:?}; all: {}",
+                h.ns.ip(&["-6", "route"]).unwrap_or_default()
+            )
+        })
+    });
+}
+
+fn pings(from: &Host, to: &Host) {
+    for ip in to.pod.ips() {
+        wait(&format!("pod {} reaches {ip}", from.n), || {
+            from.pod.ns.ping(ip, 1).map_err(|e| format!("{e:#}"))
+        });
+    }
+}
+
+fn show(h: &Host, args: &[&str]) -> String {
+    h.ns.ip(args).unwrap_or_default()
+}
+
+fn fdb(h: &Host, dev: &str) -> String {
+    h.ns.exec("bridge", &["fdb", "show", "dev", dev])
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_on_two_subnets_talk_over_vxlan_and_a_removed_node_leaves_nothing() {
+async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_leaves_nothing() {
     require!(
         Need::Root,
         Need::Bin("etcd"),
@@ -194,73 +299,108 @@ async fn pods_on_two_subnets_talk_over_vxlan_and_a_removed_node_leaves_nothing()
         Need::Bin("bridge"),
         Need::Bin("ping")
     );
-    let router = Netns::new("vx-router").unwrap();
-    router.sysctl("net.ipv4.ip_forward", "1").unwrap();
-    let a = host(&router, 1, "vx-a");
-    let b = host(&router, 2, "vx-b");
+    let router = router();
+    let a = host(&router, 1, 1);
+    let b = host(&router, 2, 2);
     let etcd = Etcd::start().unwrap();
     let ds = connect(etcd.endpoint()).await;
-    put(
-        &ds,
-        &format!("{R}/ippools/vxlan"),
-        json!({"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"vxlan"},
-               "spec":{"cidr":"10.65.0.0/16","vxlanMode":"Always"}})
-        .to_string(),
-    )
-    .await;
+    pools(&ds, "Always").await;
     write_host(&ds, &a).await;
     write_host(&ds, &b).await;
-    let remote_of = |other: &Host| {
-        BTreeMap::from([(
-            other.block.parse::<IpNet>().unwrap(),
-            vec![other.ip.parse::<IpAddr>().unwrap()],
-        )])
-    };
-    let agent_a = agent(connect(etcd.endpoint()).await, &a, remote_of(&b)).await;
-    let agent_b = agent(connect(etcd.endpoint()).await, &b, remote_of(&a)).await;
+    let _agent_a = agent(connect(etcd.endpoint()).await, &a, remote(&a, &[&a, &b])).await;
+    let _agent_b = agent(connect(etcd.endpoint()).await, &b, remote(&b, &[&a, &b])).await;
 
-    wait("A's route to B's block via the tunnel", || {
-        let r =
-            a.ns.ip(&["route", "show", "10.65.1.0/26"])
-                .map_err(|e| e.to_string())?;
-        if r.contains("via 10.65.1.1 dev vxlan.calico") && r.contains("onlink") {
-            Ok(())
-        } else {
-            Err(r)
-        }
-    });
-    let neigh = a.ns.ip(&["neigh", "show", "dev", "vxlan.calico"]).unwrap();
-    assert!(
-        neigh.contains("10.65.1.1 lladdr 66:00:00:00:00:0b PERMANENT"),
-        "{neigh}"
+    wait_route(
+        &a,
+        &b.block(),
+        "via 10.65.2.1 dev vxlan.calico proto 80 onlink",
     );
-    let fdb =
-        a.ns.exec("bridge", &["fdb", "show", "dev", "vxlan.calico"])
-            .unwrap();
-    assert!(fdb.contains("66:00:00:00:00:0b dst 192.168.2.1"), "{fdb}");
-    let link = a.ns.ip(&["-d", "link", "show", "vxlan.calico"]).unwrap();
+    wait_route(
+        &a,
+        &b.block6(),
+        "via fd00:65:2::1 dev vxlan-v6.calico proto 80",
+    );
+    wait_route(&b, &a.block(), "dev vxlan.calico");
+    wait_route(&b, &a.block6(), "dev vxlan-v6.calico");
+    let link = show(&a, &["-d", "link", "show", "vxlan.calico"]);
     assert!(
         link.contains("vxlan id 4096") && link.contains("dstport 4789"),
         "{link}"
     );
-    wait("B's route to A's block via the tunnel", || {
-        let r =
-            b.ns.ip(&["route", "show", "10.65.0.0/26"])
-                .map_err(|e| e.to_string())?;
-        if r.contains("vxlan.calico") {
-            Ok(())
-        } else {
-            Err(r)
-        }
+    let link6 = show(&a, &["-d", "link", "show", "vxlan-v6.calico"]);
+    assert!(
+        link6.contains("vxlan id 6096") && link6.contains("dstport 4789"),
+        "{link6}"
+    );
+    assert!(link6.contains("local fd00:1::1"), "{link6}");
+    let entries = |h: &Host| {
+        (
+            show(h, &["neigh", "show", "dev", "vxlan.calico"]),
+            show(h, &["-6", "neigh", "show", "dev", "vxlan-v6.calico"]),
+            fdb(h, "vxlan.calico"),
+            fdb(h, "vxlan-v6.calico"),
+        )
+    };
+    let want_a = |e: &(String, String, String, String)| {
+        e.0.contains("10.65.2.1 lladdr 66:00:00:00:04:02 PERMANENT")
+            && e.1
+                .contains("fd00:65:2::1 lladdr 66:00:00:00:06:02 PERMANENT")
+            && e.2.contains("66:00:00:00:04:02 dst 192.168.2.2")
+            && e.3.contains("66:00:00:00:06:02 dst fd00:2::2")
+    };
+    wait("A's ARP, NDP and FDB entries for B", || {
+        let e = entries(&a);
+        want_a(&e).then_some(()).ok_or(format!("{e:?}"))
     });
-    wait("pod A reaches pod B", || {
-        a.pod
-            .ping(b.pod_ip.parse().unwrap(), 1)
-            .map_err(|e| format!("{e:#}"))
-    });
-    b.pod.ping(a.pod_ip.parse().unwrap(), 1).unwrap();
+    pings(&a, &b);
+    pings(&b, &a);
 
-    // Node B leaves: A drops its route, ARP and FDB entries.
+    // Deleted by hand: back within a second, from the notifications.
+    a.ns.ip(&["neigh", "del", "10.65.2.1", "dev", "vxlan.calico"])
+        .unwrap();
+    a.ns.ip(&[
+        "-6",
+        "neigh",
+        "del",
+        "fd00:65:2::1",
+        "dev",
+        "vxlan-v6.calico",
+    ])
+    .unwrap();
+    a.ns.exec(
+        "bridge",
+        &[
+            "fdb",
+            "del",
+            "66:00:00:00:04:02",
+            "dev",
+            "vxlan.calico",
+            "dst",
+            "192.168.2.2",
+        ],
+    )
+    .unwrap();
+    a.ns.exec(
+        "bridge",
+        &[
+            "fdb",
+            "del",
+            "66:00:00:00:06:02",
+            "dev",
+            "vxlan-v6.calico",
+            "dst",
+            "fd00:2::2",
+        ],
+    )
+    .unwrap();
+    try_wait_until(Duration::from_secs(1), "entries repaired", || {
+        let e = entries(&a);
+        want_a(&e).then_some(()).ok_or(format!("{e:?}"))
+    })
+    .unwrap();
+    pings(&a, &b);
+
+    // Node B leaves: A drops its routes, ARP/NDP and FDB entries.
     let kv = ds
         .get(&format!("{R}/nodes/{}", b.name))
         .await
@@ -268,20 +408,55 @@ async fn pods_on_two_subnets_talk_over_vxlan_and_a_removed_node_leaves_nothing()
         .unwrap();
     ds.delete(&kv.key, kv.mod_revision).await.unwrap();
     wait("B's overlay entries gone from A", || {
-        let r =
-            a.ns.ip(&["route", "show", "10.65.1.0/26"])
-                .map_err(|e| e.to_string())?;
-        let n =
-            a.ns.ip(&["neigh", "show", "dev", "vxlan.calico"])
-                .map_err(|e| e.to_string())?;
-        let f =
-            a.ns.exec("bridge", &["fdb", "show", "dev", "vxlan.calico"])
-                .map_err(|e| e.to_string())?;
-        if r.trim().is_empty() && !n.contains("10.65.1.1") && !f.contains("192.168.2.1") {
-            Ok(())
-        } else {
-            Err(format!("route {r:?} neigh {n:?} fdb {f:?}"))
-        }
+        let (r, r6) = (route(&a, &b.block()), route(&a, &b.block6()));
+        let e = entries(&a);
+        let gone = r.trim().is_empty()
+            && r6.trim().is_empty()
+            && !e.0.contains("10.65.2.1")
+            && !e.1.contains("fd00:65:2::1")
+            && !e.2.contains("192.168.2.2")
+            && !e.3.contains("fd00:2::2");
+        gone.then_some(())
+            .ok_or(format!("routes {r:?} {r6:?} entries {e:?}"))
     });
-    drop((agent_a, agent_b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_subnet_tunnels_only_off_subnet_and_every_pod_reaches_every_other() {
+    require!(
+        Need::Root,
+        Need::Bin("etcd"),
+        Need::Bin("ip"),
+        Need::Bin("ping")
+    );
+    let router = router();
+    let a = host(&router, 1, 1);
+    let b = host(&router, 2, 2);
+    let c = host(&router, 3, 1);
+    let all = [&a, &b, &c];
+    let etcd = Etcd::start().unwrap();
+    let ds = connect(etcd.endpoint()).await;
+    pools(&ds, "CrossSubnet").await;
+    for h in all {
+        write_host(&ds, h).await;
+    }
+    let mut agents = Vec::new();
+    for h in all {
+        agents.push(agent(connect(etcd.endpoint()).await, h, remote(h, &all)).await);
+    }
+    // A: B is on the other subnet (tunnel), C on A's own (direct).
+    wait_route(
+        &a,
+        &b.block(),
+        "via 10.65.2.1 dev vxlan.calico proto 80 onlink",
+    );
+    wait_route(&a, &b.block6(), "via fd00:65:2::1 dev vxlan-v6.calico");
+    wait_route(&a, &c.block(), "via 192.168.1.3 dev eth0 proto 80");
+    wait_route(&a, &c.block6(), "via fd00:1::3 dev eth0 proto 80");
+    wait_route(&c, &a.block(), "via 192.168.1.1 dev eth0 proto 80");
+    wait_route(&b, &c.block(), "via 10.65.3.1 dev vxlan.calico");
+    for (from, to) in [(&a, &b), (&a, &c), (&b, &c), (&c, &b), (&b, &a), (&c, &a)] {
+        pings(from, to);
+    }
+    drop(agents);
 }

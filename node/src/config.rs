@@ -67,7 +67,21 @@ pub struct Config {
     /// NAT outgoing traffic of the default IPv4 pool.
     #[arg(long, env = "CALICO_IPV4POOL_NAT_OUTGOING", default_value_t = true, action = clap::ArgAction::Set)]
     pub ipv4pool_nat_outgoing: bool,
-    /// Remove every kernel route manul owns (protocol 80) and exit.
+    /// Run the eBPF dataplane (Calico's BPFEnabled): felix's TC programs on
+    /// workload interfaces and its maps; kernel routes only where the host
+    /// cannot run them.
+    #[arg(long, env = "FELIX_BPFENABLED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub bpf_enabled: bool,
+    /// The bpffs directory felix pins its eBPF programs, maps and links in
+    /// (one per host: agents sharing a kernel need one each).
+    #[arg(long, env = "MANUL_BPF_PIN_DIR", default_value = manul_felix::ebpf::DEFAULT_PIN_DIR)]
+    pub bpf_pin_dir: std::path::PathBuf,
+    /// How felix attaches its programs: `auto` (TCX on Linux 6.6 and
+    /// later, else legacy TC), `tcx`, or `tc` (clsact + cls_bpf filter).
+    #[arg(long, env = "FELIX_BPFATTACHTYPE", default_value = "auto")]
+    pub bpf_attach_type: manul_felix::ebpf::AttachMode,
+    /// Remove every kernel route manul owns (protocol 80) and its eBPF
+    /// programs, maps and attachments, and exit.
     #[arg(long, default_value_t = false)]
     pub cleanup: bool,
     /// Where the HTTP status endpoint listens (keep it on loopback).

@@ -11,7 +11,7 @@
 //! 5. stop on SIGTERM/SIGINT leaving everything in place: kernel routes
 //!    stay, BGP sessions close without a Cease so peers keep our routes
 //!    (graceful restart). `--cleanup` instead removes every route felix owns
-//!    (protocol 80) and exits.
+//!    (protocol 80) and its eBPF programs, maps and attachments, and exits.
 
 mod autodetect;
 mod config;
@@ -57,14 +57,11 @@ fn main() -> Result<()> {
 
 async fn run(cfg: Config) -> Result<()> {
     if cfg.cleanup {
-        let felix = manul_felix::Reconciler::start(manul_felix::ReconcilerConfig::default())
-            .await
-            .context("starting felix's route reconciler")?;
-        let generation = felix.set_desired(Default::default());
-        let progress = felix.wait_generation(generation).await;
+        let done = manul_felix::cleanup(Default::default(), &cfg.bpf_pin_dir).await?;
         tracing::info!(
-            failed = progress.failed.len(),
-            "removed every route manul owns"
+            failed = done.routes_failed,
+            ebpf_removed = done.ebpf_removed,
+            "removed every route and eBPF object manul owns"
         );
         return Ok(());
     }
@@ -101,7 +98,9 @@ async fn run(cfg: Config) -> Result<()> {
     let status = confd.status_watch();
     let routing_status: routing::RoutingStatus = Arc::new(std::sync::Mutex::new(json!({})));
     let rs = Arc::clone(&routing_status);
-    let metrics = metrics::Metrics::default();
+    let ebpf = manul_felix::ebpf::EbpfObserver::default();
+    let mut metrics = metrics::Metrics::default();
+    metrics.register(Box::new(ebpf.clone()));
     let started = Instant::now();
     let handler: http::Handler = Arc::new(move |path: &str| {
         let s = status.borrow().clone();
@@ -160,7 +159,19 @@ async fn run(cfg: Config) -> Result<()> {
         .wait_for(|s| s.in_sync)
         .await
         .context("confd stopped before its first sync")?;
-    let routing = routing::start(&confd, &cfg.node_name()?, Default::default()).await?;
+    let felix = manul_felix::FelixConfig {
+        ebpf: cfg.bpf_enabled.then(|| manul_felix::ebpf::DriverConfig {
+            dataplane: manul_felix::ebpf::DataplaneConfig {
+                pin_dir: cfg.bpf_pin_dir.clone(),
+                attach: cfg.bpf_attach_type,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        observer: ebpf,
+        ..Default::default()
+    };
+    let routing = routing::start(&confd, &cfg.node_name()?, felix).await?;
     let copy = Arc::clone(&routing.status);
     let mirror = tokio::spawn(async move {
         loop {

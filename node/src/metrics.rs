@@ -13,6 +13,7 @@
 //! | `manul_routes_failed`, `manul_routes_blocked` | | routes not written now |
 //! | `manul_datastore_in_sync` | | 1 when confd is in sync with etcd |
 //! | `manul_datastore_resumes` | | watches resumed after an etcd failure |
+//! | `manul_ebpf_*` | | felix's eBPF dataplane (`manul_felix::ebpf::observe`) |
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
@@ -89,6 +90,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Add a collector read at each scrape (felix's eBPF counters).
+    pub fn register(&mut self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        self.registry.register_collector(collector);
+    }
+
     fn set(&self, name: &str, v: i64) {
         if let Some((_, g)) = self.plain.iter().find(|(n, _)| *n == name) {
             g.set(v);

@@ -24,7 +24,7 @@ use manul_bgp::speaker::{Speaker, SpeakerConfig};
 use manul_confd::Confd;
 use manul_confd::bgp::view::{NodeBgpView, PeerSource};
 use manul_confd::bgp::{BgpChanges, BgpViewTask};
-use manul_felix::{Reconciler, ReconcilerConfig, calico, desired_routes};
+use manul_felix::{Felix, FelixConfig, calico};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -133,7 +133,7 @@ async fn apply(speaker: &Speaker, ch: &BgpChanges, known: &mut BTreeMap<IpAddr, 
 }
 
 /// Start the speaker and felix from `confd` (which must be in sync) for node `me`.
-pub async fn start(confd: &Confd, me: &str, felix_config: ReconcilerConfig) -> Result<Routing> {
+pub async fn start(confd: &Confd, me: &str, felix_config: FelixConfig) -> Result<Routing> {
     let mut view_task = BgpViewTask::spawn(confd.subscribe(), me);
     let first = view_task
         .changes
@@ -192,11 +192,7 @@ pub async fn start(confd: &Confd, me: &str, felix_config: ReconcilerConfig) -> R
     }
 
     // felix: confd's snapshot plus remote prefixes from BGP.
-    let felix = Arc::new(
-        Reconciler::start(felix_config)
-            .await
-            .context("starting felix's route reconciler")?,
-    );
+    let felix = Arc::new(Felix::start(felix_config).await.context("starting felix")?);
     let mut sub = confd.subscribe();
     let me_owned = me.to_string();
     let own: Vec<IpAddr> = [
@@ -238,11 +234,9 @@ pub async fn start(confd: &Confd, me: &str, felix_config: ReconcilerConfig) -> R
                 while let Ok(changes) = best_rx.try_recv() {
                     absorb(&mut remote, changes);
                 }
-                let inputs = calico::inputs(sub.snapshot(), &me_owned, remote.clone(), ipip);
-                let d = desired_routes(&inputs);
-                dc.store(d.routes.len(), std::sync::atomic::Ordering::Relaxed);
+                let u = felix.update(sub.snapshot(), &me_owned, remote.clone(), ipip);
+                dc.store(u.routes, std::sync::atomic::Ordering::Relaxed);
                 rc.store(remote.len(), std::sync::atomic::Ordering::Relaxed);
-                felix.set_desired(d.routes);
                 tokio::select! {
                     b = sub.recv() => if b.is_none() { return },
                     Some(changes) = best_rx.recv() => absorb(&mut remote, changes),
@@ -302,6 +296,7 @@ pub async fn start(confd: &Confd, me: &str, felix_config: ReconcilerConfig) -> R
                         "blocked": progress.blocked.len(),
                         "writes": felix.stats().writes(),
                     },
+                    "ebpf": felix.observer().summary(),
                 });
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -6,7 +6,9 @@
 //! <pin_dir>/prog_workload_ingress   the TC program for workload interfaces
 //! <pin_dir>/prog_uplink_ingress     the TC program for the host's uplink
 //! <pin_dir>/routes_v4 routes_v6 endpoints counters
-//! <pin_dir>/links/<interface>       one TCX ingress link per interface
+//! <pin_dir>/links/<interface>       one TCX ingress link per interface, or
+//!                                   an empty directory marking felix's legacy
+//!                                   TC filter there (kernels before 6.6)
 //! ```
 //!
 //! [`Dataplane::open`] reuses whatever is pinned (a felix restart neither
@@ -14,7 +16,8 @@
 //! by felix's build script and pins it. Unpinning a link detaches it;
 //! [`cleanup`] removes the whole directory, so every attachment, program
 //! and map goes with it. An [`EbpfError::Unsupported`] (or any error of
-//! `open`) leaves felix on kernel routes only.
+//! `open`) leaves felix on kernel routes only
+//! ([`crate::ebpf::EbpfDriver::start`] logs it once).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,9 +41,10 @@ use manul_ebpf_common::{
 
 use crate::desired::Pool;
 use crate::ebpf::entries::{
-    Endpoint, EndpointEntries, RouteEntries, diff, endpoint_entries, route_entries,
+    Endpoint, EndpointEntries, Hosts, RouteEntries, diff, endpoint_entries, route_entries,
 };
 use crate::ebpf::error::EbpfError;
+use crate::ebpf::legacy;
 use crate::ebpf::link::links_in;
 use crate::netns::in_netns;
 use crate::route::DesiredRoutes;
@@ -60,6 +64,33 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// The programs, as built by `build.rs` from `ebpf/programs`.
 static OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/manul-tc"));
 
+/// How programs are attached to interfaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AttachMode {
+    /// TCX where the kernel has it (6.6 and later), else legacy TC.
+    #[default]
+    Auto,
+    /// TCX links (pinned), Linux 6.6 and later.
+    Tcx,
+    /// A `clsact` qdisc and a `cls_bpf` filter ([`crate::ebpf::legacy`]),
+    /// for older kernels (5.10 and later: `bpf_redirect_peer`).
+    Tc,
+}
+
+impl std::str::FromStr for AttachMode {
+    type Err = String;
+
+    /// Calico's `BPFAttachType` spelling: `auto`, `tcx`, `tc` (any case).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(AttachMode::Auto),
+            "tcx" => Ok(AttachMode::Tcx),
+            "tc" => Ok(AttachMode::Tc),
+            other => Err(format!("attach mode {other:?}: expected auto, tcx or tc")),
+        }
+    }
+}
+
 /// Where and how big.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
@@ -71,6 +102,8 @@ pub struct DataplaneConfig {
     pub route_capacity: u32,
     /// Entries in the endpoint and counter maps; applies when created.
     pub endpoint_capacity: u32,
+    /// TCX, legacy TC, or whichever the kernel has.
+    pub attach: AttachMode,
 }
 
 impl Default for DataplaneConfig {
@@ -80,6 +113,7 @@ impl Default for DataplaneConfig {
             netns: None,
             route_capacity: DEFAULT_ROUTES,
             endpoint_capacity: DEFAULT_ENDPOINTS,
+            attach: AttachMode::Auto,
         }
     }
 }
@@ -121,6 +155,8 @@ pub struct SyncStats {
 pub struct Dataplane {
     config: DataplaneConfig,
     reused: bool,
+    /// TCX links (else legacy TC filters).
+    tcx: bool,
     /// `workload_ingress`, for workload interfaces.
     workload: SchedClassifier,
     /// `uplink_ingress`, for the host's uplinks.
@@ -133,6 +169,9 @@ pub struct Dataplane {
     routes: RouteEntries,
     /// What the endpoint map holds.
     eps: EndpointEntries,
+    /// The endpoints' interface names by index, as of the last
+    /// [`Dataplane::sync_desired`] (for metrics).
+    names: BTreeMap<u32, String>,
 }
 
 impl fmt::Debug for Dataplane {
@@ -165,15 +204,31 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Check that this host can run the programs: TCX (Linux 6.6) and a bpf
-/// filesystem under `pin_dir`. As Calico's felix does, bpffs is mounted at
-/// `/sys/fs/bpf` when `pin_dir` is under it and nothing is mounted there.
+/// Whether to attach with TCX under `mode` on this kernel.
+pub fn use_tcx(mode: AttachMode) -> Result<bool, EbpfError> {
+    let kernel = KernelVersion::current()
+        .map_err(|e| EbpfError::Unsupported(format!("kernel version unknown: {e}")))?;
+    let has_tcx = kernel >= KernelVersion::new(6, 6, 0);
+    match mode {
+        AttachMode::Auto => Ok(has_tcx),
+        AttachMode::Tc => Ok(false),
+        AttachMode::Tcx if has_tcx => Ok(true),
+        AttachMode::Tcx => Err(EbpfError::Unsupported(format!(
+            "kernel {kernel:?} is older than 6.6 (no TCX attachments; attach mode tc or auto uses legacy TC)"
+        ))),
+    }
+}
+
+/// Check that this host can run the programs: Linux 5.10 (the
+/// `bpf_redirect_peer` helper) and a bpf filesystem under `pin_dir`. As
+/// Calico's felix does, bpffs is mounted at `/sys/fs/bpf` when `pin_dir`
+/// is under it and nothing is mounted there.
 pub fn probe(pin_dir: &Path) -> Result<(), EbpfError> {
     let kernel = KernelVersion::current()
         .map_err(|e| EbpfError::Unsupported(format!("kernel version unknown: {e}")))?;
-    if kernel < KernelVersion::new(6, 6, 0) {
+    if kernel < KernelVersion::new(5, 10, 0) {
         return Err(EbpfError::Unsupported(format!(
-            "kernel {kernel:?} is older than 6.6 (no TCX attachments)"
+            "kernel {kernel:?} is older than 5.10 (no bpf_redirect_peer)"
         )));
     }
     let mut dir = pin_dir;
@@ -251,13 +306,18 @@ fn mount_bpffs(path: &Path) -> Result<(), EbpfError> {
 }
 
 /// Remove everything pinned under `pin_dir`: links (so programs detach),
-/// the program and the maps. `Ok(false)` if there was nothing.
-pub fn cleanup(pin_dir: &Path) -> io::Result<bool> {
+/// legacy TC filters (in `netns`, where the interfaces are), the programs
+/// and the maps. `Ok(false)` if there was nothing.
+pub fn cleanup(pin_dir: &Path, netns: Option<&Path>) -> io::Result<bool> {
     // Detach now rather than when the kernel gets round to releasing the
     // unpinned links.
     if let Ok(links) = fs::read_dir(pin_dir.join(LINKS_DIR)) {
         for entry in links.flatten() {
-            if let Ok(fd) = crate::ebpf::sys::obj_get(&entry.path()) {
+            let path = entry.path();
+            if path.is_dir() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                in_netns(netns, || legacy::detach(&name))?;
+            } else if let Ok(fd) = crate::ebpf::sys::obj_get(&path) {
                 let _ = crate::ebpf::sys::link_detach(&fd);
             }
         }
@@ -291,6 +351,7 @@ impl Dataplane {
     /// Load or reuse; see the module docs.
     pub fn open(config: DataplaneConfig) -> Result<Self, EbpfError> {
         probe(&config.pin_dir)?;
+        let tcx = use_tcx(config.attach)?;
         fs::create_dir_all(config.pin_dir.join(LINKS_DIR))?;
         let reused = PROG_PINS
             .iter()
@@ -324,27 +385,16 @@ impl Dataplane {
             workload,
             uplink,
             reused,
+            tcx,
             config,
             routes: RouteEntries::new(),
             eps: EndpointEntries::new(),
+            names: BTreeMap::new(),
         };
         let (routes, eps) = dp.dump()?;
         dp.routes = routes;
         dp.eps = eps;
         Ok(dp)
-    }
-
-    /// [`Dataplane::open`], or `None` after logging why: felix then programs
-    /// kernel routes only (routing works; no fast path, no anti-spoofing
-    /// beyond the interfaces' rp_filter).
-    pub fn open_or_routes_only(config: DataplaneConfig) -> Option<Self> {
-        match Self::open(config) {
-            Ok(dp) => Some(dp),
-            Err(e) => {
-                tracing::error!(error = %e, "eBPF dataplane off; kernel routes only");
-                None
-            }
-        }
     }
 
     /// Load the object (the verifier runs here), pin its maps (reusing
@@ -387,6 +437,11 @@ impl Dataplane {
         self.reused
     }
 
+    /// How programs are attached: `tcx`, or `tc` (legacy).
+    pub fn attach_mode(&self) -> &'static str {
+        if self.tcx { "tcx" } else { "tc" }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &DataplaneConfig {
         &self.config
@@ -415,6 +470,13 @@ impl Dataplane {
             reason,
         };
         let pin = self.link_pin(interface);
+        // Attached the other way (the attach mode changed): detach first.
+        if pin.exists() && pin.is_dir() == self.tcx {
+            self.detach(interface)?;
+        }
+        if !self.tcx {
+            return self.attach_legacy(uplink, interface).map_err(err);
+        }
         let prog = if uplink {
             &mut self.uplink
         } else {
@@ -454,12 +516,50 @@ impl Dataplane {
         .map_err(err)
     }
 
+    /// [`Dataplane::attach_program`] with a legacy TC filter; its marker
+    /// is made once the filter is there.
+    fn attach_legacy(&mut self, uplink: bool, interface: &str) -> Result<Attach, String> {
+        let pin = self.link_pin(interface);
+        let marked = pin.is_dir();
+        let prog = if uplink {
+            &mut self.uplink
+        } else {
+            &mut self.workload
+        };
+        let netns = self.config.netns.clone();
+        let new = in_netns(netns.as_deref(), || {
+            Ok(legacy::attach(prog, interface, marked))
+        })
+        .map_err(|e| e.to_string())??;
+        match fs::create_dir(&pin) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(format!("marker {}: {e}", pin.display()));
+            }
+            _ => {}
+        }
+        Ok(if new {
+            Attach::Attached
+        } else {
+            Attach::AlreadyAttached
+        })
+    }
+
     /// Detach from `interface`, workload or uplink (unpin its link); `false`
     /// if not attached.
     /// Done when it returns: the link is detached explicitly, not left to
     /// the kernel's deferred release of an unpinned link.
     pub fn detach(&mut self, interface: &str) -> Result<bool, EbpfError> {
         let pin = self.link_pin(interface);
+        if pin.is_dir() {
+            in_netns(self.config.netns.as_deref(), || legacy::detach(interface)).map_err(|e| {
+                EbpfError::Attach {
+                    interface: interface.to_string(),
+                    reason: format!("detach (tc): {e}"),
+                }
+            })?;
+            fs::remove_dir(&pin)?;
+            return Ok(true);
+        }
         let link = crate::ebpf::sys::obj_get(&pin);
         match fs::remove_file(&pin) {
             Ok(()) => {}
@@ -536,12 +636,14 @@ impl Dataplane {
     }
 
     /// Make the maps hold felix's desired state: routes from `routes` (the
-    /// same desired routes as the kernel's), endpoints from `endpoints`,
+    /// same desired routes as the kernel's) and the host addresses `hosts`,
+    /// endpoints from `endpoints`,
     /// interfaces resolved in the configured namespace. Writes only the
     /// difference.
     pub fn sync_desired(
         &mut self,
         routes: &DesiredRoutes,
+        hosts: &Hosts,
         pools: &[Pool],
         local_subnets: &[IpNet],
         endpoints: &[Endpoint],
@@ -562,9 +664,25 @@ impl Dataplane {
             .zip(links_in(self.config.netns.as_deref(), &names)?)
             .collect();
         let link = |n: &str| links.get(n).copied().flatten();
-        let r = route_entries(routes, pools, local_subnets, link);
+        let r = route_entries(routes, hosts, pools, local_subnets, link);
         let e = endpoint_entries(endpoints, link);
+        self.names = endpoints
+            .iter()
+            .filter_map(|ep| Some((link(&ep.interface)?.ifindex, ep.interface.clone())))
+            .collect();
         self.sync(&r, &e)
+    }
+
+    /// The endpoints' interface names by index (as of the last
+    /// [`Dataplane::sync_desired`]).
+    pub fn endpoint_names(&self) -> &BTreeMap<u32, String> {
+        &self.names
+    }
+
+    /// How many route entries (both families) and endpoint entries the
+    /// maps hold.
+    pub fn entries(&self) -> (usize, usize) {
+        (self.routes.len(), self.eps.len())
     }
 
     /// Make the maps hold exactly `routes` and `endpoints`, writing only the

@@ -9,8 +9,12 @@
 //! | device (workload host route) | `LOCAL_WORKLOAD` | `ifindex` of the device; left out while the device does not exist |
 //! | via next hops, in a pool | `REMOTE_WORKLOAD` | the first next hop; `TUNNELED` when onlink/through a device (VXLAN); `SAME_SUBNET` when it is on one of this node's subnets |
 //! | via next hops, outside every pool | `REMOTE_HOST` | as above |
+//! | this node's address (Node `bgp.ipv4Address`, `ipv6Address`, VXLAN tunnel addresses) | `LOCAL_HOST` | a /32 or /128 |
+//! | another node's address | `REMOTE_HOST` | next hop: the address itself; `SAME_SUBNET` as above |
 //!
-//! `NAT_OUTGOING` is not set yet: felix's [`Pool`] does not carry it.
+//! Every entry inside a pool gets `IN_POOL`, and `NAT_OUTGOING` when that
+//! pool has `natOutgoing`. A desired route for the same prefix as a host
+//! address wins over the host entry.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -35,6 +39,15 @@ pub struct Endpoint {
     pub addresses: Vec<IpAddr>,
     /// The workload's MAC (Calico's WorkloadEndpoint `mac`).
     pub mac: [u8; 6],
+}
+
+/// Host addresses: this node's and the other nodes'.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hosts {
+    /// This node's addresses.
+    pub local: Vec<IpAddr>,
+    /// The other nodes' addresses.
+    pub remote: Vec<IpAddr>,
 }
 
 /// What the kernel says about an interface: its index and MAC.
@@ -72,14 +85,53 @@ fn next_hop_bytes(ip: IpAddr) -> [u8; 16] {
 /// The route map entries for `routes`; `link` resolves an interface name.
 pub fn route_entries(
     routes: &DesiredRoutes,
+    hosts: &Hosts,
     pools: &[Pool],
     local_subnets: &[IpNet],
     link: impl Fn(&str) -> Option<Link>,
 ) -> RouteEntries {
+    let pool_flags = |prefix: &IpNet| {
+        pools
+            .iter()
+            .filter(|p| p.cidr.contains(prefix))
+            .fold(0, |f, p| {
+                f | flags::IN_POOL
+                    | if p.nat_outgoing {
+                        flags::NAT_OUTGOING
+                    } else {
+                        0
+                    }
+            })
+    };
+    let same_subnet = |ip: &IpAddr| {
+        if local_subnets.iter().any(|s| s.contains(ip)) {
+            flags::SAME_SUBNET
+        } else {
+            0
+        }
+    };
     let mut out = RouteEntries::new();
+    for (addrs, kind) in [
+        (&hosts.local, kind::LOCAL_HOST),
+        (&hosts.remote, kind::REMOTE_HOST),
+    ] {
+        for a in addrs {
+            let prefix = IpNet::from(*a);
+            let remote = kind == kind::REMOTE_HOST;
+            out.insert(
+                prefix,
+                RouteValue {
+                    kind,
+                    flags: pool_flags(&prefix) | if remote { same_subnet(a) } else { 0 },
+                    next_hop: if remote { next_hop_bytes(*a) } else { [0; 16] },
+                    ..RouteValue::default()
+                },
+            );
+        }
+    }
     for (prefix, target) in routes {
         let in_pool = pools.iter().any(|p| p.cidr.contains(prefix));
-        let pool_flag = if in_pool { flags::IN_POOL } else { 0 };
+        let pool_flag = pool_flags(prefix);
         let value = match target {
             Target::Blackhole => RouteValue {
                 kind: kind::BLACKHOLE,
@@ -101,9 +153,7 @@ pub fn route_entries(
                 if hop.onlink || hop.device.is_some() {
                     f |= flags::TUNNELED;
                 }
-                if local_subnets.iter().any(|s| s.contains(&hop.gateway)) {
-                    f |= flags::SAME_SUBNET;
-                }
+                f |= same_subnet(&hop.gateway);
                 RouteValue {
                     kind: if in_pool {
                         kind::REMOTE_WORKLOAD
@@ -219,6 +269,7 @@ mod tests {
             cidr: net("10.65.0.0/16"),
             ipip: Encap::Never,
             vxlan: Encap::Never,
+            nat_outgoing: false,
         }];
         let mut d = DesiredRoutes::new();
         d.insert(net("10.65.0.0/26"), Target::Blackhole);
@@ -241,7 +292,13 @@ mod tests {
             net("172.16.0.0/24"),
             Target::Via(vec![hop("192.168.2.2", None)]),
         );
-        let e = route_entries(&d, &pools, &[net("192.168.1.0/24")], links);
+        let e = route_entries(
+            &d,
+            &Hosts::default(),
+            &pools,
+            &[net("192.168.1.0/24")],
+            links,
+        );
         assert_eq!(e.len(), 5);
         assert_eq!(e[&net("10.65.0.0/26")].kind, kind::BLACKHOLE);
         assert_eq!(e[&net("10.65.0.2/32")].ifindex, 7);
@@ -256,6 +313,63 @@ mod tests {
         );
         assert_eq!(e[&net("172.16.0.0/24")].kind, kind::REMOTE_HOST);
         assert_eq!(e[&net("172.16.0.0/24")].flags, 0);
+    }
+
+    #[test]
+    fn host_addresses_and_nat_outgoing_pools_get_their_kinds_and_flags() {
+        let pools = vec![
+            Pool {
+                name: "nat".into(),
+                cidr: net("10.65.0.0/16"),
+                ipip: Encap::Never,
+                vxlan: Encap::Never,
+                nat_outgoing: true,
+            },
+            Pool {
+                name: "plain".into(),
+                cidr: net("10.66.0.0/16"),
+                ipip: Encap::Never,
+                vxlan: Encap::Never,
+                nat_outgoing: false,
+            },
+        ];
+        let hosts = Hosts {
+            local: vec!["192.168.1.1".parse().unwrap(), "10.65.0.1".parse().unwrap()],
+            remote: vec![
+                "192.168.1.2".parse().unwrap(),
+                "192.168.9.2".parse().unwrap(),
+                "fd00::2".parse().unwrap(),
+            ],
+        };
+        let mut d = DesiredRoutes::new();
+        d.insert(net("10.65.0.0/26"), Target::Blackhole);
+        d.insert(net("10.66.0.0/26"), Target::Blackhole);
+        // A desired route for a host's address wins.
+        d.insert(net("192.168.9.2/32"), Target::Blackhole);
+        let e = route_entries(&d, &hosts, &pools, &[net("192.168.1.0/24")], links);
+        let local = e[&net("192.168.1.1/32")];
+        assert_eq!(
+            (local.kind, local.flags, local.next_hop),
+            (kind::LOCAL_HOST, 0, [0; 16])
+        );
+        let tunnel = e[&net("10.65.0.1/32")];
+        assert_eq!(tunnel.kind, kind::LOCAL_HOST);
+        assert_eq!(tunnel.flags, flags::IN_POOL | flags::NAT_OUTGOING);
+        let peer = e[&net("192.168.1.2/32")];
+        assert_eq!(
+            (peer.kind, peer.flags),
+            (kind::REMOTE_HOST, flags::SAME_SUBNET)
+        );
+        assert_eq!(&peer.next_hop[..4], &[192, 168, 1, 2]);
+        let v6 = e[&net("fd00::2/128")];
+        assert_eq!((v6.kind, v6.flags), (kind::REMOTE_HOST, 0));
+        assert_eq!(v6.next_hop, "fd00::2".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(e[&net("192.168.9.2/32")].kind, kind::BLACKHOLE);
+        assert_eq!(
+            e[&net("10.65.0.0/26")].flags,
+            flags::IN_POOL | flags::NAT_OUTGOING
+        );
+        assert_eq!(e[&net("10.66.0.0/26")].flags, flags::IN_POOL);
     }
 
     #[test]

@@ -47,3 +47,30 @@ pub fn link_here(name: &str) -> Option<Link> {
 pub fn links_in(netns: Option<&Path>, names: &[String]) -> io::Result<Vec<Option<Link>>> {
     in_netns(netns, || Ok(names.iter().map(|n| link_here(n)).collect()))
 }
+
+/// The interfaces (inside `netns`) holding an address in one of `subnets`:
+/// the host's uplinks, where the uplink program goes.
+pub fn uplinks_in(netns: Option<&Path>, subnets: &[ipnet::IpNet]) -> io::Result<Vec<String>> {
+    in_netns(netns, || {
+        let mut out: Vec<String> = nix::ifaddrs::getifaddrs()
+            .map_err(io::Error::from)?
+            .filter(|a| {
+                let Some(addr) = a.address.as_ref() else {
+                    return false;
+                };
+                let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                    std::net::IpAddr::V4(v4.ip())
+                } else if let Some(v6) = addr.as_sockaddr_in6() {
+                    std::net::IpAddr::V6(v6.ip())
+                } else {
+                    return false;
+                };
+                subnets.iter().any(|s| s.contains(&ip))
+            })
+            .map(|a| a.interface_name)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    })
+}

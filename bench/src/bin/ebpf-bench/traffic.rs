@@ -126,12 +126,19 @@ fn program(
         cidr: "10.65.0.0/16".parse()?,
         ipip: Encap::Never,
         vxlan: Encap::Never,
+        nat_outgoing: false,
     }];
     let endpoints = pods
         .iter()
         .map(|p| p.endpoint())
         .collect::<Result<Vec<_>>>()?;
-    dp.sync_desired(&routes, &pools, &["10.88.0.0/24".parse()?], &endpoints)?;
+    dp.sync_desired(
+        &routes,
+        &Default::default(),
+        &pools,
+        &["10.88.0.0/24".parse()?],
+        &endpoints,
+    )?;
     for p in pods {
         dp.attach(&p.host_if)?;
     }

@@ -1,0 +1,199 @@
+//! [`Felix`]: felix as the node agent runs it — one desired state, from
+//! confd's snapshot and BGP's remote prefixes, fed to the kernel route
+//! [`Reconciler`], the VXLAN [`OverlayDriver`] and, when enabled, the eBPF
+//! [`EbpfDriver`] (maps written from the same desired routes, programs
+//! attached to the workloads' interfaces). When the eBPF dataplane is
+//! enabled but this host cannot run it, felix logs why once and runs
+//! kernel routes only.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use manul_confd::Snapshot;
+
+use crate::calico;
+use crate::desired::{Inputs, desired_routes};
+use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint, Hosts};
+use crate::overlay::{OverlayDriver, Overlays};
+use crate::reconciler::{Progress, Reconciler, ReconcilerConfig, StartError, Stats};
+
+/// How felix runs.
+#[derive(Debug, Clone, Default)]
+pub struct FelixConfig {
+    /// The kernel route reconciler.
+    pub routes: ReconcilerConfig,
+    /// The eBPF dataplane; `None`: kernel routes only (Calico's
+    /// `BPFEnabled=false`, the default).
+    pub ebpf: Option<DriverConfig>,
+    /// Where the eBPF dataplane's state is reported (metrics, status);
+    /// the caller keeps a clone.
+    pub observer: EbpfObserver,
+}
+
+/// What one [`Felix::update`] handed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update {
+    /// The reconciler's generation of these routes.
+    pub generation: u64,
+    /// The eBPF driver's generation (0 without the eBPF dataplane).
+    pub ebpf_generation: u64,
+    /// The overlay driver's generation (0: overlays not set).
+    pub overlay_generation: u64,
+    /// How many routes are desired.
+    pub routes: usize,
+}
+
+/// The running felix. Dropping it stops its tasks; routes, maps and
+/// attachments stay.
+#[derive(Debug)]
+pub struct Felix {
+    routes: Reconciler,
+    overlay: OverlayDriver,
+    ebpf: Option<EbpfDriver>,
+    observer: EbpfObserver,
+}
+
+impl Felix {
+    /// Start the reconciler and, when configured, open the eBPF dataplane.
+    /// Nothing is written before the first [`Felix::update`].
+    pub async fn start(config: FelixConfig) -> Result<Felix, StartError> {
+        let routes_config = config.routes;
+        let ebpf = match config.ebpf {
+            Some(mut c) => {
+                // One namespace for both: the eBPF side follows the routes'.
+                if c.dataplane.netns.is_none() {
+                    c.dataplane.netns = routes_config.netns.clone();
+                }
+                EbpfDriver::start(c, config.observer.clone()).await
+            }
+            None => None,
+        };
+        let overlay =
+            OverlayDriver::start(routes_config.netns.clone(), routes_config.resync_interval)
+                .await?;
+        Ok(Felix {
+            routes: Reconciler::start(routes_config).await?,
+            overlay,
+            ebpf,
+            observer: config.observer,
+        })
+    }
+
+    /// Program what node `me` wants from `snap` and the remote prefixes
+    /// learned over BGP (`remote`): kernel routes and eBPF maps from the
+    /// same desired state.
+    pub fn update(
+        &self,
+        snap: &Snapshot,
+        me: &str,
+        remote: BTreeMap<IpNet, Vec<IpAddr>>,
+        ipip_available: bool,
+    ) -> Update {
+        let overlay_generation = self.overlay.set_desired(Overlays::from_snapshot(snap, me));
+        let inputs = calico::inputs(snap, me, remote, ipip_available);
+        Update {
+            overlay_generation,
+            ..self.set_inputs(&inputs, calico::endpoints(snap), calico::hosts(snap, me))
+        }
+    }
+
+    /// [`Felix::update`] from inputs already made.
+    pub fn set_inputs(&self, inputs: &Inputs, endpoints: Vec<Endpoint>, hosts: Hosts) -> Update {
+        let routes = desired_routes(inputs).routes;
+        let count = routes.len();
+        let ebpf_generation = match &self.ebpf {
+            Some(driver) => driver.set_desired(EbpfDesired {
+                routes: Arc::new(routes.clone()),
+                hosts,
+                pools: inputs.pools.clone(),
+                local_subnets: inputs.local_subnets.clone(),
+                endpoints,
+            }),
+            None => 0,
+        };
+        Update {
+            generation: self.routes.set_desired(routes),
+            ebpf_generation,
+            overlay_generation: 0,
+            routes: count,
+        }
+    }
+
+    /// Wait until `update`'s routes are written and its eBPF and overlay
+    /// syncs are done.
+    pub async fn wait(&self, update: Update) -> Arc<Progress> {
+        self.overlay
+            .wait_generation(update.overlay_generation)
+            .await;
+        if let Some(d) = &self.ebpf {
+            d.wait_generation(update.ebpf_generation).await;
+        }
+        self.routes.wait_generation(update.generation).await
+    }
+
+    /// The route reconciler's progress.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.routes.progress()
+    }
+
+    /// The route reconciler's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        self.routes.stats()
+    }
+
+    /// The eBPF dataplane's state.
+    pub fn observer(&self) -> &EbpfObserver {
+        &self.observer
+    }
+
+    /// Whether the eBPF dataplane runs.
+    pub fn ebpf_running(&self) -> bool {
+        self.ebpf.is_some()
+    }
+}
+
+/// What [`cleanup`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// Routes whose delete failed (all others with felix's protocol are gone).
+    pub routes_failed: usize,
+    /// Whether there was an eBPF pin directory (now removed, with every
+    /// attachment, program and map in it).
+    pub ebpf_removed: bool,
+}
+
+/// Remove everything felix owns: every kernel route with its protocol
+/// (in `routes.netns`) and the eBPF dataplane pinned under `pin_dir`
+/// (links detached, programs and maps unpinned).
+pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned, CleanupError> {
+    let netns = routes.netns.clone();
+    let felix = Reconciler::start(routes).await?;
+    let generation = felix.set_desired(Default::default());
+    let progress = felix.wait_generation(generation).await;
+    let ebpf_removed =
+        crate::ebpf::cleanup(pin_dir, netns.as_deref()).map_err(|e| CleanupError::Ebpf {
+            pin_dir: pin_dir.to_path_buf(),
+            error: e,
+        })?;
+    Ok(Cleaned {
+        routes_failed: progress.failed.len(),
+        ebpf_removed,
+    })
+}
+
+/// [`cleanup`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The route reconciler could not start.
+    #[error(transparent)]
+    Routes(#[from] StartError),
+    /// The pin directory could not be removed.
+    #[error("removing {}: {error}", pin_dir.display())]
+    Ebpf {
+        pin_dir: std::path::PathBuf,
+        error: std::io::Error,
+    },
+}
