@@ -204,3 +204,55 @@ fn maps_follow_desired_state_by_difference_across_restart() {
     assert!(!pins.path().exists());
     assert!(!ours_on(&ns, "cali3"));
 }
+
+/// Route entries go in batches (one bpf(2) call per family and direction);
+/// a batch delete that meets an entry someone else already removed skips
+/// it and removes the rest.
+#[test]
+fn batched_writes_survive_an_entry_removed_behind_felixs_back() {
+    require!(Need::Root);
+    let ns = Netns::new("ebpfbatch").unwrap();
+    let pins = PinDir::new("batch").unwrap();
+    let config = DataplaneConfig {
+        pin_dir: pins.path().to_path_buf(),
+        netns: Some(ns.path()),
+        ..DataplaneConfig::default()
+    };
+    let mut dp = Dataplane::open(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let block = |i: u32| {
+        let n = 0x0a41_0000 + i * 64; // 10.65.0.0/26, 10.65.0.64/26, ...
+        net(&format!("{}/26", std::net::Ipv4Addr::from(n)))
+    };
+    let mut routes = DesiredRoutes::new();
+    for i in 0..3000 {
+        routes.insert(block(i), via("192.168.1.2"));
+    }
+    routes.insert(net("fd00:65:1::/122"), via("fd00:1::2"));
+    dp.sync_desired(&routes, &hosts(), &pools(), &subnets(), &[])
+        .unwrap();
+    let (want, _) = expected(&ns, &routes, &[]);
+    assert_eq!(dp.dump().unwrap().0, want);
+
+    // A second handle on the same pins drops block 1500 from the kernel;
+    // `dp` still believes it is there.
+    let mut other = Dataplane::open(config).unwrap_or_else(|e| panic!("{e}"));
+    let mut without = routes.clone();
+    without.remove(&block(1500));
+    other
+        .sync_desired(&without, &hosts(), &pools(), &subnets(), &[])
+        .unwrap();
+    // Now `dp` deletes blocks 1000..2000 (1500 among them) and the v6 one.
+    let mut fewer = routes.clone();
+    for i in 1000..2000 {
+        fewer.remove(&block(i));
+    }
+    fewer.remove(&net("fd00:65:1::/122"));
+    let stats = dp
+        .sync_desired(&fewer, &hosts(), &pools(), &subnets(), &[])
+        .unwrap();
+    assert_eq!(stats.routes_deleted, 1001);
+    let (want, _) = expected(&ns, &fewer, &[]);
+    assert_eq!(dp.dump().unwrap().0, want, "every other entry deleted");
+    assert!(!want.contains_key(&block(1500)));
+    assert!(cleanup(pins.path(), Some(&ns.path())).unwrap());
+}

@@ -46,6 +46,7 @@ use crate::ebpf::entries::{
 use crate::ebpf::error::EbpfError;
 use crate::ebpf::legacy;
 use crate::ebpf::link::links_in;
+use crate::ebpf::map_batch::{self, Batching};
 use crate::netns::in_netns;
 use crate::route::DesiredRoutes;
 
@@ -163,6 +164,8 @@ pub struct Dataplane {
     uplink: SchedClassifier,
     routes_v4: LpmTrie<MapData, [u8; 4], RouteValue>,
     routes_v6: LpmTrie<MapData, [u8; 16], RouteValue>,
+    /// Whether route writes go in batches (see [`map_batch`]).
+    batching: Batching,
     endpoints: HashMap<MapData, u32, EndpointValue>,
     counters: PerCpuHashMap<MapData, u32, Counters>,
     /// What the route maps hold (as last read or written).
@@ -380,6 +383,7 @@ impl Dataplane {
         let mut dp = Dataplane {
             routes_v4: LpmTrie::try_from(map(ROUTES_V4)?).map_err(map_err(ROUTES_V4))?,
             routes_v6: LpmTrie::try_from(map(ROUTES_V6)?).map_err(map_err(ROUTES_V6))?,
+            batching: Batching::default(),
             endpoints: HashMap::try_from(map(ENDPOINTS)?).map_err(map_err(ENDPOINTS))?,
             counters: PerCpuHashMap::try_from(map(COUNTERS)?).map_err(map_err(COUNTERS))?,
             workload,
@@ -718,39 +722,44 @@ impl Dataplane {
         Ok(stats)
     }
 
-    /// The route map writes from the cache to `routes`.
+    /// The route map writes from the cache to `routes`, batched
+    /// ([`map_batch`]).
     fn write_routes(
         &mut self,
         routes: &RouteEntries,
         stats: &mut SyncStats,
     ) -> Result<(), EbpfError> {
         let d = diff(&self.routes, routes);
+        let (mut del4, mut del6) = (Vec::new(), Vec::new());
         for k in &d.delete {
             match (key_v4(k), key_v6(k)) {
-                (Some(key), _) => {
-                    tolerate_missing(self.routes_v4.remove(&key)).map_err(map_err(ROUTES_V4))?
-                }
-                (_, Some(key)) => {
-                    tolerate_missing(self.routes_v6.remove(&key)).map_err(map_err(ROUTES_V6))?
-                }
+                (Some(key), _) => del4.push(key),
+                (_, Some(key)) => del6.push(key),
                 _ => {}
             }
-            stats.routes_deleted += 1;
         }
+        let (mut put4, mut val4, mut put6, mut val6) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (k, v) in &d.put {
             match (key_v4(k), key_v6(k)) {
-                (Some(key), _) => self
-                    .routes_v4
-                    .insert(&key, v, 0)
-                    .map_err(map_err(ROUTES_V4))?,
-                (_, Some(key)) => self
-                    .routes_v6
-                    .insert(&key, v, 0)
-                    .map_err(map_err(ROUTES_V6))?,
+                (Some(key), _) => {
+                    put4.push(key);
+                    val4.push(*v);
+                }
+                (_, Some(key)) => {
+                    put6.push(key);
+                    val6.push(*v);
+                }
                 _ => {}
             }
-            stats.routes_put += 1;
         }
+        let b = &mut self.batching;
+        map_batch::delete_all(&mut self.routes_v4, &del4, b).map_err(map_err(ROUTES_V4))?;
+        map_batch::delete_all(&mut self.routes_v6, &del6, b).map_err(map_err(ROUTES_V6))?;
+        stats.routes_deleted += d.delete.len();
+        map_batch::put_all(&mut self.routes_v4, &put4, &val4, b).map_err(map_err(ROUTES_V4))?;
+        map_batch::put_all(&mut self.routes_v6, &put6, &val6, b).map_err(map_err(ROUTES_V6))?;
+        stats.routes_put += d.put.len();
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod entries;
 pub mod error;
 pub mod legacy;
 pub mod link;
+pub mod map_batch;
 pub mod observe;
 pub mod sys;
 

@@ -1,15 +1,19 @@
-//! The two bpf(2) commands aya 0.14 does not offer: open a pinned object
-//! (`BPF_OBJ_GET`) and detach a link now (`BPF_LINK_DETACH`). Unpinning a
-//! link only drops a reference, and the kernel releases it later from a
-//! work queue; felix's detach must be done when it returns.
+//! The bpf(2) commands aya 0.14 does not offer: open a pinned object
+//! (`BPF_OBJ_GET`), detach a link now (`BPF_LINK_DETACH`; unpinning a link
+//! only drops a reference, and the kernel releases it later from a work
+//! queue, while felix's detach must be done when it returns), and write or
+//! delete many map entries in one call (`BPF_MAP_UPDATE_BATCH`,
+//! `BPF_MAP_DELETE_BATCH`, kernel 5.6+).
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_LINK_DETACH: libc::c_long = 34;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
 #[repr(C)]
 struct ObjGet {
@@ -21,6 +25,80 @@ struct ObjGet {
 #[repr(C)]
 struct LinkDetach {
     link_fd: u32,
+}
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct MapBatch {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// A batch call that stopped early: the error, and how many entries it
+/// had done before (those are written or deleted).
+#[derive(Debug)]
+pub struct BatchError {
+    pub error: io::Error,
+    pub done: usize,
+}
+
+fn map_batch(
+    cmd: libc::c_long,
+    map: BorrowedFd<'_>,
+    keys: u64,
+    values: u64,
+    count: usize,
+) -> Result<(), BatchError> {
+    let mut attr = MapBatch {
+        keys,
+        values,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        map_fd: map.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    match bpf(cmd, &mut attr) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(BatchError {
+            error,
+            // The kernel reports how many it processed.
+            done: attr.count as usize,
+        }),
+    }
+}
+
+/// Set `keys[i]` to `values[i]` in `map`, all in one call. `K` and `V`
+/// must be the map's key and value types (plain data, as aya's `Pod`).
+pub fn map_update_batch<K: aya::Pod, V: aya::Pod>(
+    map: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<(), BatchError> {
+    let count = keys.len().min(values.len());
+    map_batch(
+        BPF_MAP_UPDATE_BATCH,
+        map,
+        keys.as_ptr() as u64,
+        values.as_ptr() as u64,
+        count,
+    )
+}
+
+/// Delete `keys` from `map` in one call (stops at the first missing key).
+pub fn map_delete_batch<K: aya::Pod>(map: BorrowedFd<'_>, keys: &[K]) -> Result<(), BatchError> {
+    map_batch(
+        BPF_MAP_DELETE_BATCH,
+        map,
+        keys.as_ptr() as u64,
+        0,
+        keys.len(),
+    )
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
