@@ -86,7 +86,10 @@ fn source_kind(s: &PeerSource) -> &'static str {
     match s {
         PeerSource::Mesh { .. } => "mesh",
         PeerSource::Global { .. } => "global",
-        PeerSource::NodeSelector { .. } | PeerSource::Node { .. } => "node-specific",
+        // Calico emits reverse peerings as node-specific ones.
+        PeerSource::Reverse { .. } | PeerSource::NodeSelector { .. } | PeerSource::Node { .. } => {
+            "node-specific"
+        }
     }
 }
 
