@@ -21,6 +21,8 @@ mod metrics;
 mod peers;
 mod register;
 mod routing;
+mod secrets;
+mod speaker;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,7 +103,14 @@ async fn run(cfg: Config) -> Result<()> {
     let status = confd.status_watch();
     let routing_status: routing::RoutingStatus = Arc::new(std::sync::Mutex::new(json!({})));
     let rs = Arc::clone(&routing_status);
-    let metrics = metrics::Metrics::default();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics_http = Arc::clone(&metrics);
+    // The eBPF dataplane's state on /status: felix's eBPF wiring fills it.
+    let ebpf: routing::EbpfStatus = Arc::new(std::sync::Mutex::new(json!({
+        "enabled": false,
+        "reason": "the eBPF dataplane is not driven by manul-node yet: kernel routes only",
+    })));
+    let ebpf_http = Arc::clone(&ebpf);
     let started = Instant::now();
     let handler: http::Handler = Arc::new(move |path: &str| {
         let s = status.borrow().clone();
@@ -112,7 +121,7 @@ async fn run(cfg: Config) -> Result<()> {
                 (
                     200,
                     "text/plain; version=0.0.4",
-                    metrics.render(&routing, s.in_sync, s.resumes),
+                    metrics_http.render(&routing, &s),
                 )
             }
             "/readiness" => {
@@ -143,6 +152,7 @@ async fn run(cfg: Config) -> Result<()> {
                         "last_error": s.last_error,
                     },
                     "routing": rs.lock().map(|v| v.clone()).unwrap_or_default(),
+                    "ebpf": ebpf_http.lock().map(|v| v.clone()).unwrap_or_default(),
                 })
                 .to_string()
                     + "\n",
@@ -160,7 +170,15 @@ async fn run(cfg: Config) -> Result<()> {
         .wait_for(|s| s.in_sync)
         .await
         .context("confd stopped before its first sync")?;
-    let routing = routing::start(&confd, &cfg.node_name()?, Default::default()).await?;
+    let routing = routing::start(
+        &confd,
+        &cfg.node_name()?,
+        Default::default(),
+        secrets::Secrets::new(&cfg.secrets_dir),
+        Arc::clone(&metrics),
+    )
+    .await?;
+    let _ebpf = ebpf; // the hook felix's eBPF wiring writes into
     let copy = Arc::clone(&routing.status);
     let mirror = tokio::spawn(async move {
         loop {
@@ -179,7 +197,7 @@ async fn run(cfg: Config) -> Result<()> {
     }
     server.abort();
     mirror.abort();
-    if let Some(sp) = &routing.speaker {
+    if let Some(sp) = &routing.speaker() {
         let _ = sp.shutdown(true).await;
     }
     drop(routing);
