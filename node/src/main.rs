@@ -105,7 +105,8 @@ async fn run(cfg: Config) -> Result<()> {
     let rs = Arc::clone(&routing_status);
     let metrics = Arc::new(metrics::Metrics::default());
     let metrics_http = Arc::clone(&metrics);
-    // The eBPF dataplane's state on /status: felix's eBPF wiring fills it.
+    // The eBPF dataplane's state on /status (`"ebpf"`): the hook for
+    // felix's eBPF wiring, which replaces this value with its state.
     let ebpf: routing::EbpfStatus = Arc::new(std::sync::Mutex::new(json!({
         "enabled": false,
         "reason": "the eBPF dataplane is not driven by manul-node yet: kernel routes only",
@@ -178,7 +179,6 @@ async fn run(cfg: Config) -> Result<()> {
         Arc::clone(&metrics),
     )
     .await?;
-    let _ebpf = ebpf; // the hook felix's eBPF wiring writes into
     let copy = Arc::clone(&routing.status);
     let mirror = tokio::spawn(async move {
         loop {
