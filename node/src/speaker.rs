@@ -66,11 +66,24 @@ fn identity(c: &SpeakerConfig) -> SpeakerConfig {
 }
 
 /// Wait until every peer in the view is Established (then one more second
-/// for their UPDATEs), or [`CONVERGE_MAX`].
-async fn converged(sp: &Speaker, view: &watch::Receiver<Arc<NodeBgpView>>) {
+/// for their UPDATEs), or [`CONVERGE_MAX`]. Peers held back (a password
+/// that cannot be read) are not waited for: they cannot come up.
+async fn converged(
+    sp: &Speaker,
+    view: &watch::Receiver<Arc<NodeBgpView>>,
+    state: &watch::Receiver<DriverState>,
+) {
     let start = tokio::time::Instant::now();
     while start.elapsed() < CONVERGE_MAX {
-        let wanted: Vec<IpAddr> = view.borrow().peers.keys().copied().collect();
+        let wanted: Vec<IpAddr> = {
+            let held = &state.borrow().held;
+            view.borrow()
+                .peers
+                .keys()
+                .filter(|a| !held.contains_key(a))
+                .copied()
+                .collect()
+        };
         if let Ok(status) = sp.status().await {
             let up = |a: &IpAddr| {
                 status
@@ -91,9 +104,10 @@ async fn converged(sp: &Speaker, view: &watch::Receiver<Arc<NodeBgpView>>) {
 async fn forward(
     sp: Speaker,
     view: watch::Receiver<Arc<NodeBgpView>>,
+    state: watch::Receiver<DriverState>,
     tx: mpsc::UnboundedSender<Best>,
 ) {
-    converged(&sp, &view).await;
+    converged(&sp, &view, &state).await;
     // Subscribe first, then read the Loc-RIB: changes in between are in
     // both, and each carries the prefix's new best, so applying them after
     // the whole table ends in the same state.
@@ -204,7 +218,12 @@ impl Driver {
             let _ = self.best.send(Best::Replace(Vec::new()));
             return;
         };
-        let fwd = tokio::spawn(forward(sp.clone(), self.view.clone(), self.best.clone()));
+        let fwd = tokio::spawn(forward(
+            sp.clone(),
+            self.view.clone(),
+            self.state.subscribe(),
+            self.best.clone(),
+        ));
         self.state.send_modify(|s| s.speaker = Some(sp.clone()));
         self.running = Some((identity(&cfg), sp, fwd));
         let view = self.view.borrow().clone();
