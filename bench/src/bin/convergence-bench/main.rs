@@ -68,7 +68,9 @@ fn main() -> Result<()> {
     )?;
     let lab = if args.blocks > 0 {
         eprintln!("convergence-bench: lab, {} blocks", args.blocks);
-        Some(lab::run(&bins, args.blocks)?)
+        let r = lab::run(&bins, args.blocks)?;
+        eprint!("{r}"); // kept even if the mesh fails
+        Some(r)
     } else {
         None
     };

@@ -39,6 +39,38 @@ fn claim_blocks(ns: &Netns, endpoint: &str, hosts: &[String]) -> Result<()> {
     })
 }
 
+/// The kernel's IPv4 neighbour table is one for all namespaces, and its
+/// limits (`gc_thresh1..3`, by default 128 / 512 / 1024 entries) are the
+/// initial namespace's: an M-host mesh on one machine needs M×(M-1)
+/// entries (2450 for 50), beyond which ARP fails ("neighbor table
+/// overflow") and sessions never come up. Raised for the run, restored
+/// after.
+struct NeighbourLimits(Vec<(String, String)>);
+
+impl NeighbourLimits {
+    fn raise(entries: usize) -> Result<NeighbourLimits> {
+        let mut old = Vec::new();
+        for (i, factor) in [(1, 1), (2, 2), (3, 4)] {
+            let path = format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{i}");
+            let was = std::fs::read_to_string(&path)?.trim().to_string();
+            let want = entries * factor;
+            if was.parse::<usize>().unwrap_or(0) < want {
+                std::fs::write(&path, want.to_string())?;
+                old.push((path, was));
+            }
+        }
+        Ok(NeighbourLimits(old))
+    }
+}
+
+impl Drop for NeighbourLimits {
+    fn drop(&mut self) {
+        for (path, was) in &self.0 {
+            let _ = std::fs::write(path, was);
+        }
+    }
+}
+
 /// Remote block routes in `ns`'s kernel (manul's, protocol 80, via a host).
 fn remote_routes(ns: &Netns) -> usize {
     ns.ip(&["route", "show", "proto", "80"])
@@ -48,6 +80,12 @@ fn remote_routes(ns: &Netns) -> usize {
 
 /// Run with `m` hosts; the results section.
 pub fn run(bins: &Path, m: usize) -> Result<String> {
+    let limits = NeighbourLimits::raise(2 * m * m)?;
+    let raised = limits
+        .0
+        .iter()
+        .map(|(p, was)| format!("{} {was}", p.rsplit('/').next().unwrap_or_default()))
+        .collect::<Vec<_>>();
     let lab = Lab::builder().hosts(m).build()?;
     let h1 = lab.host(1);
     let etcd = Etcd::start_in(&h1.ns, h1.ipv4_ip())?;
@@ -97,6 +135,14 @@ pub fn run(bins: &Path, m: usize) -> Result<String> {
         spawn.as_secs_f64(),
         m - 1
     )?;
+    if !raised.is_empty() {
+        writeln!(
+            t,
+            "The IPv4 neighbour table limits (one table for every namespace) were raised to {} entries for the run (were: {}), restored after.\n",
+            4 * m * m,
+            raised.join(", ")
+        )?;
+    }
     writeln!(t, "| | s |\n|---|---:|")?;
     if let Some(s) = sessions_at {
         writeln!(
