@@ -45,7 +45,8 @@ fn claim_blocks(ns: &Netns, endpoint: &str, hosts: &[String]) -> Result<()> {
 /// entries (2450 for 50), beyond which ARP fails ("neighbor table
 /// overflow") and sessions never come up. Raised for the run, restored
 /// after.
-struct NeighbourLimits(Vec<(String, String)>);
+/// The limits changed: (path, old value, new value).
+struct NeighbourLimits(Vec<(String, String, usize)>);
 
 impl NeighbourLimits {
     fn raise(entries: usize) -> Result<NeighbourLimits> {
@@ -56,7 +57,7 @@ impl NeighbourLimits {
             let want = entries * factor;
             if was.parse::<usize>().unwrap_or(0) < want {
                 std::fs::write(&path, want.to_string())?;
-                old.push((path, was));
+                old.push((path, was, want));
             }
         }
         Ok(NeighbourLimits(old))
@@ -65,7 +66,7 @@ impl NeighbourLimits {
 
 impl Drop for NeighbourLimits {
     fn drop(&mut self) {
-        for (path, was) in &self.0 {
+        for (path, was, _) in &self.0 {
             let _ = std::fs::write(path, was);
         }
     }
@@ -84,7 +85,7 @@ pub fn run(bins: &Path, m: usize) -> Result<String> {
     let raised = limits
         .0
         .iter()
-        .map(|(p, was)| format!("{} {was}", p.rsplit('/').next().unwrap_or_default()))
+        .map(|(p, was, now)| format!("{} {was} → {now}", p.rsplit('/').next().unwrap_or_default()))
         .collect::<Vec<_>>();
     let lab = Lab::builder().hosts(m).build()?;
     let h1 = lab.host(1);
@@ -138,8 +139,7 @@ pub fn run(bins: &Path, m: usize) -> Result<String> {
     if !raised.is_empty() {
         writeln!(
             t,
-            "The IPv4 neighbour table limits (one table for every namespace) were raised to {} entries for the run (were: {}), restored after.\n",
-            4 * m * m,
+            "The IPv4 neighbour table limits (one table for every namespace) were raised for the run ({}), restored after.\n",
             raised.join(", ")
         )?;
     }
