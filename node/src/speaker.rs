@@ -13,6 +13,11 @@
 //!   session; a peer whose secret cannot be read is held back (an existing
 //!   session keeps the password it has) and reported with the reason.
 //!
+//! - a peer *node* whose AS changed (it restarts its own speaker for that)
+//!   is given [`PEER_AS_GRACE`] before its session is reset here: its
+//!   speaker closes the old session gracefully first, so our Cease cannot
+//!   reach it on the old session and make it drop our routes.
+//!
 //! Best paths reach felix as [`Best`] messages: after each (re)start,
 //! once the speaker has converged (every peer Established and a second for
 //! its UPDATEs, at most [`CONVERGE_MAX`]), one `Replace` with the whole
@@ -32,6 +37,9 @@ use tokio::task::JoinHandle;
 
 use crate::peers;
 use crate::secrets::{self, Secrets};
+
+/// How long a peer node's AS change waits before its session is reset.
+pub const PEER_AS_GRACE: Duration = Duration::from_secs(1);
 
 /// The longest felix waits for BGP before programming the kernel.
 pub const CONVERGE_MAX: Duration = Duration::from_secs(30);
@@ -148,6 +156,19 @@ struct Driver {
     running: Option<(SpeakerConfig, Speaker, JoinHandle<()>)>,
     /// What the speaker was given, per peer.
     applied: BTreeMap<IpAddr, PeerConfig>,
+    /// Peer nodes whose AS changed, and when their reset is due.
+    deferred: BTreeMap<IpAddr, tokio::time::Instant>,
+}
+
+/// Whether the peering is with a node (which restarts itself on an AS change).
+fn is_node(view: &PeerView) -> bool {
+    use manul_confd::bgp::PeerSource;
+    match &view.source {
+        PeerSource::Mesh { .. } | PeerSource::Reverse { .. } => true,
+        PeerSource::Global { node, .. }
+        | PeerSource::NodeSelector { node, .. }
+        | PeerSource::Node { node, .. } => node.is_some(),
+    }
 }
 
 /// Spawn the driver: it takes confd's BGP view changes from `view_task`
@@ -167,18 +188,22 @@ pub fn spawn(
         state,
         running: None,
         applied: BTreeMap::new(),
+        deferred: BTreeMap::new(),
     };
     let task = tokio::spawn(async move {
         let _keep = view_task;
         d.reconfigure(false).await;
         let mut recheck = tokio::time::interval(secrets::RECHECK);
         loop {
+            let due = d.deferred.values().min().copied();
             tokio::select! {
                 ch = changes.recv() => match ch {
                     Some(ch) => d.on_changes(&ch).await,
                     None => return,
                 },
                 _ = recheck.tick() => d.recheck_passwords().await,
+                () = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if due.is_some() => d.apply_deferred().await,
             }
         }
     });
@@ -200,11 +225,15 @@ impl Driver {
                 new = ?wanted.as_ref().map(|c| (c.asn, c.router_id, c.cluster_id)),
                 "this node's BGP identity changed: restarting the speaker (peers keep our routes by graceful restart)"
             );
-            let _ = sp.shutdown(true).await;
+            // The forwarder goes first: a stopping speaker withdraws its
+            // sessions' routes from its Loc-RIB, and felix must not see that.
             fwd.abort();
+            let _ = fwd.await;
+            let _ = sp.shutdown(true).await;
             self.state.send_modify(|s| s.restarts += 1);
         }
         self.applied.clear();
+        self.deferred.clear();
         let Some(cfg) = wanted else {
             tracing::warn!("this node has no IPv4 address in its Node: no BGP");
             self.state.send_modify(|s| s.speaker = None);
@@ -281,6 +310,7 @@ impl Driver {
     /// Bring one peer of the speaker to `view` (with its password read now).
     async fn apply_peer(&mut self, sp: &Speaker, addr: IpAddr, view: Option<&PeerView>) {
         let Some(view) = view else {
+            self.deferred.remove(&addr);
             self.state.send_modify(|s| {
                 s.held.remove(&addr);
             });
@@ -315,12 +345,16 @@ impl Driver {
                 self.state.send_modify(|s| {
                     s.held.insert(addr, why);
                 });
+                self.deferred.remove(&addr); // nothing to apply until it can be read
                 return;
             }
         };
         self.state.send_modify(|s| {
             s.held.remove(&addr);
         });
+        if self.wait_for_peer_restart(addr, view, &cfg) {
+            return;
+        }
         let res = match self.applied.get(&addr) {
             Some(old) if *old == cfg => return,
             Some(_) => sp.update_peer(cfg.clone()).await,
@@ -331,6 +365,52 @@ impl Driver {
                 self.applied.insert(addr, cfg);
             }
             Err(e) => tracing::warn!(peer = %addr, error = %e, "applying a BGP peer failed"),
+        }
+    }
+
+    /// Whether to hold back `cfg` for a peer node whose AS changed, until
+    /// [`PEER_AS_GRACE`] has passed since the change was seen.
+    fn wait_for_peer_restart(&mut self, addr: IpAddr, view: &PeerView, cfg: &PeerConfig) -> bool {
+        let changed_as = self
+            .applied
+            .get(&addr)
+            .is_some_and(|old| old.asn != cfg.asn);
+        if !changed_as || !is_node(view) {
+            self.deferred.remove(&addr);
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        match self.deferred.get(&addr) {
+            Some(due) if now >= *due => {
+                self.deferred.remove(&addr);
+                false
+            }
+            Some(_) => true,
+            None => {
+                tracing::info!(peer = %addr, "the peer node's AS changed: resetting its session in {PEER_AS_GRACE:?}, after its own restart");
+                self.deferred.insert(addr, now + PEER_AS_GRACE);
+                true
+            }
+        }
+    }
+
+    /// Apply the peers whose grace is over, as the view has them now.
+    async fn apply_deferred(&mut self) {
+        let Some((_, sp, _)) = &self.running else {
+            self.deferred.clear();
+            return;
+        };
+        let sp = sp.clone();
+        let now = tokio::time::Instant::now();
+        let due: Vec<IpAddr> = self
+            .deferred
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            let view = self.view.borrow().peers.get(&addr).cloned();
+            self.apply_peer(&sp, addr, view.as_ref()).await;
         }
     }
 
