@@ -214,3 +214,28 @@ fn speaker_api_end_to_end() -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+
+/// A stopped speaker releases its listening port at once, so the node
+/// agent can start a new one on the same port (a change of its AS or
+/// router ID): before, the port stayed bound until a connection arrived.
+#[tokio::test]
+async fn a_stopped_speaker_frees_its_port() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let first = Speaker::start(common::speaker_config("10.0.0.1", 65001, &listen, true))?;
+    first.shutdown(true).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let second = loop {
+        match Speaker::start(common::speaker_config("10.0.0.1", 65002, &listen, true)) {
+            Ok(s) => break s,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                anyhow::bail!("port {port} still bound 2 s after shutdown: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    second.shutdown(false).await?;
+    Ok(())
+}

@@ -66,6 +66,21 @@ pub struct NetConf {
     /// IPAM options.
     #[serde(default)]
     pub ipam: IpamConf,
+    /// GC (1.1.0): the attachments the runtime still has; everything else
+    /// this node holds is released.
+    #[serde(rename = "cni.dev/valid-attachments", default)]
+    pub valid_attachments: Vec<Attachment>,
+}
+
+/// One attachment in `cni.dev/valid-attachments`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct Attachment {
+    /// The container.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// Its interface.
+    #[serde(default)]
+    pub ifname: String,
 }
 
 /// The `ipam` section.

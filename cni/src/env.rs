@@ -15,6 +15,10 @@ pub enum Command {
     Check,
     /// Report the versions supported.
     Version,
+    /// Release what attachments not in `cni.dev/valid-attachments` hold (1.1.0).
+    Gc,
+    /// Whether ADD can be served (1.1.0).
+    Status,
 }
 
 /// What the runtime told the plugin.
@@ -57,17 +61,20 @@ impl CniEnv {
             Some("DEL") => Command::Del,
             Some("CHECK") => Command::Check,
             Some("VERSION") => Command::Version,
+            Some("GC") => Command::Gc,
+            Some("STATUS") => Command::Status,
             Some(other) => {
                 return Err(CniError::new(
                     INVALID_ENV,
-                    format!("CNI_COMMAND {other:?} is not ADD, DEL, CHECK or VERSION"),
+                    format!("CNI_COMMAND {other:?} is not ADD, DEL, CHECK, GC, STATUS or VERSION"),
                 ));
             }
             None => return Err(CniError::new(INVALID_ENV, "CNI_COMMAND is not set")),
         };
         let need =
             |n: &str| get(n).ok_or_else(|| CniError::new(INVALID_ENV, format!("{n} is not set")));
-        if command == Command::Version {
+        // No container for these: only the configuration matters.
+        if matches!(command, Command::Version | Command::Gc | Command::Status) {
             return Ok(CniEnv {
                 command,
                 container_id: String::new(),

@@ -16,6 +16,8 @@ pub const DECODE_FAILURE: u32 = 6;
 pub const INVALID_CONFIG: u32 = 7;
 /// The spec's code 11: try again later (etcd unreachable, a conflict).
 pub const TRY_AGAIN_LATER: u32 = 11;
+/// STATUS: the plugin cannot serve ADD now (spec 1.1.0).
+pub const NOT_AVAILABLE: u32 = 50;
 /// manul: IPAM could not assign (pool exhausted, no pool, block limit).
 pub const IPAM_FAILURE: u32 = 100;
 /// manul: etcd refused or failed a request that is not transient.

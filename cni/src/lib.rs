@@ -1,20 +1,23 @@
-//! manul-cni: the CNI plugin (spec 1.0.0; 0.3.x and 0.4.0 runtimes too).
+//! manul-cni: the CNI plugin (spec 1.1.0 and 1.0.0; 0.3.x and 0.4.0
+//! runtimes too).
 //!
 //! A container runtime runs the binary with `CNI_COMMAND` (ADD, DEL,
-//! CHECK, VERSION), the other `CNI_*` variables and the network
+//! CHECK, GC, STATUS, VERSION), the other `CNI_*` variables and the network
 //! configuration on stdin; it answers with a result or a CNI error as JSON
 //! on stdout (exit status 1 on error). State lives only in etcd.
 //!
 //! - [`env`]: the `CNI_*` variables; [`conf`]: the network configuration;
 //! - [`names`]: Calico's veth, handle and WorkloadEndpoint names;
 //! - [`workload`]: the WorkloadEndpoint; [`netlink`]: the veth pair;
-//! - [`commands`]: ADD, DEL, CHECK; [`result`]: the result JSON;
+//! - [`commands`]: ADD, DEL, CHECK; [`gc`]: GC and STATUS;
+//!   [`result`]: the result JSON;
 //! - [`error`]: CNI errors with codes.
 
 pub mod commands;
 pub mod conf;
 pub mod env;
 pub mod error;
+pub mod gc;
 pub mod names;
 pub mod netlink;
 pub mod result;
@@ -80,6 +83,8 @@ fn execute(conf: &conf::NetConf, env: &CniEnv) -> Result<String, CniError> {
             Command::Add => commands::add(conf, env).await.map(|v| v.to_string()),
             Command::Del => commands::del(conf, env).await.map(|()| String::new()),
             Command::Check => commands::check(conf, env).await.map(|()| String::new()),
+            Command::Gc => gc::gc(conf).await.map(|()| String::new()),
+            Command::Status => gc::status(conf).await.map(|()| String::new()),
             Command::Version => Ok(result::version(&conf.cni_version).to_string()),
         }
     })

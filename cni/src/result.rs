@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::netlink::{GATEWAY_V4, GATEWAY_V6};
 
 /// Versions this plugin speaks.
-pub const SUPPORTED: [&str; 4] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// The VERSION answer.
 pub fn version(cni_version: &str) -> Value {

@@ -377,3 +377,90 @@ fn dual_stack_pods_get_a_v4_and_a_v6_address_and_reach_each_other() -> Result<()
     ensure!(!blocks.contains(r#""pod":"dual"#), "{blocks}");
     Ok(())
 }
+
+#[test]
+fn gc_releases_what_no_valid_attachment_holds_and_status_says_if_add_can_work() -> Result<()> {
+    require!(
+        Need::Root,
+        Need::Bin("etcd"),
+        Need::Bin("etcdctl"),
+        Need::Bin("ip")
+    );
+    let h = host()?;
+    let endpoint = "http://127.0.0.1:2379";
+    let c = conf(endpoint);
+    // STATUS: etcd answers and the pool is there.
+    let s = cni(&h.ns, "STATUS", "", None, "", &c)?;
+    ensure!(s.ok && s.json.is_null(), "STATUS: {}", s.json);
+
+    let (keep, gone) = (Netns::new("gckeep")?, Netns::new("gcgone")?);
+    let a = cni(&h.ns, "ADD", "keep1", Some(&keep), "keep", &c)?;
+    ensure!(a.ok, "{}", a.json);
+    let b = cni(&h.ns, "ADD", "gone1", Some(&gone), "gone", &c)?;
+    ensure!(b.ok, "{}", b.json);
+    let gone_veth = b.json["interfaces"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The runtime lost "gone1" (say, its sandbox was removed while the
+    // plugin was not called): GC with only "keep1" valid.
+    let gc_conf = format!(
+        r#"{{"cniVersion":"1.1.0","name":"k8s-pod-network","type":"manul-cni",
+            "etcd_endpoints":"{endpoint}","nodename":"host-a",
+            "ipam":{{"type":"manul-ipam","assign_ipv4":"true"}},
+            "cni.dev/valid-attachments":[{{"containerID":"keep1","ifname":"eth0"}}]}}"#
+    );
+    let g = cni(&h.ns, "GC", "", None, "", &gc_conf)?;
+    ensure!(g.ok, "GC: {}", g.json);
+    let handle = |id: &str| {
+        h.etcd
+            .get(&format!("/calico/ipam/v2/handle/k8s-pod-network.{id}"))
+    };
+    ensure!(handle("gone1")?.is_none(), "gone1's handle is still there");
+    ensure!(
+        h.etcd.get(&wep_key("gone"))?.is_none(),
+        "gone's endpoint is still there"
+    );
+    ensure!(
+        !h.ns.ip(&["link", "show"])?.contains(&gone_veth),
+        "{gone_veth} left"
+    );
+    ensure!(handle("keep1")?.is_some(), "keep1's handle was released");
+    ensure!(
+        h.etcd.get(&wep_key("keep"))?.is_some(),
+        "keep's endpoint was deleted"
+    );
+    // Nothing else was touched: the kept pod still checks out.
+    let chk = cni(&h.ns, "CHECK", "keep1", Some(&keep), "keep", &c)?;
+    ensure!(chk.ok, "CHECK after GC: {}", chk.json);
+
+    // STATUS: not available (50) without an enabled pool, or without etcd.
+    let pool = h.etcd.get(POOL_KEY)?.context("pool")?;
+    h.etcd.put(
+        POOL_KEY,
+        &pool.replace(r#""nodeSelector""#, r#""disabled":true,"nodeSelector""#),
+    )?;
+    let s = cni(&h.ns, "STATUS", "", None, "", &c)?;
+    ensure!(
+        !s.ok && s.json["code"] == 50,
+        "STATUS without a pool: {}",
+        s.json
+    );
+    ensure!(
+        s.json["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no enabled IPv4 pool"),
+        "{}",
+        s.json
+    );
+    let s = cni(&h.ns, "STATUS", "", None, "", &conf("http://127.0.0.1:1"))?;
+    ensure!(
+        !s.ok && s.json["code"] == 50,
+        "STATUS without etcd: {}",
+        s.json
+    );
+    let d = cni(&h.ns, "DEL", "keep1", Some(&keep), "keep", &c)?;
+    ensure!(d.ok, "{}", d.json);
+    Ok(())
+}

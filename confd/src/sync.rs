@@ -121,6 +121,8 @@ pub struct Status {
     pub resumes: u64,
     /// The last failure, while out of sync.
     pub last_error: Option<String>,
+    /// etcd failures since start, by operation (`list`, `watch`).
+    pub errors: BTreeMap<&'static str, u64>,
 }
 
 /// The running sync task. Dropping it stops the task.
@@ -274,7 +276,8 @@ impl Publisher {
     }
 
     fn set_in_sync(&mut self, in_sync: bool, error: Option<String>) {
-        if self.current.in_sync != in_sync || self.current.last_error != error {
+        // A failure always publishes: its count in `errors` moved.
+        if error.is_some() || self.current.in_sync != in_sync || self.current.last_error != error {
             if in_sync {
                 tracing::info!(revision = self.current.revision, "confd in sync");
             }
@@ -353,6 +356,7 @@ async fn run(ds: Datastore, cfg: ConfdConfig, mut publisher: Publisher) {
                 Ok(r) => (r, false),
                 Err(e) => {
                     tracing::warn!(error = %e, "confd: listing failed; retrying");
+                    *publisher.current.errors.entry("list").or_default() += 1;
                     publisher.set_in_sync(false, Some(e.to_string()));
                     backoff.wait().await;
                     continue;
@@ -365,6 +369,7 @@ async fn run(ds: Datastore, cfg: ConfdConfig, mut publisher: Publisher) {
             }
             WatchEnd::Failed(e, applied) => {
                 tracing::warn!(error = %e, applied, "confd: watch failed; resuming after backoff");
+                *publisher.current.errors.entry("watch").or_default() += 1;
                 publisher.set_in_sync(false, Some(e.to_string()));
                 resume_after = Some(applied);
                 backoff.wait().await;

@@ -171,24 +171,19 @@ fn route_reflectors_leave_the_mesh_and_reflect_to_clients() {
         json!({"kind":"BGPPeer","metadata":{"name":"to-rr"},
                "spec":{"nodeSelector":"!has(rr)","peerSelector":"has(rr)"}}),
     );
-    put(
-        &mut snap,
-        me_rr,
-        &format!("{R}/bgppeers/rr-to-clients"),
-        json!({"kind":"BGPPeer","metadata":{"name":"rr-to-clients"},
-               "spec":{"nodeSelector":"has(rr)","peerSelector":"!has(rr)"}}),
-    );
     let rr = derive(&snap, "n1");
     assert_eq!(rr.globals.cluster_id, Some("224.0.0.1".parse().unwrap()));
     assert_eq!(
         rr.peers.keys().copied().collect::<Vec<_>>(),
         vec![ip("10.0.0.2"), ip("10.0.0.3")]
     );
+    // One BGPPeer (clients -> reflector) is enough: the reflector peers
+    // back with the nodes it applies to, as Calico's confd does.
     assert!(rr.peers.values().all(|p| p.route_reflector_client));
     assert!(
         rr.peers
             .values()
-            .all(|p| matches!(p.source, PeerSource::NodeSelector { .. }))
+            .all(|p| matches!(&p.source, PeerSource::Reverse { peer, .. } if peer == "to-rr"))
     );
     let client = derive(&snap, "n2");
     // The mesh between the clients stays; the reflector is peered through the BGPPeer.
@@ -397,4 +392,113 @@ fn incremental_equals_from_scratch_over_a_sequence() {
         d.apply(&snap, &deltas);
         assert_eq!(d.view(), &derive(&snap, me), "after {key}");
     }
+}
+
+#[test]
+fn a_peer_ip_naming_a_node_peers_that_node_back() {
+    // BGPPeer: nodes with rack=a peer with 10.0.0.1 in AS 64512 (n1's
+    // address and AS): n1 peers back with n2 and n3 (IPv4 only), not n4.
+    let mut snap = Snapshot::new();
+    for (n, a, rack) in [
+        ("n1", "10.0.0.1", "x"),
+        ("n2", "10.0.0.2", "a"),
+        ("n3", "10.0.0.3", "a"),
+        ("n4", "10.0.0.4", "b"),
+    ] {
+        let (k, v) = node(n, a, json!({"labels":{"rack":rack}}));
+        put(&mut snap, "n1", &k, v);
+    }
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgpconfigurations/default"),
+        json!({"kind":"BGPConfiguration","metadata":{"name":"default"},"spec":{"nodeToNodeMeshEnabled":false}}),
+    );
+    let peer = |asn: u32| {
+        json!({"kind":"BGPPeer","metadata":{"name":"to-n1"},
+               "spec":{"nodeSelector":"rack == 'a'","peerIP":"10.0.0.1","asNumber":asn,
+                       "keepaliveTime":"7s"}})
+    };
+    put(&mut snap, "n1", &format!("{R}/bgppeers/to-n1"), peer(64512));
+    let n1 = derive(&snap, "n1");
+    assert_eq!(
+        n1.peers.keys().copied().collect::<Vec<_>>(),
+        vec![ip("10.0.0.2"), ip("10.0.0.3")]
+    );
+    let back = &n1.peers[&ip("10.0.0.2")];
+    assert!(matches!(&back.source, PeerSource::Reverse { node, .. } if node == "n2"));
+    assert_eq!(back.keepalive, Some(std::time::Duration::from_secs(7)));
+    assert_eq!(back.asn, 64512);
+    // The two ends agree on which side connects.
+    let n2 = derive(&snap, "n2");
+    assert_ne!(n2.peers[&ip("10.0.0.1")].passive, back.passive);
+    // n4 is not selected; it has no peers at all.
+    assert!(derive(&snap, "n4").peers.is_empty());
+    // Another AS in the BGPPeer: it names some other router, not n1.
+    put(&mut snap, "n1", &format!("{R}/bgppeers/to-n1"), peer(65000));
+    assert!(derive(&snap, "n1").peers.is_empty());
+}
+
+#[test]
+fn reverse_peerings_follow_nodes_incrementally_and_lose_to_forward_ones() {
+    let me = "rr";
+    let mut snap = Snapshot::new();
+    let mut d = BgpDeriver::new(me);
+    d.reset(&snap);
+    let (k, v) = node(
+        "rr",
+        "10.0.0.1",
+        json!({"bgp":{"routeReflectorClusterID":"1.0.0.1"},"labels":{"rr":"yes"}}),
+    );
+    let deltas = put(&mut snap, me, &k, v);
+    d.apply(&snap, &deltas);
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgppeers/to-rr"),
+        json!({"kind":"BGPPeer","metadata":{"name":"to-rr"},
+               "spec":{"nodeSelector":"!has(rr)","peerSelector":"has(rr)"}}),
+    );
+    assert!(d.apply(&snap, &deltas).peers.is_empty());
+    // A client joining: exactly its peering appears, as a reflector client.
+    let (k, v) = node("c1", "10.0.0.2", json!({}));
+    let deltas = put(&mut snap, me, &k, v);
+    let ch = d.apply(&snap, &deltas);
+    assert_eq!(
+        ch.peers.keys().copied().collect::<Vec<_>>(),
+        vec![ip("10.0.0.2")]
+    );
+    assert!(
+        ch.peers[&ip("10.0.0.2")]
+            .as_ref()
+            .unwrap()
+            .route_reflector_client
+    );
+    // A forward BGPPeer from the reflector to the same node wins.
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgppeers/rr-c1"),
+        json!({"kind":"BGPPeer","metadata":{"name":"rr-c1"},
+               "spec":{"node":"rr","peerIP":"10.0.0.2","asNumber":64512,"ttlSecurity":1}}),
+    );
+    let ch = d.apply(&snap, &deltas);
+    let forward = ch.peers[&ip("10.0.0.2")].as_ref().unwrap();
+    assert!(matches!(forward.source, PeerSource::Node { .. }));
+    assert_eq!(forward.ttl_security, Some(1));
+    let deltas: Vec<_> = snap
+        .set(ItemKey::BgpPeer("rr-c1".into()), None)
+        .into_iter()
+        .collect();
+    let ch = d.apply(&snap, &deltas);
+    assert!(matches!(
+        ch.peers[&ip("10.0.0.2")].as_ref().unwrap().source,
+        PeerSource::Reverse { .. }
+    ));
+    // The client relabelled as a reflector: no longer selected, so gone.
+    let (k, v) = node("c1", "10.0.0.2", json!({"labels":{"rr":"yes"}}));
+    let deltas = put(&mut snap, me, &k, v);
+    let ch = d.apply(&snap, &deltas);
+    assert_eq!(ch.peers[&ip("10.0.0.2")], None);
+    assert_eq!(d.view(), &derive(&snap, me));
 }

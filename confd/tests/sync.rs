@@ -258,6 +258,12 @@ async fn etcd_restart_and_outage_resume_by_revision_keeping_the_last_state() {
     let during = confd.status();
     assert!(!during.in_sync);
     assert_eq!(&*during.snapshot, &*before);
+    // Every failed attempt is counted by operation (the watch, as it resumes).
+    assert!(
+        during.errors.get("watch").is_some_and(|n| *n >= 2),
+        "{:?}",
+        during.errors
+    );
     etcd.restart_member(0).unwrap();
 
     let rev = put(&ds, &affinity_key("10.65.0.64/26"), CONFIRMED).await;

@@ -84,6 +84,11 @@ pub struct Config {
     /// programs, maps and attachments, and exit.
     #[arg(long, default_value_t = false)]
     pub cleanup: bool,
+    /// Directory of BGP password secrets: key KEY of secret NAME
+    /// (`password.secretKeyRef`) is the file DIR/NAME/KEY, as Kubernetes
+    /// mounts a secret; read again every 2 s.
+    #[arg(long, env = "MANUL_SECRETS_DIR", default_value = "/etc/manul/secrets")]
+    pub secrets_dir: std::path::PathBuf,
     /// Where the HTTP status endpoint listens (keep it on loopback).
     #[arg(long, env = "MANUL_STATUS_LISTEN", default_value = "127.0.0.1:9099")]
     pub status_listen: SocketAddr,

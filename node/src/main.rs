@@ -21,6 +21,8 @@ mod metrics;
 mod peers;
 mod register;
 mod routing;
+mod secrets;
+mod speaker;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,8 +101,11 @@ async fn run(cfg: Config) -> Result<()> {
     let routing_status: routing::RoutingStatus = Arc::new(std::sync::Mutex::new(json!({})));
     let rs = Arc::clone(&routing_status);
     let ebpf = manul_felix::ebpf::EbpfObserver::default();
+    let ebpf_http = ebpf.clone();
     let mut metrics = metrics::Metrics::default();
     metrics.register(Box::new(ebpf.clone()));
+    let metrics = Arc::new(metrics);
+    let metrics_http = Arc::clone(&metrics);
     let started = Instant::now();
     let handler: http::Handler = Arc::new(move |path: &str| {
         let s = status.borrow().clone();
@@ -111,7 +116,7 @@ async fn run(cfg: Config) -> Result<()> {
                 (
                     200,
                     "text/plain; version=0.0.4",
-                    metrics.render(&routing, s.in_sync, s.resumes),
+                    metrics_http.render(&routing, &s),
                 )
             }
             "/readiness" => {
@@ -142,6 +147,7 @@ async fn run(cfg: Config) -> Result<()> {
                         "last_error": s.last_error,
                     },
                     "routing": rs.lock().map(|v| v.clone()).unwrap_or_default(),
+                    "ebpf": ebpf_http.summary(),
                 })
                 .to_string()
                     + "\n",
@@ -171,7 +177,14 @@ async fn run(cfg: Config) -> Result<()> {
         observer: ebpf,
         ..Default::default()
     };
-    let routing = routing::start(&confd, &cfg.node_name()?, felix).await?;
+    let routing = routing::start(
+        &confd,
+        &cfg.node_name()?,
+        felix,
+        secrets::Secrets::new(&cfg.secrets_dir),
+        Arc::clone(&metrics),
+    )
+    .await?;
     let copy = Arc::clone(&routing.status);
     let mirror = tokio::spawn(async move {
         loop {
@@ -190,7 +203,7 @@ async fn run(cfg: Config) -> Result<()> {
     }
     server.abort();
     mirror.abort();
-    if let Some(sp) = &routing.speaker {
+    if let Some(sp) = &routing.speaker() {
         let _ = sp.shutdown(true).await;
     }
     drop(routing);

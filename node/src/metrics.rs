@@ -13,11 +13,29 @@
 //! | `manul_routes_failed`, `manul_routes_blocked` | | routes not written now |
 //! | `manul_datastore_in_sync` | | 1 when confd is in sync with etcd |
 //! | `manul_datastore_resumes` | | watches resumed after an etcd failure |
+//! | `manul_datastore_errors_total` | `operation` (`list`, `watch`) | etcd failures of confd's sync |
+//! | `manul_felix_reconcile_seconds` | | histogram: from a desired route set handed to felix to the kernel holding it |
+//! | `manul_ipam_operations_total` | `operation` | IPAM operations on this node seen in etcd: `block_claim`, `block_release`, `address_assign`, `address_release` |
+//! | `manul_bgp_speaker_restarts` | | speaker restarts (this node's AS, router ID or cluster ID changed) |
 //! | `manul_ebpf_*` | | felix's eBPF dataplane (`manul_felix::ebpf::observe`) |
+//!
+//! The gauges are filled at scrape time; the counters and the histogram
+//! as things happen. IPAM operations are done by the CNI plugin (a process
+//! per call, with no endpoint of its own); the agent counts their results
+//! as they reach etcd ([`ipam_operations`]), so a failed one is not seen
+//! here (its error is in the container runtime's log).
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use manul_confd::{Delta, Item, ItemKey};
+use manul_datastore::ipam::AffinityState;
+use manul_felix::Update;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
@@ -31,6 +49,9 @@ pub struct Metrics {
     received: Family<Labels, Gauge>,
     advertised: Family<Labels, Gauge>,
     plain: Vec<(&'static str, Gauge)>,
+    datastore_errors: Family<Labels, Counter>,
+    reconcile: Histogram,
+    ipam: Family<Labels, Counter>,
 }
 
 const PLAIN: [(&str, &str); 7] = [
@@ -70,11 +91,36 @@ impl Default for Metrics {
             "Prefixes advertised to the peer",
             advertised.clone(),
         );
+        // Brought up to confd's own count at scrape time.
+        let datastore_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "manul_datastore_errors",
+            "etcd failures of the sync, by operation",
+            datastore_errors.clone(),
+        );
+        let reconcile = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "manul_felix_reconcile_seconds",
+            "From a desired route set handed to felix to the kernel holding it",
+            reconcile.clone(),
+        );
+        let ipam = Family::<Labels, Counter>::default();
+        registry.register(
+            "manul_ipam_operations",
+            "IPAM operations on this node seen in etcd, by operation",
+            ipam.clone(),
+        );
         let mut plain = Vec::new();
-        for (name, help) in PLAIN.into_iter().chain([(
-            "manul_datastore_resumes",
-            "Watches resumed after an etcd failure",
-        )]) {
+        for (name, help) in PLAIN.into_iter().chain([
+            (
+                "manul_datastore_resumes",
+                "Watches resumed after an etcd failure",
+            ),
+            (
+                "manul_bgp_speaker_restarts",
+                "BGP speaker restarts for a changed AS, router ID or cluster ID",
+            ),
+        ]) {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
             plain.push((name, g));
@@ -85,14 +131,68 @@ impl Default for Metrics {
             received,
             advertised,
             plain,
+            datastore_errors,
+            reconcile,
+            ipam,
         }
     }
+}
+
+/// The IPAM operations a batch of confd deltas shows on this node: a block
+/// affinity becoming confirmed (claim) or leaving that state (release), a
+/// WorkloadEndpoint's addresses appearing (assign) or going (release).
+pub fn ipam_operations(deltas: &[Delta]) -> Vec<(&'static str, u64)> {
+    let confirmed =
+        |i: &Option<Item>| matches!(i, Some(Item::Affinity(Some(AffinityState::Confirmed))));
+    let addresses = |i: &Option<Item>| match i {
+        Some(Item::Workload(w)) => w.spec.ip_networks.len() as u64,
+        _ => 0,
+    };
+    let mut out = Vec::new();
+    for d in deltas {
+        match d.key {
+            ItemKey::Affinity(_) => match (confirmed(&d.old), confirmed(&d.new)) {
+                (false, true) => out.push(("block_claim", 1)),
+                (true, false) => out.push(("block_release", 1)),
+                _ => {}
+            },
+            ItemKey::Workload { .. } => {
+                let (old, new) = (addresses(&d.old), addresses(&d.new));
+                if new > old {
+                    out.push(("address_assign", new - old));
+                } else if old > new {
+                    out.push(("address_release", old - new));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 impl Metrics {
     /// Add a collector read at each scrape (felix's eBPF counters).
     pub fn register(&mut self, collector: Box<dyn prometheus_client::collector::Collector>) {
         self.registry.register_collector(collector);
+    }
+
+    /// Count the IPAM operations in a batch of confd deltas.
+    pub fn observe_ipam(&self, deltas: &[Delta]) {
+        for (op, n) in ipam_operations(deltas) {
+            self.ipam
+                .get_or_create(&vec![("operation".to_string(), op.to_string())])
+                .inc_by(n);
+        }
+    }
+
+    /// felix was handed `update`: time it until the kernel (routes, and
+    /// the eBPF maps and overlay when felix runs them) holds it.
+    pub fn reconcile_started(self: &Arc<Self>, felix: &Arc<manul_felix::Felix>, update: Update) {
+        let (me, felix, start) = (Arc::clone(self), Arc::clone(felix), Instant::now());
+        tokio::spawn(async move {
+            felix.wait(update).await;
+            me.reconcile.observe(start.elapsed().as_secs_f64());
+        });
     }
 
     fn set(&self, name: &str, v: i64) {
@@ -102,7 +202,14 @@ impl Metrics {
     }
 
     /// Render, from the routing status JSON and the datastore state.
-    pub fn render(&self, routing: &Value, in_sync: bool, resumes: u64) -> String {
+    pub fn render(&self, routing: &Value, datastore: &manul_confd::Status) -> String {
+        let (in_sync, resumes) = (datastore.in_sync, datastore.resumes);
+        for (op, n) in &datastore.errors {
+            let c = self
+                .datastore_errors
+                .get_or_create(&vec![("operation".to_string(), op.to_string())]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         for f in [&self.established, &self.received, &self.advertised] {
             f.clear();
         }
@@ -142,6 +249,7 @@ impl Metrics {
         self.set("manul_routes_blocked", num(&r["blocked"]));
         self.set("manul_datastore_in_sync", i64::from(in_sync));
         self.set("manul_datastore_resumes", resumes as i64);
+        self.set("manul_bgp_speaker_restarts", num(&routing["bgp_restarts"]));
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
@@ -153,6 +261,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ipam_operations_from_deltas() {
+        let aff = |old: Option<AffinityState>, new: Option<AffinityState>| Delta {
+            key: ItemKey::Affinity("10.65.0.0/26".parse().unwrap()),
+            old: old.map(|s| Item::Affinity(Some(s))),
+            new: new.map(|s| Item::Affinity(Some(s))),
+        };
+        let wep: manul_datastore::resources::WorkloadEndpoint =
+            serde_json::from_value(serde_json::json!({
+                "kind": "WorkloadEndpoint", "apiVersion": "projectcalico.org/v3",
+                "metadata": {"name": "w", "namespace": "default"},
+                "spec": {"node": "n1", "ipNetworks": ["10.65.0.1/32", "fd00::1/128"]}
+            }))
+            .unwrap();
+        let key = ItemKey::Workload {
+            namespace: "default".into(),
+            name: "w".into(),
+        };
+        let w = Some(Item::Workload(Arc::new(wep)));
+        let ops = ipam_operations(&[
+            aff(Some(AffinityState::Pending), Some(AffinityState::Confirmed)),
+            aff(None, Some(AffinityState::Pending)),
+            Delta {
+                key: key.clone(),
+                old: None,
+                new: w.clone(),
+            },
+        ]);
+        assert_eq!(ops, vec![("block_claim", 1), ("address_assign", 2)]);
+        let ops = ipam_operations(&[
+            Delta {
+                key,
+                old: w,
+                new: None,
+            },
+            aff(Some(AffinityState::Confirmed), None),
+        ]);
+        assert_eq!(ops, vec![("address_release", 2), ("block_release", 1)]);
+    }
+
+    #[test]
     fn renders_peers_and_routes() {
         let m = Metrics::default();
         let status = serde_json::json!({
@@ -161,15 +309,29 @@ mod tests {
             "originated": ["10.65.0.0/26"],
             "routes": {"desired": 4, "remote_prefixes": 3, "writes": 9, "failed": 0, "blocked": 0},
         });
-        let text = m.render(&status, true, 0);
+        let mut ds = manul_confd::Status {
+            in_sync: true,
+            ..Default::default()
+        };
+        ds.errors.insert("watch", 2);
+        let text = m.render(&status, &ds);
         assert!(
             text.contains(r#"manul_bgp_peer_established{peer="10.0.0.2",type="mesh"} 1"#),
             "{text}"
         );
         assert!(text.contains("manul_routes_desired 4"), "{text}");
         assert!(text.contains("manul_datastore_in_sync 1"), "{text}");
+        assert!(
+            text.contains(r#"manul_datastore_errors_total{operation="watch"} 2"#),
+            "{text}"
+        );
         // A peer that is gone disappears.
-        let text = m.render(&serde_json::json!({"peers": []}), false, 1);
+        ds.errors.insert("watch", 3);
+        let text = m.render(&serde_json::json!({"peers": []}), &ds);
+        assert!(
+            text.contains(r#"manul_datastore_errors_total{operation="watch"} 3"#),
+            "{text}"
+        );
         assert!(!text.contains("10.0.0.2"), "{text}");
     }
 }

@@ -33,12 +33,13 @@ pub fn speaker_config(g: &Globals) -> Option<SpeakerConfig> {
     })
 }
 
-/// A peer's settings. A password given as a secret reference cannot be
-/// read here (no Kubernetes secrets in etcd mode): logged by the caller.
-pub fn peer_config(p: &PeerView) -> PeerConfig {
+/// A peer's settings, with its password (read from the secret the view
+/// refers to by the caller, [`crate::secrets`]).
+pub fn peer_config(p: &PeerView, password: Option<String>) -> PeerConfig {
     let mut options = PeerOptions {
         local_asn: p.local_asn,
         passive: p.passive,
+        password,
         ttl_security: p.ttl_security,
         source_address: p.source_address,
         keepalive: p.keepalive,

@@ -863,7 +863,13 @@ impl Core {
 /// Accept connections on a listener and hand them to the core.
 pub(crate) async fn accept_loop(listener: Arc<TcpListener>, core: mpsc::UnboundedSender<Command>) {
     loop {
-        match listener.accept().await {
+        // Ends with the core, so a stopped speaker releases its port at
+        // once (a new one can bind it), not at the next connection.
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = core.closed() => return,
+        };
+        match accepted {
             Ok((stream, remote)) => {
                 let _ = stream.set_nodelay(true);
                 if core.send(Command::Incoming(stream, remote)).is_err() {

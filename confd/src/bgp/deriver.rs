@@ -4,7 +4,7 @@
 //! | delta | recomputed |
 //! |---|---|
 //! | BGPPeer `p` | the peerings of `p` |
-//! | another Node `n` | the mesh peering with `n`, and every `peerSelector` BGPPeer |
+//! | another Node `n` | the mesh peering with `n`, and every BGPPeer (`n` may be selected by it, be the node its `peerIP` names, or be peered back) |
 //! | BGPFilter `f` | the BGPPeers that use `f` |
 //! | this Node, a BGPConfiguration | everything (AS, addresses, mesh switch, reflector role feed every peering) |
 //! | IPPool, affinity, borrowed block | the prefixes (a node has few) |
@@ -12,7 +12,7 @@
 //!
 //! Peerings are kept per source and merged by address: when two sources
 //! name the same address the one with the greater [`PeerSource`] wins (an
-//! explicit BGPPeer over the mesh; one naming this node over a selector
+//! explicit BGPPeer over a reverse peering over the mesh; one naming this node over a selector
 //! over a global one). The output, [`BgpChanges`], lists only the peers and
 //! prefixes whose value changed: a change to one BGPPeer changes only the
 //! peers it gives.
@@ -151,9 +151,9 @@ impl BgpDeriver {
             sources.extend(snap.peers().map(|(p, _)| SourceKey::Peer(p.to_owned())));
         } else {
             for (name, peer) in snap.peers() {
-                let selects = other_nodes && !peer.spec.peer_selector.is_empty();
                 let filtered = peer.spec.filters.iter().any(|f| filters.contains(f));
-                if selects || filtered {
+                // Any BGPPeer may select, name or peer back with a node.
+                if other_nodes || filtered {
                     sources.insert(SourceKey::Peer(name.to_owned()));
                 }
             }

@@ -11,19 +11,24 @@
 //!   connects. The template does `if gt $peer_ip $node_ip then passive`,
 //!   comparing the address *strings*; the same string comparison is used
 //!   here, so exactly one side of each pair is passive and a manul node
-//!   agrees with a calico-node on which. It applies to mesh peerings and
-//!   to `peerSelector` peerings (both ends are nodes).
+//!   agrees with a calico-node on which. It applies to every peering
+//!   whose both ends are nodes: mesh, `peerSelector`, reverse, and a
+//!   `peerIP` that is a node's address.
 //! - **BGPPeer scope**: `node` = that node only; `nodeSelector` = the nodes
 //!   it selects; neither = every node. **Targets**: `peerIP` (`ip`,
 //!   `ip:port`, `[v6]:port`) with the peer's `asNumber`, or every Node
 //!   `peerSelector` selects (not this one), at its addresses, with that
 //!   node's AS.
+//! - **Reverse peerings**: a node that a BGPPeer selects as a *peer*
+//!   (by `peerSelector`, or by `peerIP` + `asNumber`) peers back with the
+//!   nodes the BGPPeer applies to, so one BGPPeer makes both ends of each
+//!   session (see [`reverse`]). A forward peering to the same address wins.
 //! - **Route reflection**: a node with a cluster ID treats each iBGP peer
 //!   as a reflector client unless the peer is a node of the same cluster
 //!   (`peerIP` peers carry no cluster ID, so they are clients).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use manul_datastore::Selector;
 use manul_datastore::resources::{BgpConfigurationSpec, BgpPeer, NextHopMode, Node, SourceAddress};
@@ -152,17 +157,47 @@ pub fn parse_peer_ip(s: &str) -> Option<(IpAddr, Option<u16>)> {
         .map(|sa| (sa.ip(), Some(sa.port())))
 }
 
-/// One address a BGPPeer points at: address, port, AS, and for a
-/// `peerSelector` peering the selected node and its cluster ID.
-type Target = (
-    IpAddr,
-    Option<u16>,
-    u32,
-    Option<String>,
-    Option<std::net::Ipv4Addr>,
-);
+/// One address a BGPPeer points at.
+#[derive(Debug, Clone)]
+struct Target {
+    ip: IpAddr,
+    port: Option<u16>,
+    asn: u32,
+    /// The node at that address (a `peerSelector` or reverse peering).
+    node: Option<String>,
+    /// That node's route-reflector cluster ID.
+    cluster: Option<Ipv4Addr>,
+    /// The address is a node's (Calico's `calico_node`): one side passive.
+    calico_node: bool,
+}
 
-/// The peerings BGPPeer `name` gives node `me`; problems are appended.
+/// Node `name`'s addresses of the wanted families as targets.
+fn node_targets(
+    name: &str,
+    node: &Node,
+    global_config: Option<&BgpConfigurationSpec>,
+    v4: bool,
+    v6: bool,
+) -> impl Iterator<Item = Target> {
+    let asn = node_asn(Some(node), global_config);
+    let cluster = cluster_id(node);
+    let (a4, a6) = node_addresses(node);
+    [a4.filter(|_| v4), a6.filter(|_| v6)]
+        .into_iter()
+        .flatten()
+        .map(move |ip| Target {
+            ip,
+            port: None,
+            asn,
+            node: Some(name.to_owned()),
+            cluster,
+            calico_node: true,
+        })
+}
+
+/// The peerings BGPPeer `name` gives node `me`: the forward ones (the
+/// BGPPeer applies to `me`) and the reverse ones (it selects `me` as a
+/// peer), forward first per address. Problems are appended.
 pub fn bgp_peer(
     snap: &Snapshot,
     me: &str,
@@ -171,97 +206,222 @@ pub fn bgp_peer(
     peer: &BgpPeer,
     problems: &mut Vec<String>,
 ) -> Contribution {
-    let mut out = Contribution::new();
+    let mut out = forward(snap, me, globals, name, peer, problems);
+    let mut more = Vec::new();
+    for (ip, view) in reverse(snap, me, globals, name, peer, &mut more) {
+        out.entry(ip).or_insert(view);
+    }
+    for p in more {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
+    out
+}
+
+/// The peerings of node `me` to the targets of a BGPPeer that applies to it.
+fn forward(
+    snap: &Snapshot,
+    me: &str,
+    globals: &Globals,
+    name: &str,
+    peer: &BgpPeer,
+    problems: &mut Vec<String>,
+) -> Contribution {
     let global_config = snap.global_bgp_config().map(|c| &c.spec);
     let Some(scope) = scope(me, snap.node(me), peer) else {
-        return out;
+        return Contribution::new();
     };
     let spec = &peer.spec;
     let mut targets: Vec<Target> = Vec::new();
     if !spec.peer_ip.is_empty() {
         let Some((ip, port)) = parse_peer_ip(&spec.peer_ip) else {
             problems.push(format!("BGPPeer {name}: bad peerIP {:?}", spec.peer_ip));
-            return out;
+            return Contribution::new();
         };
         let Some(asn) = spec.as_number else {
             problems.push(format!("BGPPeer {name}: peerIP without asNumber"));
-            return out;
+            return Contribution::new();
         };
-        targets.push((ip, port, asn.0, None, None));
+        let calico_node = snap.nodes().any(|(_, n)| {
+            let (a4, a6) = node_addresses(n);
+            a4 == Some(ip) || a6 == Some(ip)
+        });
+        targets.push(Target {
+            ip,
+            port,
+            asn: asn.0,
+            node: None,
+            cluster: None,
+            calico_node,
+        });
     } else if !spec.peer_selector.is_empty() {
         let selector = match Selector::parse(&spec.peer_selector) {
             Ok(s) => s,
             Err(e) => {
                 problems.push(format!("BGPPeer {name}: bad peerSelector: {e}"));
-                return out;
+                return Contribution::new();
             }
         };
         for (node_name, node) in snap.nodes() {
-            if node_name == me || !selector.matches(&node.metadata.labels) {
-                continue;
-            }
-            let asn = node_asn(Some(node), global_config);
-            let (v4, v6) = node_addresses(node);
-            for ip in [v4, v6].into_iter().flatten() {
-                targets.push((ip, None, asn, Some(node_name.to_owned()), cluster_id(node)));
+            if node_name != me && selector.matches(&node.metadata.labels) {
+                targets.extend(node_targets(node_name, node, global_config, true, true));
             }
         }
     } else {
         problems.push(format!("BGPPeer {name}: neither peerIP nor peerSelector"));
-        return out;
+        return Contribution::new();
     }
-    for (ip, port, asn, node, peer_cluster) in targets {
-        let mine = my_address(globals, &ip);
-        if mine == Some(ip) {
-            continue; // never peer with ourselves
+    let mut out = Contribution::new();
+    for t in targets {
+        let source = scope.source(name.to_owned(), t.node.clone());
+        let local_asn = spec.local_as_number.map(|a| a.0);
+        if let Some(view) = peering(snap, globals, (name, peer), source, local_asn, &t, problems) {
+            out.insert(t.ip, view);
         }
-        let selected = node.is_some();
-        let mut view = base(ip, asn, scope.source(name.to_owned(), node), globals);
-        view.port = port.unwrap_or(179);
-        view.local_asn = spec.local_as_number.map(|a| a.0);
-        if selected {
-            view.passive = mine.is_some_and(|m| passive_towards(&m, &ip));
-        }
-        view.password = spec
-            .password
-            .as_ref()
-            .and_then(|p| p.secret_key_ref.clone());
-        if spec.source_address() == SourceAddress::None {
-            view.source_address = None;
-        }
-        view.next_hop = if spec.keep_original_next_hop {
-            NextHopMode::Keep
-        } else {
-            spec.next_hop_mode()
-        };
-        view.ttl_security = spec.ttl_security;
-        view.max_restart_time = duration(name, "maxRestartTime", &spec.max_restart_time, problems);
-        view.keepalive = duration(name, "keepaliveTime", &spec.keepalive_time, problems);
-        view.allow_own_as = spec
-            .num_allowed_local_as_numbers
-            .map(|n| n.clamp(0, 10) as u8)
-            .unwrap_or(0);
-        view.reachable_by = (!spec.reachable_by.is_empty())
-            .then(|| spec.reachable_by.parse().ok())
-            .flatten();
-        view.filters = spec
-            .filters
-            .iter()
-            .map(|f| FilterRef {
-                name: f.clone(),
-                spec: snap.filter(f).map(|r| r.spec.clone()),
-            })
-            .collect();
-        for f in view.filters.iter().filter(|f| f.spec.is_none()) {
-            problems.push(format!("BGPPeer {name}: no BGPFilter named {:?}", f.name));
-        }
-        view.route_reflector_client = match globals.cluster_id {
-            Some(ours) => view.is_ibgp(globals) && peer_cluster != Some(ours),
-            None => false,
-        };
-        out.insert(ip, view);
     }
     out
+}
+
+/// Calico's reverse peerings: when BGPPeer `peer` selects node `me` as a
+/// peer — its `peerSelector` matches `me` (both families), or its `peerIP`
+/// is one of `me`'s addresses and its `asNumber` (else the global AS) is
+/// `me`'s AS (that family only) — `me` peers back with every node the
+/// BGPPeer applies to (`node`, `nodeSelector`, else all nodes). This is
+/// how a route reflector, selected by its clients' BGPPeer, peers with
+/// them without a second BGPPeer. The BGPPeer's session options apply;
+/// its `localASNumber` does not (it is the other end's).
+fn reverse(
+    snap: &Snapshot,
+    me: &str,
+    globals: &Globals,
+    name: &str,
+    peer: &BgpPeer,
+    problems: &mut Vec<String>,
+) -> Contribution {
+    let mut out = Contribution::new();
+    let spec = &peer.spec;
+    let global_config = snap.global_bgp_config().map(|c| &c.spec);
+    let Some(my_node) = snap.node(me) else {
+        return out;
+    };
+    let (v4, v6) = if !spec.peer_selector.is_empty() {
+        match Selector::parse(&spec.peer_selector) {
+            Ok(s) if s.matches(&my_node.metadata.labels) => (true, true),
+            _ => return out,
+        }
+    } else {
+        let Some((ip, port)) = parse_peer_ip(&spec.peer_ip) else {
+            return out;
+        };
+        let asn = spec
+            .as_number
+            .map(|a| a.0)
+            .unwrap_or_else(|| node_asn(None, global_config));
+        let mine = my_address(globals, &ip) == Some(ip);
+        if !mine || asn != globals.asn || port.is_some_and(|p| p != globals.listen_port) {
+            return out;
+        }
+        (ip.is_ipv4(), ip.is_ipv6())
+    };
+    // The nodes the BGPPeer applies to: `node`, else `nodeSelector`, else all.
+    let selector = if spec.node.is_empty() && !spec.node_selector.is_empty() {
+        match Selector::parse(&spec.node_selector) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!("BGPPeer {name}: bad nodeSelector: {e}"));
+                return out;
+            }
+        }
+    } else {
+        None
+    };
+    let applies_to = |n: &str, node: &Node| {
+        if !spec.node.is_empty() {
+            n == spec.node
+        } else {
+            selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&node.metadata.labels))
+        }
+    };
+    for (node_name, node) in snap.nodes() {
+        if node_name == me || !applies_to(node_name, node) {
+            continue;
+        }
+        for t in node_targets(node_name, node, global_config, v4, v6) {
+            let source = PeerSource::Reverse {
+                peer: name.to_owned(),
+                node: node_name.to_owned(),
+            };
+            if let Some(view) = peering(snap, globals, (name, peer), source, None, &t, problems) {
+                out.insert(t.ip, view);
+            }
+        }
+    }
+    out
+}
+
+/// The peering to target `t` with BGPPeer `name`'s session options;
+/// `None` for our own address.
+fn peering(
+    snap: &Snapshot,
+    globals: &Globals,
+    (name, peer): (&str, &BgpPeer),
+    source: PeerSource,
+    local_asn: Option<u32>,
+    t: &Target,
+    problems: &mut Vec<String>,
+) -> Option<PeerView> {
+    let spec = &peer.spec;
+    let mine = my_address(globals, &t.ip);
+    if mine == Some(t.ip) {
+        return None; // never peer with ourselves
+    }
+    let mut view = base(t.ip, t.asn, source, globals);
+    view.port = t.port.unwrap_or(179);
+    view.local_asn = local_asn;
+    if t.calico_node {
+        view.passive = mine.is_some_and(|m| passive_towards(&m, &t.ip));
+    }
+    view.password = spec
+        .password
+        .as_ref()
+        .and_then(|p| p.secret_key_ref.clone());
+    if spec.source_address() == SourceAddress::None {
+        view.source_address = None;
+    }
+    view.next_hop = if spec.keep_original_next_hop {
+        NextHopMode::Keep
+    } else {
+        spec.next_hop_mode()
+    };
+    view.ttl_security = spec.ttl_security;
+    view.max_restart_time = duration(name, "maxRestartTime", &spec.max_restart_time, problems);
+    view.keepalive = duration(name, "keepaliveTime", &spec.keepalive_time, problems);
+    view.allow_own_as = spec
+        .num_allowed_local_as_numbers
+        .map(|n| n.clamp(0, 10) as u8)
+        .unwrap_or(0);
+    view.reachable_by = (!spec.reachable_by.is_empty())
+        .then(|| spec.reachable_by.parse().ok())
+        .flatten();
+    view.filters = spec
+        .filters
+        .iter()
+        .map(|f| FilterRef {
+            name: f.clone(),
+            spec: snap.filter(f).map(|r| r.spec.clone()),
+        })
+        .collect();
+    for f in view.filters.iter().filter(|f| f.spec.is_none()) {
+        problems.push(format!("BGPPeer {name}: no BGPFilter named {:?}", f.name));
+    }
+    view.route_reflector_client = match globals.cluster_id {
+        Some(ours) => view.is_ibgp(globals) && t.cluster != Some(ours),
+        None => false,
+    };
+    Some(view)
 }
 
 fn duration(

@@ -85,6 +85,17 @@ pub enum PeerSource {
         /// The other node.
         node: String,
     },
+    /// The reverse of a BGPPeer that selects this node as a *peer* (its
+    /// `peerSelector` matches this node, or its `peerIP` and `asNumber`
+    /// are this node's): this node peers back with the nodes the BGPPeer
+    /// applies to, as Calico does for symmetry. Any forward peering to
+    /// the same address wins.
+    Reverse {
+        /// The BGPPeer's name.
+        peer: String,
+        /// The node peered back with.
+        node: String,
+    },
     /// A BGPPeer that applies to every node (no `node`, no `nodeSelector`).
     Global {
         /// The BGPPeer's name.
@@ -113,7 +124,8 @@ impl PeerSource {
     pub fn bgp_peer(&self) -> Option<&str> {
         match self {
             PeerSource::Mesh { .. } => None,
-            PeerSource::Global { peer, .. }
+            PeerSource::Reverse { peer, .. }
+            | PeerSource::Global { peer, .. }
             | PeerSource::NodeSelector { peer, .. }
             | PeerSource::Node { peer, .. } => Some(peer),
         }

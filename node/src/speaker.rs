@@ -1,0 +1,435 @@
+//! The BGP speaker's lifecycle, driven by confd's BGP view:
+//!
+//! - peers and prefixes follow the view's changes (prefixes first: a
+//!   session that comes up is sent our prefixes before its End-of-RIB);
+//! - a change of this node's AS, router ID, cluster ID or listen port
+//!   restarts the speaker in place: the old one closes its sessions
+//!   without a Cease (peers keep our routes by graceful restart), the new
+//!   one starts with the restarting bit set and is given the whole view
+//!   again. felix keeps the kernel routes it has until the new speaker has
+//!   converged ([`Best::Replace`]), so nothing is flushed;
+//! - passwords come from the secrets directory ([`crate::secrets`]) and
+//!   are read again every [`secrets::RECHECK`]: a changed one restarts that
+//!   session; a peer whose secret cannot be read is held back (an existing
+//!   session keeps the password it has) and reported with the reason.
+//!
+//! - a peer *node* whose AS changed (it restarts its own speaker for that)
+//!   is given [`PEER_AS_GRACE`] before its session is reset here: its
+//!   speaker closes the old session gracefully first, so our Cease cannot
+//!   reach it on the old session and make it drop our routes.
+//!
+//! Best paths reach felix as [`Best`] messages: after each (re)start,
+//! once the speaker has converged (every peer Established and a second for
+//! its UPDATEs, at most [`CONVERGE_MAX`]), one `Replace` with the whole
+//! Loc-RIB, then `Changes`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use manul_bgp::rib::BestChange;
+use manul_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
+use manul_confd::bgp::view::{NodeBgpView, PeerView};
+use manul_confd::bgp::{BgpChanges, BgpViewTask};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::peers;
+use crate::secrets::{self, Secrets};
+
+/// How long a peer node's AS change waits before its session is reset.
+pub const PEER_AS_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest felix waits for BGP before programming the kernel.
+pub const CONVERGE_MAX: Duration = Duration::from_secs(30);
+
+/// Best paths for felix.
+#[derive(Debug)]
+pub enum Best {
+    /// The whole Loc-RIB of a speaker that has converged: replaces
+    /// everything known before.
+    Replace(Vec<BestChange>),
+    /// Changes since.
+    Changes(Vec<BestChange>),
+}
+
+/// What the driver shows: the running speaker, peers held back and why,
+/// how often the speaker was restarted.
+#[derive(Debug, Clone, Default)]
+pub struct DriverState {
+    /// The running speaker (`None`: no BGP on this node).
+    pub speaker: Option<Speaker>,
+    /// Peers not given to the speaker, with the reason.
+    pub held: BTreeMap<IpAddr, String>,
+    /// Speaker restarts since start (identity changes).
+    pub restarts: u64,
+}
+
+/// The identity of a speaker: what cannot change without a restart.
+fn identity(c: &SpeakerConfig) -> SpeakerConfig {
+    let mut c = c.clone();
+    c.graceful_restart.restarting = false;
+    c
+}
+
+/// Wait until every peer in the view is Established (then one more second
+/// for their UPDATEs), or [`CONVERGE_MAX`]. Peers held back (a password
+/// that cannot be read) are not waited for: they cannot come up.
+async fn converged(
+    sp: &Speaker,
+    view: &watch::Receiver<Arc<NodeBgpView>>,
+    state: &watch::Receiver<DriverState>,
+) {
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < CONVERGE_MAX {
+        let wanted: Vec<IpAddr> = {
+            let held = &state.borrow().held;
+            view.borrow()
+                .peers
+                .keys()
+                .filter(|a| !held.contains_key(a))
+                .copied()
+                .collect()
+        };
+        if let Ok(status) = sp.status().await {
+            let up = |a: &IpAddr| {
+                status
+                    .iter()
+                    .any(|p| p.address == *a && p.state == "Established")
+            };
+            if wanted.iter().all(up) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::warn!("BGP not converged after {CONVERGE_MAX:?}: programming routes anyway");
+}
+
+/// Once `sp` has converged: its whole Loc-RIB, then its changes.
+async fn forward(
+    sp: Speaker,
+    view: watch::Receiver<Arc<NodeBgpView>>,
+    state: watch::Receiver<DriverState>,
+    tx: mpsc::UnboundedSender<Best>,
+) {
+    converged(&sp, &view, &state).await;
+    // Subscribe first, then read the Loc-RIB: changes in between are in
+    // both, and each carries the prefix's new best, so applying them after
+    // the whole table ends in the same state.
+    let Ok(mut rx) = sp.subscribe().await else {
+        return;
+    };
+    let Ok(all) = sp.routes().await else { return };
+    if tx.send(Best::Replace(all)).is_err() {
+        return;
+    }
+    while let Some(batch) = rx.recv().await {
+        if tx.send(Best::Changes(batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Start a speaker, retrying while the previous one's port is released.
+async fn start_speaker(cfg: SpeakerConfig) -> Option<Speaker> {
+    let mut last = None;
+    for _ in 0..50 {
+        match Speaker::start(cfg.clone()) {
+            Ok(sp) => return Some(sp),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::error!(error = ?last, "starting the BGP speaker failed: no BGP on this node");
+    None
+}
+
+/// The driver task's state.
+struct Driver {
+    view: watch::Receiver<Arc<NodeBgpView>>,
+    secrets: Secrets,
+    best: mpsc::UnboundedSender<Best>,
+    state: watch::Sender<DriverState>,
+    running: Option<(SpeakerConfig, Speaker, JoinHandle<()>)>,
+    /// What the speaker was given, per peer.
+    applied: BTreeMap<IpAddr, PeerConfig>,
+    /// Peer nodes whose AS changed, and when their reset is due.
+    deferred: BTreeMap<IpAddr, tokio::time::Instant>,
+}
+
+/// Whether the peering is with a node (which restarts itself on an AS change).
+fn is_node(view: &PeerView) -> bool {
+    use manul_confd::bgp::PeerSource;
+    match &view.source {
+        PeerSource::Mesh { .. } | PeerSource::Reverse { .. } => true,
+        PeerSource::Global { node, .. }
+        | PeerSource::NodeSelector { node, .. }
+        | PeerSource::Node { node, .. } => node.is_some(),
+    }
+}
+
+/// Spawn the driver: it takes confd's BGP view changes from `view_task`
+/// (whose first change has been received: the view is whole) and sends
+/// best paths to `best`.
+pub fn spawn(
+    mut view_task: BgpViewTask,
+    secrets: Secrets,
+    best: mpsc::UnboundedSender<Best>,
+) -> (watch::Receiver<DriverState>, JoinHandle<()>) {
+    let (state, state_rx) = watch::channel(DriverState::default());
+    let mut changes = std::mem::replace(&mut view_task.changes, mpsc::unbounded_channel().1);
+    let mut d = Driver {
+        view: view_task.view.clone(),
+        secrets,
+        best,
+        state,
+        running: None,
+        applied: BTreeMap::new(),
+        deferred: BTreeMap::new(),
+    };
+    let task = tokio::spawn(async move {
+        let _keep = view_task;
+        d.reconfigure(false).await;
+        let mut recheck = tokio::time::interval(secrets::RECHECK);
+        loop {
+            let due = d.deferred.values().min().copied();
+            tokio::select! {
+                ch = changes.recv() => match ch {
+                    Some(ch) => d.on_changes(&ch).await,
+                    None => return,
+                },
+                _ = recheck.tick() => d.recheck_passwords().await,
+                () = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if due.is_some() => d.apply_deferred().await,
+            }
+        }
+    });
+    (state_rx, task)
+}
+
+impl Driver {
+    fn wanted_config(&self) -> Option<SpeakerConfig> {
+        peers::speaker_config(&self.view.borrow().globals)
+    }
+
+    /// (Re)start the speaker when its identity differs from the view's
+    /// (or at first), and give it the whole view.
+    async fn reconfigure(&mut self, restarting: bool) {
+        let wanted = self.wanted_config();
+        if let Some((cfg, sp, fwd)) = self.running.take() {
+            tracing::info!(
+                old_as = cfg.asn, old_router_id = %cfg.router_id, old_cluster_id = ?cfg.cluster_id,
+                new = ?wanted.as_ref().map(|c| (c.asn, c.router_id, c.cluster_id)),
+                "this node's BGP identity changed: restarting the speaker (peers keep our routes by graceful restart)"
+            );
+            // The forwarder goes first: a stopping speaker withdraws its
+            // sessions' routes from its Loc-RIB, and felix must not see that.
+            fwd.abort();
+            let _ = fwd.await;
+            let _ = sp.shutdown(true).await;
+            self.state.send_modify(|s| s.restarts += 1);
+        }
+        self.applied.clear();
+        self.deferred.clear();
+        let Some(cfg) = wanted else {
+            tracing::warn!("this node has no IPv4 address in its Node: no BGP");
+            self.state.send_modify(|s| s.speaker = None);
+            let _ = self.best.send(Best::Replace(Vec::new()));
+            return;
+        };
+        let mut start_cfg = cfg.clone();
+        start_cfg.graceful_restart.restarting = restarting;
+        let Some(sp) = start_speaker(start_cfg).await else {
+            self.state.send_modify(|s| s.speaker = None);
+            let _ = self.best.send(Best::Replace(Vec::new()));
+            return;
+        };
+        let fwd = tokio::spawn(forward(
+            sp.clone(),
+            self.view.clone(),
+            self.state.subscribe(),
+            self.best.clone(),
+        ));
+        self.state.send_modify(|s| s.speaker = Some(sp.clone()));
+        self.running = Some((identity(&cfg), sp, fwd));
+        let view = self.view.borrow().clone();
+        let all = BgpChanges {
+            globals: true,
+            peers: view
+                .peers
+                .iter()
+                .map(|(a, p)| (*a, Some(p.clone())))
+                .collect(),
+            prefixes: view
+                .prefixes
+                .iter()
+                .map(|(p, v)| (*p, Some(v.clone())))
+                .collect(),
+        };
+        self.apply(&all).await;
+    }
+
+    async fn on_changes(&mut self, ch: &BgpChanges) {
+        if ch.globals {
+            let wanted = self.wanted_config().map(|c| identity(&c));
+            let running = self.running.as_ref().map(|(c, _, _)| c.clone());
+            if wanted != running {
+                self.reconfigure(true).await;
+                return;
+            }
+        }
+        self.apply(ch).await;
+    }
+
+    /// Give the speaker `ch`'s prefixes, then its peers.
+    async fn apply(&mut self, ch: &BgpChanges) {
+        let Some((_, sp, _)) = &self.running else {
+            return;
+        };
+        let sp = sp.clone();
+        for (prefix, view) in &ch.prefixes {
+            let res = match view {
+                Some(v) => {
+                    let (std, large) = peers::communities(&v.communities);
+                    sp.originate(*prefix, std, large)
+                }
+                None => sp.withdraw(*prefix),
+            };
+            if let Err(e) = res {
+                tracing::warn!(%prefix, error = %e, "originating / withdrawing failed");
+            }
+        }
+        for (addr, peer) in &ch.peers {
+            self.apply_peer(&sp, *addr, peer.as_ref()).await;
+        }
+    }
+
+    /// Bring one peer of the speaker to `view` (with its password read now).
+    async fn apply_peer(&mut self, sp: &Speaker, addr: IpAddr, view: Option<&PeerView>) {
+        let Some(view) = view else {
+            self.deferred.remove(&addr);
+            self.state.send_modify(|s| {
+                s.held.remove(&addr);
+            });
+            if self.applied.remove(&addr).is_some()
+                && let Err(e) = sp.remove_peer(addr).await
+            {
+                tracing::warn!(peer = %addr, error = %e, "removing a BGP peer failed");
+            }
+            return;
+        };
+        let password = match &view.password {
+            None => Ok(None),
+            Some(r) => self.secrets.read(r).map(Some).map_err(|e| {
+                let whose = match view.source.bgp_peer() {
+                    Some(p) => format!("BGPPeer {p}"),
+                    None => "nodeMeshPassword (BGPConfiguration default)".to_string(),
+                };
+                format!("password of {whose} for peer {addr}: {e}")
+            }),
+        };
+        let cfg = match password {
+            Ok(pw) => peers::peer_config(view, pw),
+            Err(why) => {
+                let fresh = self.state.borrow().held.get(&addr) != Some(&why);
+                if fresh {
+                    tracing::error!(peer = %addr, "{why}; {}", if self.applied.contains_key(&addr) {
+                        "the session keeps the password it has"
+                    } else {
+                        "the session is not started"
+                    });
+                }
+                self.state.send_modify(|s| {
+                    s.held.insert(addr, why);
+                });
+                self.deferred.remove(&addr); // nothing to apply until it can be read
+                return;
+            }
+        };
+        self.state.send_modify(|s| {
+            s.held.remove(&addr);
+        });
+        if self.wait_for_peer_restart(addr, view, &cfg) {
+            return;
+        }
+        let res = match self.applied.get(&addr) {
+            Some(old) if *old == cfg => return,
+            Some(_) => sp.update_peer(cfg.clone()).await,
+            None => sp.add_peer(cfg.clone()).await,
+        };
+        match res {
+            Ok(()) => {
+                self.applied.insert(addr, cfg);
+            }
+            Err(e) => tracing::warn!(peer = %addr, error = %e, "applying a BGP peer failed"),
+        }
+    }
+
+    /// Whether to hold back `cfg` for a peer node whose AS changed, until
+    /// [`PEER_AS_GRACE`] has passed since the change was seen.
+    fn wait_for_peer_restart(&mut self, addr: IpAddr, view: &PeerView, cfg: &PeerConfig) -> bool {
+        let changed_as = self
+            .applied
+            .get(&addr)
+            .is_some_and(|old| old.asn != cfg.asn);
+        if !changed_as || !is_node(view) {
+            self.deferred.remove(&addr);
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        match self.deferred.get(&addr) {
+            Some(due) if now >= *due => {
+                self.deferred.remove(&addr);
+                false
+            }
+            Some(_) => true,
+            None => {
+                tracing::info!(peer = %addr, "the peer node's AS changed: resetting its session in {PEER_AS_GRACE:?}, after its own restart");
+                self.deferred.insert(addr, now + PEER_AS_GRACE);
+                true
+            }
+        }
+    }
+
+    /// Apply the peers whose grace is over, as the view has them now.
+    async fn apply_deferred(&mut self) {
+        let Some((_, sp, _)) = &self.running else {
+            self.deferred.clear();
+            return;
+        };
+        let sp = sp.clone();
+        let now = tokio::time::Instant::now();
+        let due: Vec<IpAddr> = self
+            .deferred
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            let view = self.view.borrow().peers.get(&addr).cloned();
+            self.apply_peer(&sp, addr, view.as_ref()).await;
+        }
+    }
+
+    /// Read every peer's password again; apply those that changed.
+    async fn recheck_passwords(&mut self) {
+        let Some((_, sp, _)) = &self.running else {
+            return;
+        };
+        let sp = sp.clone();
+        let with_password: Vec<(IpAddr, PeerView)> = self
+            .view
+            .borrow()
+            .peers
+            .iter()
+            .filter(|(_, p)| p.password.is_some())
+            .map(|(a, p)| (*a, p.clone()))
+            .collect();
+        for (addr, view) in with_password {
+            self.apply_peer(&sp, addr, Some(&view)).await;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Helpers shared by manul-node's end-to-end tests: start an agent in a
+//! lab host, read its HTTP endpoints, claim an IPAM block through
+//! manul-ipam, put resources in etcd.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use manul_tests::{Daemon, Host, Netns};
+use serde_json::Value;
+
+/// The resources prefix in etcd.
+pub const RES: &str = "/calico/resources/v3/projectcalico.org";
+
+/// manul-node in `host` (address `<ipv4>/24`) against `endpoint`, with
+/// `env` on top; logged to `logs/<host>.log`.
+pub fn agent(host: &Host, endpoint: &str, logs: &Path, env: &[(&str, &str)]) -> Result<Daemon> {
+    let mut cmd = host.ns.command(env!("CARGO_BIN_EXE_manul-node"));
+    cmd.env("NODENAME", &host.name)
+        .env("IP", format!("{}/24", host.ipv4))
+        .env("ETCD_ENDPOINTS", endpoint)
+        .env("NO_DEFAULT_POOLS", "true")
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Daemon::spawn(
+        &format!("manul-node-{}", host.name),
+        cmd,
+        &logs.join(format!("{}.log", host.name)),
+    )
+}
+
+/// GET `path` from the agent's endpoint in `ns`: the body.
+pub fn get(ns: &Netns, path: &str) -> Result<String> {
+    ns.run(|| -> Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", 9099))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out.split("\r\n\r\n").nth(1).context("no body")?.to_string())
+    })
+}
+
+/// `/status` as JSON.
+pub fn status(ns: &Netns) -> Result<Value> {
+    Ok(serde_json::from_str(&get(ns, "/status")?)?)
+}
+
+/// The peer at `address` in `/status`, as a string error for `wait_until`.
+pub fn peer(ns: &Netns, address: IpAddr) -> Result<Value, String> {
+    let s = status(ns).map_err(|e| e.to_string())?;
+    s["routing"]["peers"]
+        .as_array()
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["address"] == address.to_string())
+                .cloned()
+        })
+        .ok_or_else(|| format!("no peer {address}: {s}"))
+}
+
+/// One address for `host` through manul-ipam (claims a block, the pool
+/// must exist); runs from inside `ns`. Returns the block (/26).
+pub fn claim_block(ns: &Netns, endpoint: &str, host: &str) -> Result<ipnet::Ipv4Net> {
+    let ip = ns.run(|| -> Result<IpAddr> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let ds =
+                manul_datastore::Datastore::connect(&manul_datastore::EtcdConfig::new([endpoint]))
+                    .await?;
+            let ipam = manul_ipam::Ipam::new(ds);
+            let ips = ipam
+                .auto_assign(&manul_ipam::AutoAssignArgs {
+                    handle_id: format!("k8s-pod-network.test-{host}"),
+                    num_v4: 1,
+                    host: host.to_string(),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(ips[0])
+        })
+    })?;
+    match ip {
+        IpAddr::V4(v4) => Ok(ipnet::Ipv4Net::new(v4, 26)?.trunc()),
+        IpAddr::V6(_) => anyhow::bail!("an IPv6 address from a v4 request"),
+    }
+}
+
+/// The pool every test uses: 10.65.0.0/16 in /26 blocks.
+pub fn pool_json() -> &'static str {
+    r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool","creationTimestamp":null},"spec":{"cidr":"10.65.0.0/16","blockSize":26,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#
+}
