@@ -4,13 +4,12 @@
 //! no cargo-fuzz, no nightly. A missing or empty corpus fails the test.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 
 use manul_bgp::wire::fuzzing::decode_roundtrip;
 
 #[test]
 fn every_corpus_input_decodes_and_round_trips() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    let dir = manul_tests::package_dir!().join("fuzz/corpus/decode");
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("fuzz corpus {} unreadable: {e}", dir.display()));
     let mut files: Vec<_> = entries

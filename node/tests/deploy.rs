@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    manul_tests::package_dir!().join("..")
 }
 
 /// Every YAML document in `path`, as JSON.

@@ -32,7 +32,7 @@ fn bin_dir() -> Result<PathBuf> {
 
 /// Run `scripts/lab` with this run's binaries (it builds nothing then).
 fn lab(args: &[&str]) -> Result<Output> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab");
+    let script = manul_tests::package_dir!().join("../scripts/lab");
     Ok(Command::new(script)
         .args(args)
         .env("MANUL_LAB_BIN", bin_dir()?)

@@ -16,6 +16,7 @@ pub mod etcd;
 pub mod gobgp;
 pub mod lab;
 pub mod netns;
+pub mod package;
 pub mod require;
 pub mod scratch;
 pub mod tls;

@@ -838,6 +838,7 @@ impl Core {
                 accepted: self.rib.adj_in_len(*index),
                 advertised: e.adj_out.len(),
                 stale: !e.stale_families.is_empty(),
+                end_of_rib: e.eor.clone(),
                 last_error: e.last_error.clone(),
                 dynamic: e.dynamic,
             })

@@ -39,6 +39,9 @@ pub struct PeerStatus {
     pub advertised: usize,
     /// Routes kept from a restarting peer, not yet refreshed (RFC 4724).
     pub stale: bool,
+    /// Families whose End-of-RIB the peer has sent in this session (RFC
+    /// 4724 §2): its initial routes of those are all in.
+    pub end_of_rib: BTreeSet<Family>,
     pub last_error: Option<String>,
     /// Accepted from a listen range rather than configured.
     pub dynamic: bool,
