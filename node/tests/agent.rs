@@ -161,3 +161,88 @@ fn an_existing_pool_is_kept_and_no_default_pools_is_honoured() -> Result<()> {
     ensure!(pools.trim().is_empty(), "a pool was created: {pools}");
     Ok(())
 }
+
+/// With `FELIX_BPFENABLED` the agent runs felix's eBPF dataplane: /status
+/// says so, /metrics carries its series, and `manul-node --cleanup`
+/// removes everything it pinned.
+#[test]
+fn the_agent_runs_the_ebpf_dataplane_and_cleanup_removes_it() -> Result<()> {
+    require!(
+        Need::Root,
+        Need::Bin("etcd"),
+        Need::Bin("etcdctl"),
+        Need::Bin("ip")
+    );
+    let ns = Netns::new("nodebpf")?;
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ])?;
+    ns.link_up("eth0")?;
+    ns.add_addr("eth0", "10.0.0.7/24")?;
+    let _etcd = Etcd::start_in(&ns, "127.0.0.1".parse()?)?;
+    let pins = manul_tests::PinDir::new("node")?;
+    let pin_dir = pins.path().to_string_lossy().into_owned();
+    let port = 9101;
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_manul-node"));
+    cmd.env("NODENAME", "host-e")
+        .env("IP", "10.0.0.7/24")
+        .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
+        .env("CALICO_IPV4POOL_CIDR", "10.66.0.0/16")
+        .env("MANUL_STATUS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FELIX_BPFENABLED", "true")
+        .env("MANUL_BPF_PIN_DIR", &pin_dir);
+    let (mut agent, _logs) = spawn(cmd, "agent-e")?;
+    wait_until(
+        Duration::from_secs(30),
+        "the agent runs the eBPF dataplane",
+        || -> Result<(), String> {
+            let (_, body) = get(&ns, port, "/status").map_err(|e| e.to_string())?;
+            let status: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let ebpf = &status["ebpf"];
+            // The uplink program is on eth0 (it holds the node's address).
+            if ebpf["mode"] == "ebpf" && ebpf["attached_interfaces"].as_u64() >= Some(1) {
+                Ok(())
+            } else {
+                Err(format!("{ebpf}"))
+            }
+        },
+    );
+    let (_, metrics) = get(&ns, port, "/metrics")?;
+    ensure!(
+        metrics.contains("manul_ebpf_"),
+        "no eBPF series:\n{metrics}"
+    );
+    ensure!(
+        std::fs::read_dir(pins.path())?.next().is_some(),
+        "nothing pinned under {pin_dir}"
+    );
+
+    // SIGTERM leaves the dataplane; --cleanup removes it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    wait_until(Duration::from_secs(10), "the agent exits", || {
+        if agent.is_running() {
+            Err(agent.log_tail(5))
+        } else {
+            Ok(())
+        }
+    });
+    ensure!(pins.path().exists(), "SIGTERM removed the pins");
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_manul-node"))
+        .arg("--cleanup")
+        .env("MANUL_BPF_PIN_DIR", &pin_dir)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "--cleanup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(pins.path())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    ensure!(left.is_empty(), "left under {pin_dir}: {left:?}");
+    Ok(())
+}
