@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+mod common;
+
 use anyhow::{Context, Result};
 use manul_tests::{Daemon, Etcd, Lab, Need, Netns, require, scratch, wait_until};
 use serde_json::Value;
@@ -23,30 +25,6 @@ fn get(ns: &Netns, path: &str) -> Result<String> {
 
 fn status(ns: &Netns) -> Result<Value> {
     Ok(serde_json::from_str(&get(ns, "/status")?)?)
-}
-
-/// Assign one address on `host` through manul-ipam (claims a block), from inside `ns`.
-fn claim_block(ns: &Netns, endpoint: &str, host: &str) -> Result<std::net::IpAddr> {
-    ns.run(|| -> Result<std::net::IpAddr> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let ds =
-                manul_datastore::Datastore::connect(&manul_datastore::EtcdConfig::new([endpoint]))
-                    .await?;
-            let ipam = manul_ipam::Ipam::new(ds);
-            let ips = ipam
-                .auto_assign(&manul_ipam::AutoAssignArgs {
-                    handle_id: format!("k8s-pod-network.test-{host}"),
-                    num_v4: 1,
-                    host: host.to_string(),
-                    ..Default::default()
-                })
-                .await?;
-            Ok(ips[0])
-        })
-    })
 }
 
 #[test]
@@ -93,15 +71,7 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
     // A block per host; every other host's kernel gets a route to it via that host.
     let mut blocks = Vec::new();
     for h in &lab.hosts {
-        let ip = claim_block(&etcd_host.ns, &endpoint, &h.name)?;
-        let block = ipnet::Ipv4Net::new(
-            match ip {
-                std::net::IpAddr::V4(v4) => v4,
-                _ => unreachable!(),
-            },
-            26,
-        )?
-        .trunc();
+        let block = common::claim_block(&etcd_host.ns, &endpoint, &h.name)?;
         blocks.push((h, block));
     }
     for (owner, block) in &blocks {
