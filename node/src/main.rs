@@ -183,18 +183,9 @@ async fn run(cfg: Config) -> Result<()> {
         felix,
         secrets::Secrets::new(&cfg.secrets_dir),
         Arc::clone(&metrics),
+        routing_status,
     )
     .await?;
-    let copy = Arc::clone(&routing.status);
-    let mirror = tokio::spawn(async move {
-        loop {
-            let v = copy.lock().map(|v| v.clone()).unwrap_or_default();
-            if let Ok(mut dst) = routing_status.lock() {
-                *dst = v;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-    });
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
@@ -202,7 +193,6 @@ async fn run(cfg: Config) -> Result<()> {
         _ = int.recv() => tracing::info!("SIGINT: stopping, leaving routes in place"),
     }
     server.abort();
-    mirror.abort();
     if let Some(sp) = &routing.speaker() {
         let _ = sp.shutdown(true).await;
     }

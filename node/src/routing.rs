@@ -41,8 +41,6 @@ pub type RoutingStatus = Arc<Mutex<Value>>;
 pub struct Routing {
     /// The BGP driver's state (the running speaker).
     pub bgp: watch::Receiver<DriverState>,
-    /// The status shown on `/status` (peers, routes).
-    pub status: RoutingStatus,
     tasks: Vec<JoinHandle<()>>,
     _view: Arc<BgpViewTaskHolder>,
 }
@@ -83,6 +81,7 @@ pub async fn start(
     felix_config: FelixConfig,
     secrets: Secrets,
     metrics: Arc<Metrics>,
+    status: RoutingStatus,
 ) -> Result<Routing> {
     let mut view_task = BgpViewTask::spawn(confd.subscribe(), me);
     view_task
@@ -166,8 +165,10 @@ pub async fn start(
         }));
     }
 
-    // Status, refreshed every second.
-    let status: RoutingStatus = Arc::new(Mutex::new(json!({"peers": []})));
+    // Status, written into the caller's every second.
+    if let Ok(mut s) = status.lock() {
+        *s = json!({"peers": []});
+    }
     {
         let status = Arc::clone(&status);
         let bgp = bgp.clone();
@@ -251,7 +252,6 @@ pub async fn start(
     }
     Ok(Routing {
         bgp,
-        status,
         tasks,
         _view: Arc::new(BgpViewTaskHolder(view_rx)),
     })
