@@ -73,12 +73,9 @@ fn identity(c: &SpeakerConfig) -> SpeakerConfig {
     c
 }
 
-/// Wait until every peer in the view is Established and has sent its
-/// initial routes: End-of-RIB for every family of a session with graceful
-/// restart (RFC 4724 §4.1: a restarting speaker defers its decisions to
-/// then), one more second for a peer that sends no End-of-RIB; or
-/// [`CONVERGE_MAX`]. Peers held back (a password that cannot be read) are
-/// not waited for: they cannot come up.
+/// Wait until every peer in the view is Established (then one more second
+/// for their UPDATEs), or [`CONVERGE_MAX`]. Peers held back (a password
+/// that cannot be read) are not waited for: they cannot come up.
 async fn converged(
     sp: &Speaker,
     view: &watch::Receiver<Arc<NodeBgpView>>,
@@ -96,26 +93,13 @@ async fn converged(
                 .collect()
         };
         if let Ok(status) = sp.status().await {
-            let peer = |a: &IpAddr| status.iter().find(|p| p.address == *a);
-            let up = |a: &IpAddr| peer(a).is_some_and(|p| p.state == "Established");
-            // A session that sends no End-of-RIB: its routes get a second.
-            let without_eor = |a: &IpAddr| {
-                peer(a)
-                    .and_then(|p| p.capabilities.as_ref())
-                    .is_none_or(|c| !c.graceful_restart)
+            let up = |a: &IpAddr| {
+                status
+                    .iter()
+                    .any(|p| p.address == *a && p.state == "Established")
             };
-            let all_in = |a: &IpAddr| {
-                peer(a).is_some_and(|p| {
-                    without_eor(a)
-                        || p.capabilities
-                            .as_ref()
-                            .is_some_and(|c| c.families.is_subset(&p.end_of_rib))
-                })
-            };
-            if wanted.iter().all(|a| up(a) && all_in(a)) {
-                if wanted.iter().any(without_eor) {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+            if wanted.iter().all(up) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 return;
             }
         }
