@@ -63,9 +63,11 @@ fn main() {
             nlri,
         }])
         .unwrap();
-        let changes = rib.take_changes();
-        changes_seen += changes.len();
-        let _ = out.apply(&mut rib, &changes);
+        // As the speaker does a pass: decide, advertise, settle.
+        let decided = rib.take_decided();
+        changes_seen += decided.len();
+        let _ = out.apply(&mut rib, &decided);
+        rib.settle();
     }
     let took = start.elapsed();
     println!(

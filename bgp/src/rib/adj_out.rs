@@ -15,10 +15,12 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
 
+use super::decided::Decided;
 use super::export::ExportCache;
 use super::interner::Attrs;
-use super::path::{BestChange, Path};
+use super::path::Path;
 use super::peer::PeerIndex;
+use super::prefix_map::Slot;
 use super::table::Rib;
 use crate::policy::Policy;
 use crate::types::Family;
@@ -131,6 +133,18 @@ impl AdjRibOut {
         let peer = self.peer;
         let was = old.and_then(|p| rib.export_route_with(peer, &prefix, p, cache, old_policy));
         let now = new.and_then(|p| rib.export_route(peer, &prefix, p, cache));
+        self.record(rib, out, prefix, was, now);
+    }
+
+    /// Record what changes for `prefix`: it was sent `was`, it gets `now`.
+    fn record(
+        &mut self,
+        rib: &mut Rib,
+        out: &mut Builder,
+        prefix: IpNet,
+        was: Exported,
+        now: Exported,
+    ) {
         match (&was, &now) {
             (None, None) => {}
             (Some(_), None) => {
@@ -152,14 +166,28 @@ impl AdjRibOut {
         }
     }
 
-    /// What changes of best paths mean for this peer. `changes` holds each
-    /// prefix at most once (as [`Rib::take_changes`] reports them).
-    pub fn apply(&mut self, rib: &mut Rib, changes: &[BestChange]) -> OutUpdate {
+    /// What a batch of decisions ([`Rib::take_decided`], each prefix at
+    /// most once) means for this peer.
+    pub fn apply(&mut self, rib: &mut Rib, decided: &Decided) -> OutUpdate {
         let mut cache = ExportCache::default();
         let mut out = Builder::default();
-        for c in changes {
-            let pair = (c.previous.as_ref(), c.best.as_ref());
-            self.diff(rib, &mut cache, &mut out, c.prefix, pair, None);
+        let peer = self.peer;
+        let export = |rib: &mut Rib, cache: &mut ExportCache, prefix: &IpNet, slot: Slot| {
+            let route = rib.route(slot);
+            // Never back to the peer it came from (the common case of a
+            // full table arriving): decided without making the path.
+            if route.peer == peer {
+                return None;
+            }
+            let path = route.path(slot.path_id);
+            rib.export_route(peer, prefix, &path, cache)
+        };
+        for d in decided.iter() {
+            let was = d
+                .previous
+                .and_then(|s| export(rib, &mut cache, &d.prefix, s));
+            let now = d.best.and_then(|s| export(rib, &mut cache, &d.prefix, s));
+            self.record(rib, &mut out, d.prefix, was, now);
         }
         for handle in cache.into_handles() {
             rib.release(handle);

@@ -26,7 +26,7 @@ use std::cmp::Reverse;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::aspath;
-use super::path::{Path, Selection};
+use super::path::{NextHops, Path, Selection};
 use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig};
 use crate::types::Asn;
 use crate::wire::{Origin, PathAttributes};
@@ -122,14 +122,25 @@ pub fn select<'a>(
     cfg: &RibConfig,
     peer: impl Fn(PeerIndex) -> Option<&'a PeerInfo>,
 ) -> Selection {
+    match select_index(paths, cfg, peer) {
+        Some((best, next_hops)) => Selection {
+            best: Some(paths[best].clone()),
+            next_hops,
+        },
+        None => Selection::default(),
+    }
+}
+
+/// [`select`] by position: the index of the best of `paths` and the next
+/// hops to install; `None` when there are no paths.
+pub fn select_index<'a>(
+    paths: &[Path],
+    cfg: &RibConfig,
+    peer: impl Fn(PeerIndex) -> Option<&'a PeerInfo>,
+) -> Option<(usize, NextHops)> {
     match paths {
-        [] => return Selection::default(),
-        [only] => {
-            return Selection {
-                best: Some(only.clone()),
-                next_hops: smallvec::smallvec![only.next_hop],
-            };
-        }
+        [] => return None,
+        [only] => return Some((0, smallvec::smallvec![only.next_hop])),
         _ => {}
     }
     let keys: Vec<Key> = paths.iter().map(|p| Key::of(p, peer(p.peer))).collect();
@@ -151,10 +162,8 @@ pub fn select<'a>(
     // Steps 6-8 as one total order (§9.1.2.2 f, RFC 4456 §9, §9.1.2.2 g).
     let tie = |k: &Key| (k.router_id, k.cluster_len, k.address, k.peer, k.path_id);
     keep_min(&mut c, &keys, tie);
-    let Some(&best) = c.first() else {
-        return Selection::default();
-    };
-    let mut next_hops: super::path::NextHops = smallvec::smallvec![paths[best].next_hop];
+    let &best = c.first()?;
+    let mut next_hops: NextHops = smallvec::smallvec![paths[best].next_hop];
     if cfg.multipath && !keys[best].local {
         multipath.sort_by_key(|&i| tie(&keys[i]));
         for i in multipath {
@@ -163,8 +172,5 @@ pub fn select<'a>(
             }
         }
     }
-    Selection {
-        best: Some(paths[best].clone()),
-        next_hops,
-    }
+    Some((best, next_hops))
 }

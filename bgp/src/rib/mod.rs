@@ -10,7 +10,7 @@
 pub mod adj_out;
 pub mod aspath;
 pub mod change;
-pub mod change_set;
+pub mod decided;
 pub mod decision;
 pub mod export;
 pub mod interner;
@@ -26,7 +26,7 @@ mod tests;
 
 pub use adj_out::{AdjRibOut, OutGroup, OutUpdate};
 pub use change::{RibChange, changes_from_update};
-pub use change_set::ChangeSet;
+pub use decided::{Decided, Decision};
 pub use decision::{DEFAULT_LOCAL_PREF, Ineligible};
 pub use export::ExportCache;
 pub use interner::{AttrInterner, Attrs};

@@ -7,8 +7,9 @@
 //!   looked up in, so a caller walking an UPDATE's prefixes starts the
 //!   memory fetch of a later prefix while it inserts this one; the cache
 //!   miss per insert, the largest cost of a load, overlaps with work.
-//! - **One miss per lookup.** Key and value share a bucket; there is no
-//!   separate array of control bytes to fetch first.
+//! - **Keys apart from values.** A probe scans keys only, eight IPv4 keys
+//!   to a cache line, and there is no array of control bytes to fetch
+//!   first; the value's line is fetched (and prefetched) once found.
 //! - **Streaming growth.** A key's bucket is taken from the *top* bits of
 //!   its hash, so the table is ordered by hash and
 //!   doubling it moves every key from bucket `i` to near bucket `2i`: the

@@ -17,10 +17,11 @@ use super::prefix_map::{Paths, PrefixMap, Slot};
 use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
+use super::decided::Decided;
 use super::decision::{self, Ineligible};
 use super::interner::{AttrInterner, Attrs};
 use super::path::RouteKey;
-use super::path::{BestChange, Path, Selection};
+use super::path::{BestChange, NextHops, Path, Selection};
 use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig};
 use crate::policy::{Outcome, Policy, PolicyContext};
 use crate::types::Family;
@@ -75,7 +76,7 @@ struct Batch {
     retouched: Vec<IpNet>,
     /// Touched prefixes that lost their last path (and their mark with it).
     gone: HashSet<IpNet, FxBuildHasher>,
-    /// Peers to forget once the changes are taken.
+    /// Peers to forget once the changes are taken and settled.
     forget: Vec<PeerIndex>,
 }
 
@@ -118,29 +119,87 @@ pub(super) fn unspecified(family: Family) -> IpAddr {
     }
 }
 
+/// The decision process's outcome for one prefix, by reference.
+#[derive(Debug, Default)]
+struct Chosen {
+    best: Option<Slot>,
+    /// The next hops when they are not just the best path's own (multipath).
+    hops: Option<NextHops>,
+}
+
+impl Chosen {
+    /// The next hops to install.
+    fn next_hops(&self, routes: &RouteArena) -> NextHops {
+        match (&self.hops, self.best) {
+            (Some(h), _) => h.clone(),
+            (None, Some(b)) => smallvec::smallvec![routes.get(b.route).next_hop],
+            (None, None) => NextHops::new(),
+        }
+    }
+
+    /// Whether the route to install or advertise differs from `other`'s
+    /// (stale flags aside: a stale route and its fresh re-announcement are
+    /// the same route, as [`Path::same_route`] has it).
+    fn differs(&self, other: &Chosen, routes: &RouteArena) -> bool {
+        let best_differs = match (self.best, other.best) {
+            (Some(a), Some(b)) => {
+                a.path_id != b.path_id
+                    || (a.route != b.route && {
+                        let (ra, rb) = (routes.get(a.route), routes.get(b.route));
+                        !(ra.peer == rb.peer
+                            && Attrs::ptr_eq(&ra.attrs, &rb.attrs)
+                            && ra.next_hop == rb.next_hop)
+                    })
+            }
+            (None, None) => false,
+            _ => true,
+        };
+        best_differs
+            || ((self.hops.is_some() || other.hops.is_some())
+                && self.next_hops(routes) != other.next_hops(routes))
+    }
+}
+
 /// The decision process over one prefix's stored paths.
+fn decide(
+    paths: &Paths,
+    routes: &RouteArena,
+    cfg: &RibConfig,
+    peers: &[Option<PeerSlot>],
+) -> Chosen {
+    let slots = paths.as_slice();
+    if let [slot] = slots {
+        return Chosen {
+            best: Some(*slot),
+            hops: None,
+        };
+    }
+    let peer = |i: PeerIndex| peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
+    let all: Vec<Path> = slots
+        .iter()
+        .map(|s| routes.get(s.route).path(s.path_id))
+        .collect();
+    let Some((i, next_hops)) = decision::select_index(&all, cfg, peer) else {
+        return Chosen::default();
+    };
+    let own = all[i].next_hop;
+    Chosen {
+        best: Some(slots[i]),
+        hops: (next_hops.as_slice() != [own]).then_some(next_hops),
+    }
+}
+
+/// [`decide`] with the best path as a [`Path`].
 fn select(
     paths: &Paths,
     routes: &RouteArena,
     cfg: &RibConfig,
     peers: &[Option<PeerSlot>],
 ) -> Selection {
-    let peer = |i: PeerIndex| peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
-    match paths.as_slice() {
-        [slot] => {
-            let route = routes.get(slot.route);
-            Selection {
-                best: Some(route.path(slot.path_id)),
-                next_hops: smallvec::smallvec![route.next_hop],
-            }
-        }
-        slots => {
-            let all: Vec<Path> = slots
-                .iter()
-                .map(|s| routes.get(s.route).path(s.path_id))
-                .collect();
-            decision::select(&all, cfg, peer)
-        }
+    let chosen = decide(paths, routes, cfg, peers);
+    Selection {
+        best: chosen.best.map(|b| routes.get(b.route).path(b.path_id)),
+        next_hops: chosen.next_hops(routes),
     }
 }
 
@@ -579,6 +638,16 @@ impl Rib {
     /// with its best path before and after; then let go of the routes and
     /// attribute handles the changes dropped.
     pub fn take_changes(&mut self) -> Vec<BestChange> {
+        let decided = self.take_decided();
+        let out = self.best_changes(&decided);
+        self.settle();
+        out
+    }
+
+    /// The prefixes whose outcome changed since the last take, each once,
+    /// by reference: the routes they name stay readable until
+    /// [`Self::settle`], which the caller runs once it has advertised them.
+    pub fn take_decided(&mut self) -> Decided {
         let mut touched = std::mem::take(&mut self.batch.touched);
         let retouched = std::mem::take(&mut self.batch.retouched);
         if !retouched.is_empty() {
@@ -608,10 +677,10 @@ impl Rib {
                 p.set_batch(0);
             }
         }
-        let mut out = Vec::with_capacity(touched.len());
+        let mut out = Decided::with_capacity(touched.len());
         let outcome = |paths: &Option<Paths>| {
-            paths.as_ref().map_or_else(Selection::default, |p| {
-                select(p, &self.routes, &self.cfg, &self.peers)
+            paths.as_ref().map_or_else(Chosen::default, |p| {
+                decide(p, &self.routes, &self.cfg, &self.peers)
             })
         };
         for t in touched.drain(..) {
@@ -627,18 +696,8 @@ impl Rib {
             }
             let before = outcome(&t.before);
             let after = outcome(&t.after);
-            if after.differs(&before) {
-                out.push(BestChange {
-                    prefix: t.prefix,
-                    previous: before.best,
-                    best: after.best,
-                    next_hops: after.next_hops,
-                });
-            }
-        }
-        for peer in std::mem::take(&mut self.batch.forget) {
-            if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
-                *slot = None;
+            if after.differs(&before, &self.routes) {
+                out.push(t.prefix, before.best, after.best, after.hops);
             }
         }
         // Keep the list's memory for the next batch, unless a table-wide
@@ -646,11 +705,50 @@ impl Rib {
         if touched.capacity() <= KEEP_CAPACITY {
             self.batch.touched = touched;
         }
+        out
+    }
+
+    /// `decided` with paths, as [`Self::take_changes`] reports them.
+    pub fn best_changes(&self, decided: &Decided) -> Vec<BestChange> {
+        let path = |s: Slot| self.routes.get(s.route).path(s.path_id);
+        decided
+            .iter()
+            .map(|d| BestChange {
+                prefix: d.prefix,
+                previous: d.previous.map(path),
+                best: d.best.map(path),
+                next_hops: match (decided.multipath_hops(d), d.best) {
+                    (Some(h), _) => h.clone(),
+                    (None, Some(b)) => smallvec::smallvec![self.routes.get(b.route).next_hop],
+                    (None, None) => NextHops::new(),
+                },
+            })
+            .collect()
+    }
+
+    /// The route a decision names (readable until [`Self::settle`]).
+    pub fn route(&self, slot: Slot) -> &Route {
+        self.routes.get(slot.route)
+    }
+
+    /// Let go of what the decisions taken so far dropped: routes no prefix
+    /// uses, their attribute handles, and peers being forgotten. Their
+    /// references in those decisions are invalid from now on.
+    /// Changes staged and not yet taken still need what they dropped: with
+    /// any pending, nothing is let go until a later settle.
+    pub fn settle(&mut self) {
+        if !self.batch.touched.is_empty() || !self.batch.retouched.is_empty() {
+            return;
+        }
+        for peer in std::mem::take(&mut self.batch.forget) {
+            if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+                *slot = None;
+            }
+        }
         let freed = self.routes.collect();
         for handle in freed.into_iter().chain(std::mem::take(&mut self.retired)) {
             self.interner.release(handle);
         }
-        out
     }
 
     /// The session went down without graceful restart: drop all its paths.
@@ -718,8 +816,8 @@ impl Rib {
     }
 
     /// Forget a peer whose paths are removed, once the pending changes are
-    /// taken (they are decided with what the RIB knows of it); its slot
-    /// may then be reused.
+    /// taken and settled (they are decided and advertised with what the
+    /// RIB knows of it); its slot may then be reused.
     pub fn forget_peer(&mut self, peer: PeerIndex) {
         if peer != PeerIndex::LOCAL {
             self.batch.forget.push(peer);

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::fsm::{DownReason, State};
 use crate::policy::Policy;
 use crate::rib::{
-    AdjRibOut, BestChange, ChangeSet, PeerIndex, PeerInfo, Rib, RibChange, RibConfig, RouteKey,
+    AdjRibOut, BestChange, Decided, PeerIndex, PeerInfo, Rib, RibChange, RibConfig, RouteKey,
 };
 use crate::session::events::{PeerCommand, PeerEvent};
 use crate::session::peer::{LocalIdentity, PeerTask};
@@ -228,7 +228,6 @@ impl Core {
                 let _ = tx.send(Command::DeferralOver);
             });
         }
-        let mut changes = ChangeSet::default();
         loop {
             tokio::select! {
                 biased;
@@ -242,7 +241,7 @@ impl Core {
                         let _ = done.send(());
                         return;
                     }
-                    Some(cmd) => self.command(cmd, &mut changes),
+                    Some(cmd) => self.command(cmd),
                     None => {
                         self.shutdown(false).await;
                         return;
@@ -254,7 +253,7 @@ impl Core {
                     for _ in 1..BATCH {
                         // Bound what one pass holds: a full table arriving
                         // at once is advertised in slices, not kept whole.
-                        if changes.len() + self.rib.pending() >= MAX_CHANGES_PER_PASS {
+                        if self.rib.pending() >= MAX_CHANGES_PER_PASS {
                             break;
                         }
                         match self.events.try_recv() {
@@ -269,9 +268,13 @@ impl Core {
                     self.drain_some();
                 }
             }
-            changes.extend(self.rib.take_changes());
-            if !changes.is_empty() {
-                self.distribute(changes.take());
+            let decided = self.rib.take_decided();
+            if !decided.is_empty() {
+                self.distribute(&decided);
+            }
+            // What the pass dropped goes once it is advertised.
+            self.rib.settle();
+            if !decided.is_empty() {
                 if self.last_gc.elapsed() >= GC_EVERY {
                     self.rib.gc();
                     self.last_gc = Instant::now();
@@ -450,7 +453,7 @@ impl Core {
 
     // --- commands --------------------------------------------------------------
 
-    fn command(&mut self, cmd: Command, changes: &mut ChangeSet) {
+    fn command(&mut self, cmd: Command) {
         match cmd {
             Command::AddPeer(cfg, reply) => {
                 let _ = reply.send(self.add_peer(cfg, false).map(drop));
@@ -478,11 +481,12 @@ impl Core {
                     attrs,
                     next_hop: None,
                 };
-                changes.extend(self.rib.update(vec![change]).unwrap_or_default());
+                // Decided and advertised with the pass, like a peer's routes.
+                let _ = self.rib.stage(vec![change]);
             }
             Command::Withdraw(prefix) => {
                 let change = RibChange::WithdrawLocal { prefix };
-                changes.extend(self.rib.update(vec![change]).unwrap_or_default());
+                let _ = self.rib.stage(vec![change]);
             }
             Command::Subscribe(reply) => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -802,20 +806,24 @@ impl Core {
         }
     }
 
-    /// Send each established peer its part of `changes`; tell subscribers.
-    fn distribute(&mut self, changes: Vec<BestChange>) {
+    /// Send each established peer its part of `decided`; tell subscribers.
+    fn distribute(&mut self, decided: &Decided) {
         if !self.deferring {
             for entry in self.peers.values_mut() {
                 if entry.state != State::Established {
                     continue;
                 }
-                let out = entry.adj_out.apply(&mut self.rib, &changes);
+                let out = entry.adj_out.apply(&mut self.rib, decided);
                 if !out.is_empty() {
                     let _ = entry.commands.send(PeerCommand::Send(out));
                 }
             }
         }
         self.subscribers.retain(|s| !s.is_closed());
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let changes = self.rib.best_changes(decided);
         if let Some((last, rest)) = self.subscribers.split_last() {
             for s in rest {
                 let _ = s.send(changes.clone());

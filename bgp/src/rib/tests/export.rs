@@ -179,9 +179,9 @@ fn ibgp_export_next_hop_and_local_pref() {
 fn adj_rib_out_diffs_and_groups() {
     let mut f = fabric();
     let mut out = AdjRibOut::new(f.e2);
-    let changes = f
-        .rib
-        .update(vec![RibChange::Announce {
+    let decided = decide(
+        &mut f.rib,
+        vec![RibChange::Announce {
             peer: f.e1,
             attrs: attrs(&[65001]),
             next_hop: ip("192.0.2.31"),
@@ -189,9 +189,9 @@ fn adj_rib_out_diffs_and_groups() {
                 Nlri::new(net("203.0.113.0/24")),
                 Nlri::new(net("198.51.100.0/24")),
             ],
-        }])
-        .unwrap();
-    let diff = out.apply(&mut f.rib, &changes);
+        }],
+    );
+    let diff = out.apply(&mut f.rib, &decided);
     assert!(diff.withdrawn.is_empty());
     assert_eq!(diff.announce.len(), 1, "one group for shared attributes");
     assert_eq!(diff.announce[0].prefixes.len(), 2);
@@ -199,10 +199,17 @@ fn adj_rib_out_diffs_and_groups() {
     assert_eq!(out.len(), 2);
     // The sender's own Adj-RIB-Out gets nothing.
     let mut back = AdjRibOut::new(f.e1);
-    assert!(back.apply(&mut f.rib, &changes).is_empty());
-    // Withdrawal.
-    let changes = withdraw(&mut f.rib, f.e1, "198.51.100.0/24");
-    let diff = out.apply(&mut f.rib, &changes);
+    assert!(back.apply(&mut f.rib, &decided).is_empty());
+    f.rib.settle();
+    // Withdrawal: the route the prefix had is gone from the table, and
+    // still readable for the Adj-RIB-Out until the RIB settles.
+    let withdrawal = RibChange::Withdraw {
+        peer: f.e1,
+        nlri: vec![Nlri::new(net("198.51.100.0/24"))],
+    };
+    let decided = decide(&mut f.rib, vec![withdrawal]);
+    let diff = out.apply(&mut f.rib, &decided);
+    f.rib.settle();
     assert_eq!(diff.withdrawn, vec![net("198.51.100.0/24")]);
     assert!(diff.announce.is_empty());
     // A full sync of a fresh Adj-RIB-Out announces the Loc-RIB.

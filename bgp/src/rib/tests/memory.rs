@@ -61,22 +61,23 @@ fn many_prefixes_share_one_attribute_set() {
             Nlri::new(IpNet::new(IpAddr::V4(addr), 24).unwrap())
         })
         .collect();
-    let changes = rib
-        .update(vec![RibChange::Announce {
+    let decided = decide(
+        &mut rib,
+        vec![RibChange::Announce {
             peer: a,
             attrs: attrs(&[65001, 65100]),
             next_hop: ip("192.0.2.10"),
             nlri,
-        }])
-        .unwrap();
-    assert_eq!(changes.len(), N as usize);
+        }],
+    );
+    assert_eq!(decided.len(), N as usize);
     assert_eq!(rib.len(), N as usize);
     assert_eq!(rib.interner().len(), 1);
     assert_eq!(rib.route_count(), 1, "one route shared by every prefix");
     // Re-advertising everything to an eBGP peer costs one more entry.
     let mut out = AdjRibOut::new(e);
-    let diff = out.apply(&mut rib, &changes);
-    drop(changes);
+    let diff = out.apply(&mut rib, &decided);
+    rib.settle();
     assert_eq!(diff.announce.len(), 1);
     assert_eq!(diff.announce[0].prefixes.len(), N as usize);
     drop(diff);

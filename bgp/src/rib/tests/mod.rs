@@ -1,5 +1,6 @@
 //! RIB tests: shared fixtures, one file per concern.
 
+mod decided;
 mod decision;
 mod export;
 mod gr;
@@ -11,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use super::{BestChange, PeerIndex, PeerInfo, Rib, RibChange, RibConfig};
+use super::{BestChange, Decided, PeerIndex, PeerInfo, Rib, RibChange, RibConfig};
 use crate::policy::Policy;
 use crate::types::Asn;
 use crate::wire::{AsPath, AsSegment, Nlri, Origin, PathAttributes, SegmentKind};
@@ -96,6 +97,13 @@ pub fn originate(rib: &mut Rib, prefix: &str) -> Vec<BestChange> {
         next_hop: None,
     }])
     .unwrap()
+}
+
+/// Stage `changes` and take the decisions, as the speaker does in a pass
+/// (the caller settles).
+pub fn decide(rib: &mut Rib, changes: Vec<RibChange>) -> Decided {
+    rib.stage(changes).unwrap();
+    rib.take_decided()
 }
 
 /// The peer of the best path to `prefix`.
