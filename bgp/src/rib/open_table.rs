@@ -56,7 +56,9 @@ fn seed() -> u64 {
 
 const MIN_CAPACITY: usize = 16;
 
-/// The table. `SKIP` top bits of every hash are ignored (a caller that
+/// The table. Lookups take the key's hash ([`TableKey::hash`]) from the
+/// caller, who computes it once for a prefetch and the lookup after it.
+/// `SKIP` top bits of every hash are ignored (a caller that
 /// spreads keys over several tables uses them to pick the table).
 #[derive(Debug, Clone)]
 pub struct OpenTable<K, V, const SKIP: u32> {
@@ -93,15 +95,17 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
         self.keys.len() - 1
     }
 
-    fn home(&self, key: &K) -> usize {
+    /// The home bucket of a key with this hash.
+    fn home(&self, hash: u64) -> usize {
         // `shift` is 64 only while there are no buckets (never probed).
-        ((key.hash() << SKIP) >> self.shift) as usize
+        ((hash << SKIP) >> self.shift) as usize
     }
 
-    /// The bucket holding `key`, or the empty one where it would go.
-    fn find(&self, key: &K) -> Result<usize, usize> {
+    /// The bucket holding `key` (whose hash is `hash`), or the empty one
+    /// where it would go.
+    fn find(&self, key: &K, hash: u64) -> Result<usize, usize> {
         let mask = self.mask();
-        let mut i = self.home(key);
+        let mut i = self.home(hash);
         loop {
             let k = self.keys[i];
             if k == *key {
@@ -114,45 +118,51 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
         }
     }
 
-    /// Start fetching what a lookup of `key` will read: the cache line of
-    /// its home bucket's key and the next one (an insert scans on to the
-    /// first empty bucket, 8.5 keys on average at the highest load), and
-    /// the home bucket's value. A hint to the CPU; the table is unchanged.
+    /// Start fetching what a lookup of the key whose hash is `hash` will
+    /// read: the cache line of its home bucket's key and the next one (an
+    /// insert scans on to the first empty bucket, 8.5 keys on average at
+    /// the highest load), and the home bucket's value. A hint to the CPU;
+    /// the table is unchanged.
     #[inline]
-    pub fn prefetch(&self, key: &K) {
+    pub fn prefetch(&self, hash: u64) {
         if self.keys.is_empty() {
             return;
         }
-        let home = self.home(key);
+        let home = self.home(hash);
         let first = std::ptr::from_ref(&self.keys[home]).cast::<u8>();
         prefetch_line(first);
         prefetch_line(first.wrapping_add(64));
         prefetch_line(std::ptr::from_ref(&self.values[home]).cast());
     }
 
-    pub fn get(&self, key: &K) -> Option<&V> {
+    pub fn get(&self, key: &K, hash: u64) -> Option<&V> {
         if self.len == 0 {
             return None;
         }
-        self.find(key).ok().map(|i| &self.values[i])
+        self.find(key, hash).ok().map(|i| &self.values[i])
     }
 
-    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+    pub fn get_mut(&mut self, key: &K, hash: u64) -> Option<&mut V> {
         if self.len == 0 {
             return None;
         }
-        let i = self.find(key).ok()?;
+        let i = self.find(key, hash).ok()?;
         Some(&mut self.values[i])
     }
 
     /// Look `key` up once: `f` changes its value in place, or, when it has
     /// none, returns the value to insert (`None`: insert nothing). Returns
     /// whether a key was inserted.
-    pub fn upsert(&mut self, key: K, f: impl FnOnce(Option<&mut V>) -> Option<V>) -> bool {
+    pub fn upsert(
+        &mut self,
+        key: K,
+        hash: u64,
+        f: impl FnOnce(Option<&mut V>) -> Option<V>,
+    ) -> bool {
         if self.keys.is_empty() {
             self.grow();
         }
-        match self.find(&key) {
+        match self.find(&key, hash) {
             Ok(i) => {
                 f(Some(&mut self.values[i]));
                 false
@@ -163,7 +173,7 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
                 };
                 if self.needs_growth() {
                     self.grow();
-                    i = self.find(&key).unwrap_or_else(|empty| empty);
+                    i = self.find(&key, hash).unwrap_or_else(|empty| empty);
                 }
                 self.keys[i] = key;
                 self.values[i] = value;
@@ -174,10 +184,10 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
     }
 
     /// Set the value of `key`, returning the one it replaces.
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+    pub fn insert(&mut self, key: K, hash: u64, value: V) -> Option<V> {
         let mut value = Some(value);
         let mut old = None;
-        self.upsert(key, |slot| match slot {
+        self.upsert(key, hash, |slot| match slot {
             Some(v) => {
                 old = Some(std::mem::replace(v, value.take().unwrap_or_default()));
                 None
@@ -187,11 +197,11 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
         old
     }
 
-    pub fn remove(&mut self, key: &K) -> Option<V> {
+    pub fn remove(&mut self, key: &K, hash: u64) -> Option<V> {
         if self.len == 0 {
             return None;
         }
-        let mut hole = self.find(key).ok()?;
+        let mut hole = self.find(key, hash).ok()?;
         self.keys[hole] = K::EMPTY;
         let value = std::mem::take(&mut self.values[hole]);
         self.len -= 1;
@@ -205,7 +215,7 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
             if k == K::EMPTY {
                 break;
             }
-            let home = self.home(&k);
+            let home = self.home(k.hash());
             // Distance from home to the slot, and from home to the hole,
             // both walking forward with wrap-around.
             if (hole.wrapping_sub(home) & mask) < (i.wrapping_sub(home) & mask) {
@@ -237,7 +247,7 @@ impl<K: TableKey, V: Default, const SKIP: u32> OpenTable<K, V, SKIP> {
             if k == K::EMPTY {
                 continue;
             }
-            let mut i = self.home(&k);
+            let mut i = self.home(k.hash());
             while self.keys[i] != K::EMPTY {
                 i = (i + 1) & mask;
             }
@@ -318,13 +328,17 @@ mod tests {
         for step in 0..200_000u32 {
             let key = xorshift(&mut s) % 5000;
             match xorshift(&mut s) % 3 {
-                0 => assert_eq!(t.remove(&key), m.remove(&key), "step {step}"),
-                _ => assert_eq!(t.insert(key, step), m.insert(key, step), "step {step}"),
+                0 => assert_eq!(t.remove(&key, key.hash()), m.remove(&key), "step {step}"),
+                _ => assert_eq!(
+                    t.insert(key, key.hash(), step),
+                    m.insert(key, step),
+                    "step {step}"
+                ),
             }
             assert_eq!(t.len(), m.len());
         }
         for (k, v) in &m {
-            assert_eq!(t.get(k), Some(v));
+            assert_eq!(t.get(k, k.hash()), Some(v));
         }
         assert_eq!(t.iter().count(), m.len());
         assert!(t.keys.len() * 3 >= t.len() * 4, "load factor above 3/4");
@@ -336,16 +350,16 @@ mod tests {
         // Capacity 16 (shift 60): hash top nibble 0xf homes at the last bucket.
         let last = 0xf000_0000_0000_0000;
         for i in 0..6 {
-            t.insert(Forced(i, last), i);
+            t.insert(Forced(i, last), last, i);
         }
-        t.insert(Forced(10, 0), 10); // homes at 0, displaced by the wrapped run
+        t.insert(Forced(10, 0), 0, 10); // homes at 0, displaced by the wrapped run
         assert_eq!(t.keys.len(), 16);
-        assert_eq!(t.remove(&Forced(0, last)), Some(0));
-        assert_eq!(t.remove(&Forced(3, last)), Some(3));
+        assert_eq!(t.remove(&Forced(0, last), last), Some(0));
+        assert_eq!(t.remove(&Forced(3, last), last), Some(3));
         for i in [1, 2, 4, 5] {
-            assert_eq!(t.get(&Forced(i, last)), Some(&i), "key {i}");
+            assert_eq!(t.get(&Forced(i, last), last), Some(&i), "key {i}");
         }
-        assert_eq!(t.get(&Forced(10, 0)), Some(&10));
+        assert_eq!(t.get(&Forced(10, 0), 0), Some(&10));
         assert_eq!(t.len(), 5);
         // Grow past the 3/4 load: everything is still found.
         let mut present: Vec<(Forced, u32)> = [1, 2, 4, 5]
@@ -355,11 +369,11 @@ mod tests {
             .collect();
         for i in 20..40 {
             let key = Forced(i, u64::from(i) << 58);
-            t.insert(key, i);
+            t.insert(key, key.hash(), i);
             present.push((key, i));
         }
         for (key, value) in &present {
-            assert_eq!(t.get(key), Some(value), "{key:?}");
+            assert_eq!(t.get(key, key.hash()), Some(value), "{key:?}");
         }
         assert_eq!(t.len(), 25);
     }
@@ -367,22 +381,26 @@ mod tests {
     #[test]
     fn upsert_changes_in_place_or_inserts_once() {
         let mut t = OpenTable::<u64, u32, 6>::default();
-        assert!(t.upsert(7, |v| {
+        let h = |k: u64| k.hash();
+        assert!(t.upsert(7, h(7), |v| {
             assert!(v.is_none());
             Some(1)
         }));
-        assert!(!t.upsert(7, |v| {
+        assert!(!t.upsert(7, h(7), |v| {
             *v.expect("present") += 1;
             None
         }));
-        assert!(!t.upsert(8, |_| None), "nothing inserted when f says so");
-        assert_eq!(t.get(&7), Some(&2));
-        assert_eq!(t.get(&8), None);
+        assert!(
+            !t.upsert(8, h(8), |_| None),
+            "nothing inserted when f says so"
+        );
+        assert_eq!(t.get(&7, h(7)), Some(&2));
+        assert_eq!(t.get(&8, h(8)), None);
         assert_eq!(t.len(), 1);
-        t.prefetch(&9);
+        t.prefetch(h(9));
         for v in t.values_mut() {
             *v = 5;
         }
-        assert_eq!(t.get_mut(&7).copied(), Some(5));
+        assert_eq!(t.get_mut(&7, h(7)).copied(), Some(5));
     }
 }

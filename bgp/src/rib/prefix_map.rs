@@ -129,12 +129,13 @@ impl<K: TableKey, V: Default> Default for Sharded<K, V> {
 }
 
 impl<K: TableKey, V: Default> Sharded<K, V> {
-    fn map(&self, key: &K) -> &OpenTable<K, V, SHARD_BITS> {
-        &self.shards[(key.hash() >> (64 - SHARD_BITS)) as usize]
+    /// The shard of a key with this hash (its top bits).
+    fn map(&self, hash: u64) -> &OpenTable<K, V, SHARD_BITS> {
+        &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
     }
 
-    fn map_mut(&mut self, key: &K) -> &mut OpenTable<K, V, SHARD_BITS> {
-        &mut self.shards[(key.hash() >> (64 - SHARD_BITS)) as usize]
+    fn map_mut(&mut self, hash: u64) -> &mut OpenTable<K, V, SHARD_BITS> {
+        &mut self.shards[(hash >> (64 - SHARD_BITS)) as usize]
     }
 
     fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
@@ -213,19 +214,28 @@ impl<V: Default> Default for PrefixMap<V> {
     }
 }
 
-/// Run `$body` with `$map` bound to the shard map holding `$prefix` and
-/// `$key` to its key.
+/// A prefix's table key with its hash, computed once for a prefetch and
+/// the lookup that follows it ([`PrefixMap::locate`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Located(Where);
+
+#[derive(Debug, Clone, Copy)]
+enum Where {
+    V4(V4Key, u64),
+    V6(V6Key, u64),
+}
+
+/// Run `$body` with `$map` bound to the shard map holding the located
+/// prefix `$at`, `$key` to its key and `$hash` to its hash.
 macro_rules! with_shard {
-    ($self:ident . $get:ident, $prefix:expr, |$map:ident, $key:ident| $body:expr) => {
-        match $prefix {
-            IpNet::V4(n) => {
-                let $key = v4_key(n);
-                let $map = $self.v4.$get(&$key);
+    ($self:ident . $get:ident, $at:expr, |$map:ident, $key:ident, $hash:ident| $body:expr) => {
+        match $at.0 {
+            Where::V4($key, $hash) => {
+                let $map = $self.v4.$get($hash);
                 $body
             }
-            IpNet::V6(n) => {
-                let $key = v6_key(n);
-                let $map = $self.v6.$get(&$key);
+            Where::V6($key, $hash) => {
+                let $map = $self.v6.$get($hash);
                 $body
             }
         }
@@ -242,31 +252,54 @@ impl<V: Default> PrefixMap<V> {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
+    /// `prefix`'s key and hash.
+    #[inline]
+    pub fn locate(prefix: &IpNet) -> Located {
+        Located(match prefix {
+            IpNet::V4(n) => {
+                let k = v4_key(n);
+                Where::V4(k, k.hash())
+            }
+            IpNet::V6(n) => {
+                let k = v6_key(n);
+                Where::V6(k, k.hash())
+            }
+        })
+    }
+
     pub fn get(&self, prefix: &IpNet) -> Option<&V> {
-        with_shard!(self.map, prefix, |m, k| m.get(&k))
+        let at = Self::locate(prefix);
+        with_shard!(self.map, at, |m, k, h| m.get(&k, h))
     }
 
     pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut V> {
-        with_shard!(self.map_mut, prefix, |m, k| m.get_mut(&k))
+        let at = Self::locate(prefix);
+        with_shard!(self.map_mut, at, |m, k, h| m.get_mut(&k, h))
     }
 
     /// Look `prefix` up once: `f` gets its value to change in place, or
     /// `None` when there is none, and then returns the value to insert (or
     /// `None` to insert nothing).
     pub fn upsert(&mut self, prefix: &IpNet, f: impl FnOnce(Option<&mut V>) -> Option<V>) {
-        with_shard!(self.map_mut, prefix, |m, k| m.upsert(k, f));
+        self.upsert_at(Self::locate(prefix), f);
     }
 
-    /// Start fetching the memory a lookup of `prefix` will read (a hint:
-    /// a caller walking many prefixes prefetches a few ahead).
+    /// [`Self::upsert`] of a located prefix.
+    pub fn upsert_at(&mut self, at: Located, f: impl FnOnce(Option<&mut V>) -> Option<V>) {
+        with_shard!(self.map_mut, at, |m, k, h| m.upsert(k, h, f));
+    }
+
+    /// Start fetching the memory a lookup of a located prefix will read (a
+    /// hint: a caller walking many prefixes prefetches a few ahead).
     #[inline]
-    pub fn prefetch(&self, prefix: &IpNet) {
-        with_shard!(self.map, prefix, |m, k| m.prefetch(&k));
+    pub fn prefetch(&self, at: &Located) {
+        with_shard!(self.map, at, |m, _k, h| m.prefetch(h));
     }
 
     /// Set the value of `prefix`, returning the one it replaces.
     pub fn insert(&mut self, prefix: IpNet, value: V) -> Option<V> {
-        with_shard!(self.map_mut, &prefix, |m, k| m.insert(k, value))
+        let at = Self::locate(&prefix);
+        with_shard!(self.map_mut, at, |m, k, h| m.insert(k, h, value))
     }
 
     pub fn contains_key(&self, prefix: &IpNet) -> bool {
@@ -274,7 +307,8 @@ impl<V: Default> PrefixMap<V> {
     }
 
     pub fn remove(&mut self, prefix: &IpNet) -> Option<V> {
-        with_shard!(self.map_mut, prefix, |m, k| m.remove(&k))
+        let at = Self::locate(prefix);
+        with_shard!(self.map_mut, at, |m, k, h| m.remove(&k, h))
     }
 
     /// Every entry, IPv4 first, in no particular order within a family.

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
 
-use super::prefix_map::{Paths, PrefixMap, Slot};
+use super::prefix_map::{Located, Paths, PrefixMap, Slot};
 use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
@@ -401,7 +401,8 @@ impl Rib {
                 RibChange::Withdraw { peer, nlri } => {
                     for (i, n) in nlri.iter().enumerate() {
                         if let Some(ahead) = nlri.get(i + PREFETCH_AHEAD) {
-                            self.table.prefetch(&ahead.prefix);
+                            self.table
+                                .prefetch(&PrefixMap::<Paths>::locate(&ahead.prefix));
                         }
                         self.remove(peer, (n.prefix, n.path_id.unwrap_or(0)));
                     }
@@ -419,7 +420,8 @@ impl Rib {
                         .routes
                         .intern(PeerIndex::LOCAL, family, &attrs, next_hop);
                     self.retired.push(attrs);
-                    self.insert(prefix, PeerIndex::LOCAL, Slot { route, path_id: 0 });
+                    let at = PrefixMap::<Paths>::locate(&prefix);
+                    self.insert(at, prefix, PeerIndex::LOCAL, Slot { route, path_id: 0 });
                 }
                 RibChange::WithdrawLocal { prefix } => {
                     self.remove(PeerIndex::LOCAL, (prefix, 0));
@@ -474,9 +476,22 @@ impl Rib {
         // prefixes mostly share.
         let mut memo: Option<(Family, Option<RouteId>)> = None;
         let mut last: Option<(usize, Family, RouteId)> = None;
+        // Each prefix is located (keyed and hashed) once, when prefetched,
+        // and kept here until its turn.
+        let locate = |n: &crate::wire::Nlri| PrefixMap::<Paths>::locate(&n.prefix);
+        let mut located: [Option<Located>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
+        for (at, n) in located.iter_mut().zip(nlri) {
+            let l = locate(n);
+            self.table.prefetch(&l);
+            *at = Some(l);
+        }
         for (i, n) in nlri.iter().enumerate() {
+            let ring = &mut located[i % PREFETCH_AHEAD];
+            let at = ring.take().unwrap_or_else(|| locate(n));
             if let Some(ahead) = nlri.get(i + PREFETCH_AHEAD) {
-                self.table.prefetch(&ahead.prefix);
+                let l = locate(ahead);
+                self.table.prefetch(&l);
+                *ring = Some(l);
             }
             let key = (n.prefix, n.path_id.unwrap_or(0));
             let family = Family::of(&n.prefix);
@@ -512,6 +527,7 @@ impl Rib {
             match decided {
                 None => self.remove(peer, key),
                 Some(route) => self.insert(
+                    at,
                     n.prefix,
                     peer,
                     Slot {
@@ -524,9 +540,9 @@ impl Rib {
         self.retired.push(base);
     }
 
-    /// Store `slot` (a route of `peer`) for `prefix`, replacing the peer's
-    /// path with the same path ID.
-    fn insert(&mut self, prefix: IpNet, peer: PeerIndex, slot: Slot) {
+    /// Store `slot` (a route of `peer`) for `prefix` (located at `at`),
+    /// replacing the peer's path with the same path ID.
+    fn insert(&mut self, at: Located, prefix: IpNet, peer: PeerIndex, slot: Slot) {
         let Rib {
             table,
             routes,
@@ -536,7 +552,7 @@ impl Rib {
         let mut replaced = None;
         let mut added = false;
         let number = batch.number;
-        table.upsert(&prefix, |paths| {
+        table.upsert_at(at, |paths| {
             let Some(paths) = paths else {
                 added = true;
                 let mut new = Paths::one(slot);
