@@ -5,13 +5,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::Bgpd;
-use manul_bgp::types::Family;
-use manul_bgp::wire::{Capability, Context, Message, Open, frame};
+use common::raw::{Raw, update};
 use manul_tests::{Lab, Need, Netns, require, wait_until};
 
 const T: Duration = Duration::from_secs(20);
@@ -30,104 +27,22 @@ asn = 65003
 passive = true
 "#;
 
-/// A hand-driven BGP speaker over a plain TCP socket.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
+/// manul's address on the lab link.
+const MANUL: &str = "10.88.0.1:179";
+
+/// A raw peer with AS `asn` and identifier `id`: IPv4 unicast, 4-octet AS.
+fn raw(ns: &Netns, asn: u32, id: [u8; 4]) -> anyhow::Result<Raw> {
+    Raw::establish(ns, MANUL, asn, id, vec![])
 }
 
-impl Raw {
-    /// Connect from inside `ns` and complete the OPEN/KEEPALIVE exchange.
-    fn establish(ns: &Netns, asn: u32, id: [u8; 4]) -> anyhow::Result<Raw> {
-        let stream = ns.run(|| TcpStream::connect_timeout(&"10.88.0.1:179".parse().unwrap(), T))?;
-        stream.set_read_timeout(Some(T))?;
-        let mut raw = Raw {
-            stream,
-            buf: Vec::new(),
-        };
-        let open = Open {
-            version: 4,
-            asn,
-            hold_time: 90,
-            router_id: id.into(),
-            capabilities: vec![
-                Capability::Multiprotocol(Family::Ipv4Unicast),
-                Capability::FourOctetAs(asn),
-            ],
-        };
-        raw.send(&Message::Open(open).to_bytes(&Context::default())?)?;
-        anyhow::ensure!(
-            matches!(raw.recv()?, Some(Message::Open(_))),
-            "expected OPEN"
-        );
-        raw.send(&Message::Keepalive.to_bytes(&Context::default())?)?;
-        anyhow::ensure!(
-            matches!(raw.recv()?, Some(Message::Keepalive)),
-            "expected KEEPALIVE"
-        );
-        Ok(raw)
-    }
-
-    /// [`Raw::establish`], retried while manul holds the peer idle after
-    /// the previous error (DampPeerOscillations: 1 s, 2 s, 4 s...).
-    fn reestablish(ns: &Netns, asn: u32, id: [u8; 4]) -> anyhow::Result<Raw> {
-        Ok(manul_tests::try_wait_until(
-            T,
-            "manul to accept the peer again",
-            || Raw::establish(ns, asn, id).map_err(|e| e.to_string()),
-        )?)
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes)
-    }
-
-    /// The next message; `None` when the connection closes.
-    fn recv(&mut self) -> anyhow::Result<Option<Message>> {
-        let ctx = Context {
-            four_octet_as: true,
-            ..Default::default()
-        };
-        loop {
-            if let Some(len) = frame(&self.buf, &ctx)? {
-                if self.buf.len() >= len {
-                    let msg: Vec<u8> = self.buf.drain(..len).collect();
-                    return Ok(Some(Message::decode(&msg, &ctx)?));
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// The first NOTIFICATION before the connection closes: (code, subcode).
-    fn notification(&mut self) -> anyhow::Result<(u8, u8)> {
-        while let Some(msg) = self.recv()? {
-            if let Message::Notification(n) = msg {
-                // And then the connection is closed.
-                while self.recv()?.is_some() {}
-                return Ok((n.code, n.subcode));
-            }
-        }
-        anyhow::bail!("connection closed without a NOTIFICATION")
-    }
-}
-
-/// An UPDATE from raw path attribute and NLRI bytes.
-fn update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
-    let len = 19 + 2 + 2 + attrs.len() + nlri.len();
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&(len as u16).to_be_bytes());
-    m.push(2);
-    m.extend_from_slice(&[0, 0]);
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(attrs);
-    m.extend_from_slice(nlri);
-    m
+/// [`raw`], retried while manul holds the peer idle after the previous
+/// error (DampPeerOscillations: 1 s, 2 s, 4 s...).
+fn reraw(ns: &Netns, asn: u32, id: [u8; 4]) -> anyhow::Result<Raw> {
+    Ok(manul_tests::try_wait_until(
+        T,
+        "manul to accept the peer again",
+        || raw(ns, asn, id).map_err(|e| e.to_string()),
+    )?)
 }
 
 const ORIGIN_IGP: [u8; 4] = [0x40, 1, 1, 0];
@@ -156,8 +71,8 @@ fn rfc7606_outcomes_over_a_live_session_and_header_errors_close_it() -> anyhow::
     require!(Need::Root);
     let lab = Lab::builder().hosts(3).build()?;
     let manul = Bgpd::start(&lab.host(1).ns, MANUL_CONF)?;
-    let mut bad = Raw::establish(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
-    let mut good = Raw::establish(&lab.host(3).ns, 65003, [10, 88, 0, 3])?;
+    let mut bad = raw(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
+    let mut good = raw(&lab.host(3).ns, 65003, [10, 88, 0, 3])?;
     manul.wait_established("10.88.0.2", T)?;
 
     // A valid announcement installs the route.
@@ -219,17 +134,17 @@ fn rfc7606_outcomes_over_a_live_session_and_header_errors_close_it() -> anyhow::
     assert_eq!(bad.notification()?, (3, 10));
 
     // Header errors: a bad marker (1/1), a bad length (1/2), garbage.
-    let mut bad = Raw::reestablish(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
+    let mut bad = reraw(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
     let mut msg = update(&attrs(&[&ORIGIN_IGP, &AS_PATH, &NEXT_HOP]), &nlri(4));
     msg[3] = 0;
     bad.send(&msg)?;
     assert_eq!(bad.notification()?, (1, 1));
-    let mut bad = Raw::reestablish(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
+    let mut bad = reraw(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
     let mut keepalive = vec![0xff; 16];
     keepalive.extend_from_slice(&[0, 20, 4, 0]);
     bad.send(&keepalive)?;
     assert_eq!(bad.notification()?, (1, 2));
-    let mut bad = Raw::reestablish(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
+    let mut bad = reraw(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
     bad.send(b"GET / HTTP/1.1\r\nHost: manul\r\n\r\n")?;
     assert_eq!(bad.notification()?.0, 1);
 

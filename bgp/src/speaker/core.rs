@@ -776,12 +776,22 @@ impl Core {
         }
     }
 
+    /// Whether every established peer we wait for has sent End-of-RIB for
+    /// each of its families. RFC 4724 §4.1: a restarting speaker waits for
+    /// its peers' End-of-RIB "excluding the ones with the Restart State bit
+    /// set in the received capability and excluding the ones that do not
+    /// advertise the graceful restart capability": neither will send one
+    /// before it has ours.
     fn all_eor_received(&self) -> bool {
         self.peers.values().all(|e| {
-            e.state != State::Established
-                || e.negotiated
+            let Some(n) = e.negotiated.as_ref() else {
+                return true;
+            };
+            let awaited = e.state == State::Established
+                && n.peer_graceful_restart
                     .as_ref()
-                    .is_none_or(|n| n.families.iter().all(|f| e.eor.contains(f)))
+                    .is_some_and(|gr| !gr.restart_state);
+            !awaited || n.families.iter().all(|f| e.eor.contains(f))
         })
     }
 
