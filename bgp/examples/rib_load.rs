@@ -67,7 +67,7 @@ fn main() {
         let decided = rib.take_decided();
         changes_seen += decided.len();
         let _ = out.apply(&mut rib, &decided);
-        rib.settle();
+        rib.settle(decided);
     }
     let took = start.elapsed();
     println!(

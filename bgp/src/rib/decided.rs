@@ -6,8 +6,10 @@
 //! A full table arriving is a million of these; a reference is 12 bytes
 //! where a path is 40 with a shared attribute handle to count, so taking,
 //! advertising and dropping them costs little. The routes they name stay
-//! readable until [`super::Rib::settle`]; [`super::Rib::best_changes`]
-//! turns them into [`super::BestChange`]s for whoever needs paths.
+//! readable until the decisions are handed back to [`super::Rib::settle`]
+//! (which takes them by value, so none is read after);
+//! [`super::Rib::best_changes`] turns them into [`super::BestChange`]s for
+//! whoever needs paths.
 
 use ipnet::IpNet;
 
@@ -39,11 +41,19 @@ pub struct Decided {
 }
 
 impl Decided {
-    pub(super) fn with_capacity(n: usize) -> Self {
+    /// Decisions written into `list`'s memory (emptied), room for `n`.
+    pub(super) fn reuse(mut list: Vec<Decision>, n: usize) -> Self {
+        list.clear();
+        list.reserve(n);
         Self {
-            list: Vec::with_capacity(n),
+            list,
             hops: Vec::new(),
         }
+    }
+
+    /// The list, for its memory.
+    pub(super) fn into_list(self) -> Vec<Decision> {
+        self.list
     }
 
     /// Record a decision; `hops`: the next hops when they are not just the

@@ -17,7 +17,7 @@ use super::prefix_map::{Located, Paths, PrefixMap, Slot};
 use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
-use super::decided::Decided;
+use super::decided::{Decided, Decision};
 use super::decision::{self, Ineligible};
 use super::interner::{AttrInterner, Attrs};
 use super::path::RouteKey;
@@ -61,6 +61,8 @@ pub struct Rib {
     retired: Vec<Attrs>,
     /// Changes applied but not yet taken ([`Rib::take_changes`]).
     batch: Batch,
+    /// The memory of the last decisions settled, for the next take.
+    spare: Vec<Decision>,
 }
 
 /// The prefixes changed since the last [`Rib::take_changes`], with their
@@ -213,6 +215,7 @@ impl Rib {
             routes: RouteArena::default(),
             retired: Vec::new(),
             batch: Batch::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -656,13 +659,13 @@ impl Rib {
     pub fn take_changes(&mut self) -> Vec<BestChange> {
         let decided = self.take_decided();
         let out = self.best_changes(&decided);
-        self.settle();
+        self.settle(decided);
         out
     }
 
     /// The prefixes whose outcome changed since the last take, each once,
-    /// by reference: the routes they name stay readable until
-    /// [`Self::settle`], which the caller runs once it has advertised them.
+    /// by reference: the routes they name stay readable until the caller,
+    /// having advertised them, hands them to [`Self::settle`].
     pub fn take_decided(&mut self) -> Decided {
         let mut touched = std::mem::take(&mut self.batch.touched);
         let retouched = std::mem::take(&mut self.batch.retouched);
@@ -693,7 +696,7 @@ impl Rib {
                 p.set_batch(0);
             }
         }
-        let mut out = Decided::with_capacity(touched.len());
+        let mut out = Decided::reuse(std::mem::take(&mut self.spare), touched.len());
         let outcome = |paths: &Option<Paths>| {
             paths.as_ref().map_or_else(Chosen::default, |p| {
                 decide(p, &self.routes, &self.cfg, &self.peers)
@@ -747,12 +750,16 @@ impl Rib {
         self.routes.get(slot.route)
     }
 
-    /// Let go of what the decisions taken so far dropped: routes no prefix
-    /// uses, their attribute handles, and peers being forgotten. Their
-    /// references in those decisions are invalid from now on.
-    /// Changes staged and not yet taken still need what they dropped: with
-    /// any pending, nothing is let go until a later settle.
-    pub fn settle(&mut self) {
+    /// Take back decisions once advertised, and let go of what the
+    /// decisions taken so far dropped: routes no prefix uses, their
+    /// attribute handles, and peers being forgotten. Changes staged and not
+    /// yet taken still need what they dropped: with any pending, that is
+    /// let go at a later settle.
+    pub fn settle(&mut self, done: Decided) {
+        let list = done.into_list();
+        if list.capacity() <= KEEP_CAPACITY && list.capacity() > self.spare.capacity() {
+            self.spare = list;
+        }
         if !self.batch.touched.is_empty() || !self.batch.retouched.is_empty() {
             return;
         }

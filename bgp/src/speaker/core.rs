@@ -269,12 +269,13 @@ impl Core {
                 }
             }
             let decided = self.rib.take_decided();
-            if !decided.is_empty() {
+            let advertised = !decided.is_empty();
+            if advertised {
                 self.distribute(&decided);
             }
             // What the pass dropped goes once it is advertised.
-            self.rib.settle();
-            if !decided.is_empty() {
+            self.rib.settle(decided);
+            if advertised {
                 if self.last_gc.elapsed() >= GC_EVERY {
                     self.rib.gc();
                     self.last_gc = Instant::now();

@@ -13,9 +13,9 @@ fn a_decision_reads_its_dropped_route_until_the_rib_settles() {
         nlri: vec![Nlri::new(net("203.0.113.0/24"))],
     };
     rib.stage(vec![withdrawal]).unwrap();
-    // Staged, not taken: settling now would free the route the coming
-    // decision names, so it frees nothing.
-    rib.settle();
+    // Staged, not taken: settling (earlier decisions) now would free the
+    // route the coming decision names, so it frees nothing.
+    rib.settle(Decided::default());
     assert_eq!(rib.route_count(), 1);
     let decided = rib.take_decided();
     assert_eq!(decided.len(), 1);
@@ -31,7 +31,7 @@ fn a_decision_reads_its_dropped_route_until_the_rib_settles() {
             .peer,
         a
     );
-    rib.settle();
+    rib.settle(decided);
     assert_eq!(rib.route_count(), 0);
     rib.gc();
     assert_eq!(rib.interner().len(), 0);
@@ -49,7 +49,7 @@ fn a_forgotten_peer_stays_known_until_its_removals_are_settled() {
     assert_eq!(decided.len(), 1);
     // Advertising the withdrawal still needs to know where the route came from.
     assert!(rib.peer(a).is_some());
-    rib.settle();
+    rib.settle(decided);
     assert!(rib.peer(a).is_none());
 }
 
@@ -77,5 +77,5 @@ fn multipath_next_hops_travel_with_the_decision() {
     let hops = decided.multipath_hops(&d).unwrap();
     assert_eq!(hops.as_slice(), [ip("192.0.2.10"), ip("192.0.2.20")]);
     assert_eq!(rib.best_changes(&decided)[0].next_hops, *hops);
-    rib.settle();
+    rib.settle(decided);
 }

@@ -200,7 +200,7 @@ fn adj_rib_out_diffs_and_groups() {
     // The sender's own Adj-RIB-Out gets nothing.
     let mut back = AdjRibOut::new(f.e1);
     assert!(back.apply(&mut f.rib, &decided).is_empty());
-    f.rib.settle();
+    f.rib.settle(decided);
     // Withdrawal: the route the prefix had is gone from the table, and
     // still readable for the Adj-RIB-Out until the RIB settles.
     let withdrawal = RibChange::Withdraw {
@@ -209,7 +209,7 @@ fn adj_rib_out_diffs_and_groups() {
     };
     let decided = decide(&mut f.rib, vec![withdrawal]);
     let diff = out.apply(&mut f.rib, &decided);
-    f.rib.settle();
+    f.rib.settle(decided);
     assert_eq!(diff.withdrawn, vec![net("198.51.100.0/24")]);
     assert!(diff.announce.is_empty());
     // A full sync of a fresh Adj-RIB-Out announces the Loc-RIB.

@@ -77,7 +77,7 @@ fn many_prefixes_share_one_attribute_set() {
     // Re-advertising everything to an eBGP peer costs one more entry.
     let mut out = AdjRibOut::new(e);
     let diff = out.apply(&mut rib, &decided);
-    rib.settle();
+    rib.settle(decided);
     assert_eq!(diff.announce.len(), 1);
     assert_eq!(diff.announce[0].prefixes.len(), N as usize);
     drop(diff);
