@@ -129,14 +129,20 @@ struct Chosen {
     hops: Option<NextHops>,
 }
 
+/// The next hops to install for a best path `best` whose next-hop set is
+/// `hops` when it is more than the best path's own (multipath).
+fn next_hops(hops: Option<&NextHops>, best: Option<Slot>, routes: &RouteArena) -> NextHops {
+    match (hops, best) {
+        (Some(h), _) => h.clone(),
+        (None, Some(b)) => smallvec::smallvec![routes.get(b.route).next_hop],
+        (None, None) => NextHops::new(),
+    }
+}
+
 impl Chosen {
     /// The next hops to install.
     fn next_hops(&self, routes: &RouteArena) -> NextHops {
-        match (&self.hops, self.best) {
-            (Some(h), _) => h.clone(),
-            (None, Some(b)) => smallvec::smallvec![routes.get(b.route).next_hop],
-            (None, None) => NextHops::new(),
-        }
+        next_hops(self.hops.as_ref(), self.best, routes)
     }
 
     /// Whether the route to install or advertise differs from `other`'s
@@ -736,11 +742,7 @@ impl Rib {
                 prefix: d.prefix,
                 previous: d.previous.map(path),
                 best: d.best.map(path),
-                next_hops: match (decided.multipath_hops(d), d.best) {
-                    (Some(h), _) => h.clone(),
-                    (None, Some(b)) => smallvec::smallvec![self.routes.get(b.route).next_hop],
-                    (None, None) => NextHops::new(),
-                },
+                next_hops: next_hops(decided.multipath_hops(d), d.best, &self.routes),
             })
             .collect()
     }
