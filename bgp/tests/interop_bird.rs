@@ -329,6 +329,93 @@ fn graceful_restart_peer_keeps_routes_while_manul_is_killed_or_stopped() -> anyh
     Ok(())
 }
 
+/// manul-node restarts its speaker as a plain start (no R bit): its routes
+/// outlive the process in the kernel, so it sets the F bit anyway, and
+/// BIRD keeps manul's route across the restart — in its kernel table too —
+/// instead of dropping it when the new session comes up and installing it
+/// again a moment later (RFC 4724 §4.2; a packet in that gap is lost).
+#[test]
+fn forwarding_preserved_keeps_the_route_in_birds_kernel_across_a_plain_restart()
+-> anyhow::Result<()> {
+    require!(
+        Need::Root,
+        Need::Bin("bird"),
+        Need::Bin("birdc"),
+        Need::Bin("ip")
+    );
+    let (a, b) = pair()?;
+    let mut manul = Bgpd::start(
+        &a,
+        &manul_conf(
+            65001,
+            65002,
+            "",
+            "[graceful_restart]\nforwarding_preserved = true\n",
+        ),
+    )?;
+    let bird = Bird::builder(&b)
+        .router_id("10.77.0.2".parse()?)
+        .kernel_export(true)
+        .start(&bird_conf(65001, 65002, "graceful restart on;"))?;
+    bird.wait_established("manul", T)?;
+    wait_until(T, "manul's route in BIRD's kernel table", || {
+        let r = b
+            .ip(&["route", "show", "10.201.0.0/24"])
+            .map_err(|e| e.to_string())?;
+        if r.contains("proto bird") {
+            Ok(())
+        } else {
+            Err(r)
+        }
+    });
+    let mut monitor = b
+        .command("ip")
+        .args(["monitor", "route"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    for signal in [Signal::SIGKILL, Signal::SIGTERM] {
+        let pid = nix::unistd::Pid::from_raw(manul.daemon.pid() as i32);
+        nix::sys::signal::kill(pid, signal)?;
+        wait_until(T, "BIRD to notice the session loss", || {
+            let p = bird
+                .protocol("manul")
+                .map_err(|e| e.to_string())?
+                .ok_or("gone")?;
+            if p.info.starts_with("Established") {
+                Err(format!("{p:?}"))
+            } else {
+                Ok(())
+            }
+        });
+        manul.restart(Signal::SIGCONT, &[])?;
+        bird.wait_established("manul", T)?;
+        // manul's End-of-RIB ends BIRD's stale phase.
+        wait_until(T, "BIRD's stale phase over", || {
+            let all = bird
+                .birdc("show protocols all manul")
+                .map_err(|e| e.to_string())?;
+            if all.contains("stale") {
+                Err(all)
+            } else {
+                Ok(())
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    monitor.kill()?;
+    let seen = String::from_utf8_lossy(&monitor.wait_with_output()?.stdout).to_string();
+    assert!(
+        !seen.contains("10.201.0.0/24"),
+        "BIRD's kernel route changed across manul's restarts:\n{seen}"
+    );
+    assert!(
+        b.ip(&["route", "show", "10.201.0.0/24"])?
+            .contains("proto bird")
+    );
+    Ok(())
+}
+
 #[test]
 fn gtsm_session_with_bird() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));

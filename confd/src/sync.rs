@@ -212,28 +212,51 @@ impl Subscription {
         loop {
             match self.rx.recv().await {
                 Ok(batch) if batch.seq <= self.last_seq => continue,
-                Ok(batch) => {
-                    self.last = batch.snapshot.clone();
-                    self.last_seq = batch.seq;
-                    return Some(batch);
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let status = self.status_rx.borrow().clone();
-                    tracing::debug!(missed = n, "confd subscriber lagged; diffing snapshots");
-                    let batch = Arc::new(Batch {
-                        seq: status.seq,
-                        revision: status.revision,
-                        cause: Cause::Lagged,
-                        deltas: self.last.diff(&status.snapshot),
-                        snapshot: status.snapshot.clone(),
-                    });
-                    self.last = status.snapshot.clone();
-                    self.last_seq = status.seq;
-                    return Some(batch);
-                }
+                Ok(batch) => return Some(self.take(batch)),
+                Err(broadcast::error::RecvError::Lagged(n)) => return Some(self.catch_up(n)),
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The next batch if one is published already, without waiting: a
+    /// subscriber about to act on [`Subscription::snapshot`] drains these
+    /// first, or it acts on the state as of its last `recv`, however old
+    /// (a snapshot read at subscribing lacks everything published since).
+    pub fn try_recv(&mut self) -> Option<Arc<Batch>> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(batch) if batch.seq <= self.last_seq => continue,
+                Ok(batch) => return Some(self.take(batch)),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => return Some(self.catch_up(n)),
+                Err(
+                    broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed,
+                ) => return None,
+            }
+        }
+    }
+
+    fn take(&mut self, batch: Arc<Batch>) -> Arc<Batch> {
+        self.last = batch.snapshot.clone();
+        self.last_seq = batch.seq;
+        batch
+    }
+
+    /// After missing `n` batches: one batch from the last snapshot seen to
+    /// the current one.
+    fn catch_up(&mut self, n: u64) -> Arc<Batch> {
+        let status = self.status_rx.borrow().clone();
+        tracing::debug!(missed = n, "confd subscriber lagged; diffing snapshots");
+        let batch = Arc::new(Batch {
+            seq: status.seq,
+            revision: status.revision,
+            cause: Cause::Lagged,
+            deltas: self.last.diff(&status.snapshot),
+            snapshot: status.snapshot.clone(),
+        });
+        self.last = status.snapshot.clone();
+        self.last_seq = status.seq;
+        batch
     }
 }
 

@@ -64,6 +64,21 @@ async fn next(sub: &mut Subscription) -> Arc<Batch> {
         .expect("confd running")
 }
 
+/// `try_recv` until it has a batch (the status is published just before
+/// its batch, so a subscriber may look in between).
+async fn try_next(sub: &mut Subscription) -> Arc<Batch> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(b) = sub.try_recv() {
+                return b;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("a batch in time")
+}
+
 async fn wait_status(confd: &Confd, what: &str, f: impl Fn(&Status) -> bool) -> Arc<Status> {
     let mut rx = confd.status_watch();
     match tokio::time::timeout(WAIT, rx.wait_for(|s| f(s))).await {
@@ -316,6 +331,53 @@ async fn a_lagging_subscriber_gets_the_difference_in_one_batch() {
     }
     assert!(lagged, "capacity 2 with 20 batches must lag");
     assert_eq!(sub.snapshot().pools().count(), 20);
+}
+
+/// A subscriber that has not called `recv` since subscribing holds the
+/// snapshot of then; `try_recv` takes what was published since, without
+/// waiting, lagged or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_recv_takes_what_was_published_since_without_waiting() {
+    require!(Need::Bin("etcd"));
+    let etcd = Etcd::start().unwrap();
+    let ds = connect(etcd.endpoint()).await;
+    let mut c = cfg();
+    c.channel_capacity = 2;
+    let confd = Confd::start(ds.clone(), c);
+    confd.wait_in_sync(0).await;
+    let mut sub = confd.subscribe();
+    assert!(sub.try_recv().is_none(), "nothing published yet");
+    let rev = put(
+        &ds,
+        &format!("{R}/workloadendpoints/default/a"),
+        &wep(ME, "10.65.0.2"),
+    )
+    .await;
+    confd.wait_in_sync(rev).await;
+    assert_eq!(sub.snapshot().workloads().count(), 0, "as of subscribing");
+    let b = try_next(&mut sub).await;
+    assert_eq!(b.cause, Cause::Watch);
+    assert_eq!(sub.snapshot().workloads().count(), 1);
+    assert!(sub.try_recv().is_none());
+
+    // More batches than the channel holds: one lagged batch catches up.
+    let mut rev = 0;
+    for i in 0..5 {
+        rev = put(
+            &ds,
+            &format!("{R}/ippools/p{i}"),
+            &pool(&format!("p{i}"), &format!("10.{i}.0.0/16")),
+        )
+        .await;
+    }
+    confd.wait_in_sync(rev).await;
+    let mut causes = vec![try_next(&mut sub).await.cause];
+    while sub.snapshot().pools().count() < 5 {
+        causes.push(try_next(&mut sub).await.cause);
+    }
+    assert_eq!(causes.first(), Some(&Cause::Lagged), "{causes:?}");
+    assert_eq!(sub.snapshot().pools().count(), 5);
+    assert_eq!(sub.snapshot().workloads().count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

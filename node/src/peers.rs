@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use manul_bgp::speaker::{PeerConfig, PeerOptions, SpeakerConfig};
+use manul_bgp::speaker::{GracefulRestartConfig, PeerConfig, PeerOptions, SpeakerConfig};
 use manul_bgp::wire::attributes::{Community, LargeCommunity};
 use manul_confd::bgp::view::{Community as ViewCommunity, Globals, PeerView};
 use manul_datastore::resources::NextHopMode;
@@ -27,7 +27,12 @@ pub fn speaker_config(g: &Globals) -> Option<SpeakerConfig> {
         asn: g.asn,
         listen,
         cluster_id: g.cluster_id,
-        graceful_restart: Default::default(),
+        // Routes stay in the kernel while the agent is down (felix never
+        // flushes): peers keep ours across a restart until our End-of-RIB.
+        graceful_restart: GracefulRestartConfig {
+            forwarding_preserved: true,
+            ..Default::default()
+        },
         multipath: true,
         listen_ranges: Vec::new(),
     })
@@ -107,5 +112,10 @@ mod tests {
         let c = speaker_config(&g).unwrap();
         assert_eq!(c.listen.len(), 1);
         assert_eq!(c.asn, 64512);
+        // The kernel keeps felix's routes while the agent is down: every
+        // start announces forwarding preserved (F bit), restarting or not.
+        assert!(c.graceful_restart.enabled);
+        assert!(c.graceful_restart.forwarding_preserved);
+        assert!(!c.graceful_restart.restarting);
     }
 }

@@ -12,6 +12,9 @@
 //! kernel are not withdrawn while the sessions come back (felix's own
 //! start never writes before its first desired set); after a speaker
 //! restart felix keeps what it has until the new speaker has converged.
+//! Every desired set, the first included, is made from confd's latest
+//! state (the batches published while BGP converged are taken first), so
+//! the routes of pods added meanwhile are never deleted and re-added.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -149,7 +152,25 @@ pub async fn start(
                 while let Ok(b) = best_rx.try_recv() {
                     absorb(&mut remote, b);
                 }
-                let u = felix.update(sub.snapshot(), &me_owned, remote.clone(), ipip);
+                // confd's batches published since the last one taken (all
+                // of them before the first update: that one is made after
+                // BGP converged, seconds after subscribing, and a snapshot
+                // without the pods added meanwhile would have felix delete
+                // their routes, which the CNI plugin wrote, and re-add them).
+                while let Some(b) = sub.try_recv() {
+                    if b.cause != Cause::Initial {
+                        metrics.observe_ipam(&b.deltas);
+                    }
+                }
+                let snap = sub.snapshot();
+                let u = felix.update(snap, &me_owned, remote.clone(), ipip);
+                tracing::debug!(
+                    generation = u.generation,
+                    routes = u.routes,
+                    workloads = snap.workloads().count(),
+                    remote = remote.len(),
+                    "felix update"
+                );
                 dc.store(u.routes, std::sync::atomic::Ordering::Relaxed);
                 rc.store(remote.len(), std::sync::atomic::Ordering::Relaxed);
                 metrics.reconcile_started(&felix, u);

@@ -70,13 +70,14 @@ pub fn our_capabilities(local: &LocalIdentity, peer: &PeerConfig) -> Vec<Capabil
             restart_state: gr.restarting,
             notification: false,
             restart_time: gr.restart_time,
-            // Routes stay in the kernel while the agent restarts: forwarding
-            // is preserved for every family (F bit, RFC 4724 §3).
+            // F bit (RFC 4724 §3): set when our forwarding state survived
+            // the restart; a peer that sees it clear drops our stale routes
+            // at once (§4.2).
             families: peer
                 .options
                 .families
                 .iter()
-                .map(|f| (*f, gr.restarting))
+                .map(|f| (*f, gr.restarting || gr.forwarding_preserved))
                 .collect(),
         }));
     }

@@ -38,6 +38,13 @@ pub struct GracefulRestartConfig {
     /// We are restarting: set the R bit and defer advertising until peers'
     /// End-of-RIB or `deferral` passes (RFC 4724 §4.1).
     pub restarting: bool,
+    /// Our forwarding state survives our restarts (a routing agent whose
+    /// kernel routes stay while it is down): the F bit is set for every
+    /// family in every OPEN, so a peer keeps our routes across a restart
+    /// until our End-of-RIB instead of dropping them when the new session
+    /// comes up and learning them again a moment later (RFC 4724 §4.2).
+    /// Without it, the F bit is set only while `restarting`.
+    pub forwarding_preserved: bool,
     pub deferral: Duration,
     /// How long we keep a restarting peer's routes at most, whatever it announces.
     pub max_stale_time: Duration,
@@ -49,6 +56,7 @@ impl Default for GracefulRestartConfig {
             enabled: true,
             restart_time: 120,
             restarting: false,
+            forwarding_preserved: false,
             deferral: Duration::from_secs(60),
             max_stale_time: Duration::from_secs(300),
         }

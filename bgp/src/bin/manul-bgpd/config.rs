@@ -11,6 +11,7 @@
 //! [graceful_restart]
 //! enabled = true
 //! restart_time = 120
+//! forwarding_preserved = false       # true: F bit in every OPEN (routes outlive the process)
 //!
 //! [[peer]]
 //! address = "10.0.0.2"
@@ -71,6 +72,8 @@ struct GracefulRestartFile {
     restart_time: u16,
     #[serde(default)]
     restarting: bool,
+    #[serde(default)]
+    forwarding_preserved: bool,
     #[serde(default = "default_deferral")]
     deferral_seconds: u64,
 }
@@ -81,6 +84,7 @@ impl Default for GracefulRestartFile {
             enabled: true,
             restart_time: default_restart_time(),
             restarting: false,
+            forwarding_preserved: false,
             deferral_seconds: default_deferral(),
         }
     }
@@ -348,6 +352,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config> {
                 enabled: gr.enabled,
                 restart_time: gr.restart_time,
                 restarting: gr.restarting,
+                forwarding_preserved: gr.forwarding_preserved,
                 deferral: Duration::from_secs(gr.deferral_seconds),
                 ..GracefulRestartConfig::default()
             },

@@ -74,15 +74,18 @@ fn main() -> Result<()> {
 async fn run(config: config::Config) -> Result<()> {
     let graceful = config.speaker.graceful_restart.enabled;
     let speaker = Speaker::start(config.speaker)?;
+    // Prefixes before peers: a session that comes up at once is sent them
+    // before its End-of-RIB (a peer that kept our routes across a restart
+    // drops those missing at End-of-RIB, RFC 4724 §4.2).
+    for p in config.prefixes {
+        speaker.originate(p.prefix, p.communities, p.large_communities)?;
+    }
     for peer in config.peers {
         let address = peer.address;
         speaker
             .add_peer(peer)
             .await
             .with_context(|| format!("adding peer {address}"))?;
-    }
-    for p in config.prefixes {
-        speaker.originate(p.prefix, p.communities, p.large_communities)?;
     }
     if let Some(path) = &config.status {
         status::serve(path, speaker.clone())?;
