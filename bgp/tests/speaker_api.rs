@@ -239,3 +239,59 @@ async fn a_stopped_speaker_frees_its_port() -> anyhow::Result<()> {
     second.shutdown(false).await?;
     Ok(())
 }
+
+/// A graceful stop with many established sessions ends promptly: each
+/// session reports its last state changes to the core while the core waits
+/// for it to end, more than the core's event queue holds.
+#[tokio::test]
+async fn a_speaker_with_many_sessions_stops_promptly() -> anyhow::Result<()> {
+    const PEERS: u8 = 8;
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let hub = Speaker::start(common::speaker_config(
+        "10.0.0.1",
+        65001,
+        &format!("127.0.0.1:{}", free_port()?),
+        false,
+    ))?;
+    let mut spokes = Vec::new();
+    for i in 0..PEERS {
+        let address = format!("127.0.0.{}", i + 2);
+        let port = free_port()?;
+        let spoke = Speaker::start(common::speaker_config(
+            &format!("10.0.1.{}", i + 2),
+            65100 + u32::from(i),
+            &format!("{address}:{port}"),
+            false,
+        ))?;
+        let mut back = peer("127.0.0.1", 65001);
+        back.options.passive = true;
+        spoke.add_peer(back).await?;
+        let mut out = peer(&address, 65100 + u32::from(i));
+        out.port = port;
+        hub.add_peer(out).await?;
+        spokes.push(spoke);
+    }
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let status = hub.status().await?;
+        if status.iter().filter(|s| s.established_count > 0).count() == usize::from(PEERS) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "sessions not up: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(3), hub.shutdown(true))
+        .await
+        .map_err(|_| anyhow::anyhow!("the hub took over 3 s to stop"))??;
+    for spoke in spokes {
+        spoke.shutdown(false).await?;
+    }
+    Ok(())
+}

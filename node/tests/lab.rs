@@ -207,7 +207,12 @@ fn pods_reach_each_other_across_hosts_through_the_lab() -> Result<()> {
                 nix::sys::signal::Signal::SIGKILL,
             )?;
         }
-        agents[1].stop();
+        let exited = agents[1].stop();
+        ensure!(
+            kill || exited,
+            "host2's agent ignored SIGTERM for the whole grace period: {}",
+            agents[1].log_tail(20)
+        );
         std::thread::sleep(Duration::from_secs(1));
         agents[1] = agent(&node_bin, &lab.hosts[1], &endpoint, logs.path())?;
         wait_until(Duration::from_secs(30), "host2's agent ready again", || {

@@ -89,7 +89,10 @@ impl Daemon {
     }
 
     /// SIGTERM, wait up to the grace period, then SIGKILL; reaps the child.
-    pub fn stop(&mut self) {
+    /// `false` when it had to be killed (it ignored SIGTERM for the whole
+    /// grace period).
+    pub fn stop(&mut self) -> bool {
+        let mut exited = true;
         if self.is_running() {
             let pid = Pid::from_raw(self.child.id() as i32);
             let _ = kill(pid, Signal::SIGTERM);
@@ -98,6 +101,7 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if self.is_running() {
+                exited = false;
                 let _ = self.child.kill();
             }
         }
@@ -105,11 +109,12 @@ impl Daemon {
         if let Some(id) = self.id.take() {
             scratch::run().unmark_proc(id);
         }
+        exited
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }

@@ -874,8 +874,17 @@ impl Core {
                 notify: notify.clone(),
             });
         }
+        // A stopping session still reports its last state changes; keep
+        // taking them (and dropping them) so that none blocks on a full
+        // event queue while we wait for it to end.
         for e in entries {
-            let _ = e.task.await;
+            let mut task = e.task;
+            loop {
+                tokio::select! {
+                    _ = &mut task => break,
+                    Some(_) = self.events.recv() => {}
+                }
+            }
         }
     }
 }
