@@ -8,8 +8,15 @@
 //! destination, TOS 0, felix's metric) is held by another owner's route —
 //! BIRD's (12), a static one, the kernel's — is left alone and reported as
 //! blocked, never overwritten.
+//!
+//! An owned route on an interface that only just appeared and that felix
+//! does not (yet) want is **held**, not deleted: the CNI plugin writes a
+//! pod's host route, marked as felix's, before the pod's endpoint reaches
+//! felix through the datastore. Calico's felix gives such routes the same
+//! grace. Once the interface is older than the grace period, the route
+//! goes like any other.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 use ipnet::IpNet;
@@ -89,6 +96,9 @@ pub struct Plan {
     /// Desired routes that cannot be written now, and why (an interface
     /// that does not exist yet, a slot another owner holds).
     pub blocked: Vec<(IpNet, String)>,
+    /// Owned routes not desired but kept for now: their interface is new
+    /// (see the module doc).
+    pub held: Vec<IpNet>,
 }
 
 impl Plan {
@@ -163,12 +173,27 @@ pub fn satisfies(actual: &KernelRoute, want: &KernelRoute) -> bool {
     }
 }
 
+/// Whether `route` goes only through interfaces in `new_links` (indexes).
+fn on_new_links(route: &KernelRoute, new_links: &HashSet<u32>) -> bool {
+    match &route.kind {
+        Kind::Unicast(hops) => {
+            !hops.is_empty()
+                && hops
+                    .iter()
+                    .all(|h| h.oif != 0 && new_links.contains(&h.oif))
+        }
+        _ => false,
+    }
+}
+
 /// The writes that bring `actual` to `desired`, for every destination, or
-/// only those in `only`.
+/// only those in `only`. Owned routes through `new_links` (interfaces
+/// still in their grace period) are held rather than deleted.
 pub fn plan(
     own: &Ownership,
     desired: &DesiredRoutes,
     links: &HashMap<String, u32>,
+    new_links: &HashSet<u32>,
     actual: &Actual,
     only: Option<&BTreeSet<IpNet>>,
 ) -> Plan {
@@ -193,6 +218,7 @@ pub fn plan(
             }
         }
         match (want, in_slot) {
+            (None, Some(route)) if on_new_links(route, new_links) => out.held.push(dst),
             (None, Some(route)) => out.deletes.push(route.clone()),
             (None, None) => {}
             (Some(Err(why)), _) => out.blocked.push((dst, why)),
@@ -252,7 +278,7 @@ mod tests {
             }
             actual.observe(&own, &r, true);
         }
-        let p = plan(&own, &desired(), &links(), &actual, None);
+        let p = plan(&own, &desired(), &links(), &HashSet::new(), &actual, None);
         assert_eq!(p, Plan::default());
     }
 
@@ -275,7 +301,7 @@ mod tests {
         )
         .unwrap();
         actual.observe(&own, &wrong, true);
-        let p = plan(&own, &desired(), &links(), &actual, None);
+        let p = plan(&own, &desired(), &links(), &HashSet::new(), &actual, None);
         assert_eq!(
             p.upserts
                 .iter()
@@ -289,11 +315,49 @@ mod tests {
     }
 
     #[test]
+    fn an_unwanted_route_on_a_new_interface_is_held_not_deleted() {
+        let own = Ownership::default();
+        let mut actual = Actual::default();
+        let on_cali = resolve(
+            &own,
+            &net("10.65.0.7/32"),
+            &Target::Device("cali1".into()),
+            &links(),
+        )
+        .unwrap();
+        let on_eth = resolve(
+            &own,
+            &net("10.65.0.8/32"),
+            &Target::Device("eth0".into()),
+            &links(),
+        )
+        .unwrap();
+        actual.observe(&own, &on_cali, true);
+        actual.observe(&own, &on_eth, true);
+        let empty = DesiredRoutes::new();
+        let young: HashSet<u32> = [5].into();
+        let p = plan(&own, &empty, &links(), &young, &actual, None);
+        assert_eq!(p.held, vec![net("10.65.0.7/32")]);
+        assert_eq!(p.deletes, vec![on_eth.clone()]);
+        // Once the interface is old, it goes.
+        let p = plan(&own, &empty, &links(), &HashSet::new(), &actual, None);
+        assert!(p.held.is_empty());
+        assert_eq!(p.deletes, vec![on_cali, on_eth]);
+    }
+
+    #[test]
     fn a_missing_interface_blocks_only_its_route() {
         let own = Ownership::default();
         let mut d = desired();
         d.insert(net("10.65.0.3/32"), Target::Device("cali-gone".into()));
-        let p = plan(&own, &d, &links(), &Actual::default(), None);
+        let p = plan(
+            &own,
+            &d,
+            &links(),
+            &HashSet::new(),
+            &Actual::default(),
+            None,
+        );
         assert_eq!(p.upserts.len(), 3);
         assert_eq!(
             p.blocked,

@@ -22,11 +22,11 @@
 //! - **Desired changes** plan only the destinations whose target changed
 //!   ([`changed_destinations`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
@@ -55,6 +55,10 @@ pub struct ReconcilerConfig {
     pub retry_interval: Duration,
     /// Work in this network namespace (`/run/netns/<name>`); `None`: here.
     pub netns: Option<PathBuf>,
+    /// For this long after an interface appears, felix's routes through it
+    /// that it does not want are kept (the CNI plugin's pod route arrives
+    /// before the pod's endpoint; [`crate::plan`]).
+    pub new_link_grace: Duration,
 }
 
 impl Default for ReconcilerConfig {
@@ -64,6 +68,7 @@ impl Default for ReconcilerConfig {
             resync_interval: Duration::from_secs(90),
             retry_interval: Duration::from_secs(1),
             netns: None,
+            new_link_grace: Duration::from_secs(10),
         }
     }
 }
@@ -195,6 +200,9 @@ impl Reconciler {
             own_writes: events.own_writes(),
             overrun: false,
             links: HashMap::new(),
+            link_seen: HashMap::new(),
+            dumped_links: false,
+            held: Vec::new(),
             actual: Actual::default(),
             desired: Arc::new(DesiredRoutes::new()),
             generation: 0,
@@ -254,6 +262,12 @@ struct State {
     /// Notifications were lost: resync.
     overrun: bool,
     links: HashMap<String, u32>,
+    /// When interfaces that appeared since the first dump did (by index).
+    link_seen: HashMap<u32, Instant>,
+    /// Whether links were dumped once (those present then are not new).
+    dumped_links: bool,
+    /// Owned routes kept on new interfaces ([`Plan::held`]).
+    held: Vec<IpNet>,
     actual: Actual,
     desired: Arc<DesiredRoutes>,
     generation: u64,
@@ -319,7 +333,7 @@ impl State {
                     }
                 }
                 _ = resync.tick() => self.resync().await,
-                _ = retry.tick(), if !self.failed.is_empty() || !self.blocked.is_empty() => {
+                _ = retry.tick(), if !self.failed.is_empty() || !self.blocked.is_empty() || !self.held.is_empty() => {
                     // Only what failed or was blocked: a route another owner
                     // holds must not cost a full plan every second.
                     let again: BTreeSet<IpNet> = self
@@ -327,6 +341,7 @@ impl State {
                         .keys()
                         .copied()
                         .chain(self.blocked.iter().map(|(d, _)| *d))
+                        .chain(self.held.iter().copied())
                         .collect();
                     self.reconcile(Some(&again)).await;
                 }
@@ -373,12 +388,17 @@ impl State {
             RouteNetlinkMessage::NewLink(l) => {
                 if let Some(name) = netlink::link_name(&l) {
                     let index = l.header.index;
-                    return self.links.insert(name.to_owned(), index) != Some(index);
+                    let new = self.links.insert(name.to_owned(), index) != Some(index);
+                    if new {
+                        self.link_seen.insert(index, Instant::now());
+                    }
+                    return new;
                 }
                 false
             }
             RouteNetlinkMessage::DelLink(l) => {
                 if let Some(name) = netlink::link_name(&l) {
+                    self.link_seen.remove(&l.header.index);
                     return self.links.remove(name).is_some();
                 }
                 false
@@ -401,6 +421,15 @@ impl State {
                 self.stats
                     .dump_retries
                     .fetch_add(retries as u64, Ordering::Relaxed);
+                if self.dumped_links {
+                    let now = Instant::now();
+                    for (name, index) in &links {
+                        if self.links.get(name) != Some(index) {
+                            self.link_seen.entry(*index).or_insert(now);
+                        }
+                    }
+                }
+                self.dumped_links = true;
                 self.links = links;
                 let mut actual = Actual::default();
                 for r in &routes {
@@ -461,17 +490,33 @@ impl State {
             self.send_progress();
             return;
         }
-        let p: Plan = plan(&self.own, &self.desired, &self.links, &self.actual, only);
+        let grace = self.config.new_link_grace;
+        self.link_seen.retain(|_, seen| seen.elapsed() < grace);
+        let new_links: HashSet<u32> = self.link_seen.keys().copied().collect();
+        let p: Plan = plan(
+            &self.own,
+            &self.desired,
+            &self.links,
+            &new_links,
+            &self.actual,
+            only,
+        );
         match only {
             None => {
                 self.failed.clear();
                 self.blocked = p.blocked.clone();
+                self.held = p.held.clone();
             }
             Some(set) => {
                 self.failed.retain(|d, _| !set.contains(d));
                 self.blocked.retain(|(d, _)| !set.contains(d));
                 self.blocked.extend(p.blocked.iter().cloned());
+                self.held.retain(|d| !set.contains(d));
+                self.held.extend(p.held.iter().copied());
             }
+        }
+        for dst in &p.held {
+            tracing::debug!(%dst, "felix: keeping an unwanted route on a new interface for now");
         }
         for (dst, why) in &p.blocked {
             tracing::debug!(%dst, why, "felix: route not written");

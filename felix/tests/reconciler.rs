@@ -411,3 +411,54 @@ async fn a_bulk_writes_own_notifications_are_not_decoded_and_repairs_still_follo
     wait_owned(&ns, "hand changes after a bulk write repaired", &want);
     assert!(r.stats().events.load(std::sync::atomic::Ordering::Relaxed) > events);
 }
+
+/// The CNI plugin writes a pod's host route, marked as felix's, before the
+/// pod's endpoint reaches felix: felix keeps such a route on a new
+/// interface for the grace period instead of deleting it, and deletes it
+/// once the interface is older and still nobody wants the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_route_on_a_new_interface_is_kept_until_its_endpoint_arrives() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    let r = Reconciler::start(ReconcilerConfig {
+        netns: Some(ns.path()),
+        retry_interval: Duration::from_millis(200),
+        new_link_grace: Duration::from_secs(3),
+        ..ReconcilerConfig::default()
+    })
+    .await
+    .unwrap();
+    converge(&r, desired()).await;
+    let has = |dst: &str| owned(&ns).iter().any(|l| l.starts_with(dst));
+    // What the CNI plugin does for two pods; the first one's endpoint
+    // arrives, the second one's never does.
+    for (dev, dst) in [
+        ("cali-new", "10.65.0.20/32"),
+        ("cali-gone", "10.65.0.21/32"),
+    ] {
+        link(&ns, dev);
+        ns.ip(&[
+            "route", "add", dst, "dev", dev, "proto", "80", "scope", "link",
+        ])
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(has("10.65.0.20 dev cali-new"), "{:#?}", owned(&ns));
+    assert!(has("10.65.0.21 dev cali-gone"), "{:#?}", owned(&ns));
+    let mut d = desired();
+    d.insert(net("10.65.0.20/32"), Target::Device("cali-new".into()));
+    converge(&r, d).await;
+    try_wait_until(WAIT, "the unwanted route gone after the grace", || {
+        if has("10.65.0.21 ") {
+            Err(format!("{:#?}", owned(&ns)))
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap();
+    assert!(has("10.65.0.20 dev cali-new"), "{:#?}", owned(&ns));
+    assert_eq!(
+        r.stats().deletes.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
