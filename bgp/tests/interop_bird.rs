@@ -59,6 +59,25 @@ fn bird_at(b: &manul_tests::Netns, conf: &str) -> anyhow::Result<Bird> {
     Bird::builder(b).router_id("10.77.0.2".parse()?).start(conf)
 }
 
+/// Stop manul-bgpd with `signal` (it can come back with `restart`) and
+/// wait until BIRD sees the session gone.
+fn stop_manul(manul: &Bgpd, bird: &Bird, signal: Signal) -> anyhow::Result<()> {
+    let pid = nix::unistd::Pid::from_raw(manul.daemon.pid() as i32);
+    nix::sys::signal::kill(pid, signal)?;
+    wait_until(T, "BIRD to notice the session loss", || {
+        let p = bird
+            .protocol("manul")
+            .map_err(|e| e.to_string())?
+            .ok_or("gone")?;
+        if p.info.starts_with("Established") {
+            Err(format!("{p:?}"))
+        } else {
+            Ok(())
+        }
+    });
+    Ok(())
+}
+
 #[test]
 fn ebgp_v4_routes_both_ways_with_communities_and_withdrawal() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
@@ -293,19 +312,7 @@ fn graceful_restart_peer_keeps_routes_while_manul_is_killed_or_stopped() -> anyh
     bird.wait_established("manul", T)?;
     bird.wait_route("10.201.0.0/24", T)?;
     for signal in [Signal::SIGKILL, Signal::SIGTERM] {
-        let pid = nix::unistd::Pid::from_raw(manul.daemon.pid() as i32);
-        nix::sys::signal::kill(pid, signal)?;
-        wait_until(T, "BIRD to notice the session loss", || {
-            let p = bird
-                .protocol("manul")
-                .map_err(|e| e.to_string())?
-                .ok_or("gone")?;
-            if p.info.starts_with("Established") {
-                Err(format!("{p:?}"))
-            } else {
-                Ok(())
-            }
-        });
+        stop_manul(&manul, &bird, signal)?;
         // The route stays while manul is away (without graceful restart,
         // or after a Cease, BIRD would have dropped it at once).
         std::thread::sleep(Duration::from_secs(2));
@@ -375,19 +382,7 @@ fn forwarding_preserved_keeps_the_route_in_birds_kernel_across_a_plain_restart()
         .spawn()?;
     std::thread::sleep(Duration::from_millis(300));
     for signal in [Signal::SIGKILL, Signal::SIGTERM] {
-        let pid = nix::unistd::Pid::from_raw(manul.daemon.pid() as i32);
-        nix::sys::signal::kill(pid, signal)?;
-        wait_until(T, "BIRD to notice the session loss", || {
-            let p = bird
-                .protocol("manul")
-                .map_err(|e| e.to_string())?
-                .ok_or("gone")?;
-            if p.info.starts_with("Established") {
-                Err(format!("{p:?}"))
-            } else {
-                Ok(())
-            }
-        });
+        stop_manul(&manul, &bird, signal)?;
         manul.restart(Signal::SIGCONT, &[])?;
         bird.wait_established("manul", T)?;
         // manul's End-of-RIB ends BIRD's stale phase.
