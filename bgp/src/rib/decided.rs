@@ -10,11 +10,19 @@
 //! (which takes them by value, so none is read after);
 //! [`super::Rib::best_changes`] turns them into [`super::BestChange`]s for
 //! whoever needs paths.
+//!
+//! Also here: the decision process run over one prefix's stored paths
+//! ([`decide`]), whose outcome these decisions record.
 
 use ipnet::IpNet;
 
-use super::path::NextHops;
-use super::prefix_map::Slot;
+use super::decision;
+use super::interner::Attrs;
+use super::path::{NextHops, Path, Selection};
+use super::peer::{PeerIndex, RibConfig};
+use super::prefix_map::{Paths, Slot};
+use super::route::RouteArena;
+use super::table::PeerSlot;
 
 /// No entry in [`Decided`]'s next-hop lists.
 const OWN_HOP: u32 = u32::MAX;
@@ -96,5 +104,99 @@ impl Decided {
     /// next hop (`None`: just that one, or none without a best path).
     pub fn multipath_hops(&self, d: &Decision) -> Option<&NextHops> {
         self.hops.get(d.hops as usize)
+    }
+}
+
+/// The decision process's outcome for one prefix, by reference.
+#[derive(Debug, Default)]
+pub(super) struct Chosen {
+    pub(super) best: Option<Slot>,
+    /// The next hops when they are not just the best path's own (multipath).
+    pub(super) hops: Option<NextHops>,
+}
+
+/// The next hops to install for a best path `best` whose next-hop set is
+/// `hops` when it is more than the best path's own (multipath).
+pub(super) fn next_hops(
+    hops: Option<&NextHops>,
+    best: Option<Slot>,
+    routes: &RouteArena,
+) -> NextHops {
+    match (hops, best) {
+        (Some(h), _) => h.clone(),
+        (None, Some(b)) => smallvec::smallvec![routes.get(b.route).next_hop],
+        (None, None) => NextHops::new(),
+    }
+}
+
+impl Chosen {
+    /// The next hops to install.
+    pub(super) fn next_hops(&self, routes: &RouteArena) -> NextHops {
+        next_hops(self.hops.as_ref(), self.best, routes)
+    }
+
+    /// Whether the route to install or advertise differs from `other`'s
+    /// (stale flags aside: a stale route and its fresh re-announcement are
+    /// the same route, as [`Path::same_route`] has it).
+    pub(super) fn differs(&self, other: &Chosen, routes: &RouteArena) -> bool {
+        let best_differs = match (self.best, other.best) {
+            (Some(a), Some(b)) => {
+                a.path_id != b.path_id
+                    || (a.route != b.route && {
+                        let (ra, rb) = (routes.get(a.route), routes.get(b.route));
+                        !(ra.peer == rb.peer
+                            && Attrs::ptr_eq(&ra.attrs, &rb.attrs)
+                            && ra.next_hop == rb.next_hop)
+                    })
+            }
+            (None, None) => false,
+            _ => true,
+        };
+        best_differs
+            || ((self.hops.is_some() || other.hops.is_some())
+                && self.next_hops(routes) != other.next_hops(routes))
+    }
+}
+
+/// The decision process over one prefix's stored paths.
+pub(super) fn decide(
+    paths: &Paths,
+    routes: &RouteArena,
+    cfg: &RibConfig,
+    peers: &[Option<PeerSlot>],
+) -> Chosen {
+    let slots = paths.as_slice();
+    if let [slot] = slots {
+        return Chosen {
+            best: Some(*slot),
+            hops: None,
+        };
+    }
+    let peer = |i: PeerIndex| peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
+    let all: Vec<Path> = slots
+        .iter()
+        .map(|s| routes.get(s.route).path(s.path_id))
+        .collect();
+    let Some((i, next_hops)) = decision::select_index(&all, cfg, peer) else {
+        return Chosen::default();
+    };
+    let own = all[i].next_hop;
+    Chosen {
+        best: Some(slots[i]),
+        hops: (next_hops.as_slice() != [own]).then_some(next_hops),
+    }
+}
+
+/// [`decide`] with the best path as a [`Path`].
+pub(super) fn select(
+    paths: &Paths,
+    routes: &RouteArena,
+    cfg: &RibConfig,
+    peers: &[Option<PeerSlot>],
+) -> Selection {
+    let chosen = decide(paths, routes, cfg, peers);
+    Selection {
+        best: chosen.best.map(|b| routes.get(b.route).path(b.path_id)),
+        next_hops: chosen.next_hops(routes),
     }
 }

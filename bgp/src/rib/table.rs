@@ -17,11 +17,11 @@ use super::prefix_map::{Located, Paths, PrefixMap, Slot};
 use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
-use super::decided::{Decided, Decision};
+use super::decided::{Chosen, Decided, Decision, decide, next_hops, select};
 use super::decision::{self, Ineligible};
 use super::interner::{AttrInterner, Attrs};
 use super::path::RouteKey;
-use super::path::{BestChange, NextHops, Path, Selection};
+use super::path::{BestChange, Path, Selection};
 use super::peer::{PeerIndex, PeerInfo, PeerKind, RibConfig};
 use crate::policy::{Outcome, Policy, PolicyContext};
 use crate::types::Family;
@@ -118,96 +118,6 @@ pub(super) fn unspecified(family: Family) -> IpAddr {
     match family {
         Family::Ipv4Unicast => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         Family::Ipv6Unicast => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
-}
-
-/// The decision process's outcome for one prefix, by reference.
-#[derive(Debug, Default)]
-struct Chosen {
-    best: Option<Slot>,
-    /// The next hops when they are not just the best path's own (multipath).
-    hops: Option<NextHops>,
-}
-
-/// The next hops to install for a best path `best` whose next-hop set is
-/// `hops` when it is more than the best path's own (multipath).
-fn next_hops(hops: Option<&NextHops>, best: Option<Slot>, routes: &RouteArena) -> NextHops {
-    match (hops, best) {
-        (Some(h), _) => h.clone(),
-        (None, Some(b)) => smallvec::smallvec![routes.get(b.route).next_hop],
-        (None, None) => NextHops::new(),
-    }
-}
-
-impl Chosen {
-    /// The next hops to install.
-    fn next_hops(&self, routes: &RouteArena) -> NextHops {
-        next_hops(self.hops.as_ref(), self.best, routes)
-    }
-
-    /// Whether the route to install or advertise differs from `other`'s
-    /// (stale flags aside: a stale route and its fresh re-announcement are
-    /// the same route, as [`Path::same_route`] has it).
-    fn differs(&self, other: &Chosen, routes: &RouteArena) -> bool {
-        let best_differs = match (self.best, other.best) {
-            (Some(a), Some(b)) => {
-                a.path_id != b.path_id
-                    || (a.route != b.route && {
-                        let (ra, rb) = (routes.get(a.route), routes.get(b.route));
-                        !(ra.peer == rb.peer
-                            && Attrs::ptr_eq(&ra.attrs, &rb.attrs)
-                            && ra.next_hop == rb.next_hop)
-                    })
-            }
-            (None, None) => false,
-            _ => true,
-        };
-        best_differs
-            || ((self.hops.is_some() || other.hops.is_some())
-                && self.next_hops(routes) != other.next_hops(routes))
-    }
-}
-
-/// The decision process over one prefix's stored paths.
-fn decide(
-    paths: &Paths,
-    routes: &RouteArena,
-    cfg: &RibConfig,
-    peers: &[Option<PeerSlot>],
-) -> Chosen {
-    let slots = paths.as_slice();
-    if let [slot] = slots {
-        return Chosen {
-            best: Some(*slot),
-            hops: None,
-        };
-    }
-    let peer = |i: PeerIndex| peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
-    let all: Vec<Path> = slots
-        .iter()
-        .map(|s| routes.get(s.route).path(s.path_id))
-        .collect();
-    let Some((i, next_hops)) = decision::select_index(&all, cfg, peer) else {
-        return Chosen::default();
-    };
-    let own = all[i].next_hop;
-    Chosen {
-        best: Some(slots[i]),
-        hops: (next_hops.as_slice() != [own]).then_some(next_hops),
-    }
-}
-
-/// [`decide`] with the best path as a [`Path`].
-fn select(
-    paths: &Paths,
-    routes: &RouteArena,
-    cfg: &RibConfig,
-    peers: &[Option<PeerSlot>],
-) -> Selection {
-    let chosen = decide(paths, routes, cfg, peers);
-    Selection {
-        best: chosen.best.map(|b| routes.get(b.route).path(b.path_id)),
-        next_hops: chosen.next_hops(routes),
     }
 }
 
