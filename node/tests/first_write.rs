@@ -12,7 +12,8 @@ use std::time::Duration;
 mod common;
 
 use anyhow::{Context, Result};
-use common::{RES, agent, claim_block, pool_json, status};
+use common::{RES, agent, claim_block, pool_json};
+use manul_tests::node::status;
 use manul_tests::{Bird, Etcd, Lab, Need, Netns, require, scratch, wait_until};
 
 #[test]

@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use common::{RES, agent, claim_block, get, peer, pool_json, status};
+use common::{RES, agent, claim_block, peer, pool_json};
+use manul_tests::node::{get, status};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]

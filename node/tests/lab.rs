@@ -6,15 +6,14 @@
 //! an agent (SIGTERM, and SIGKILL) loses no ping between pods on different
 //! hosts.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use manul_tests::{Bird, Daemon, Etcd, Lab, Need, Netns, require, scratch, wait_until};
-use serde_json::Value;
+use manul_tests::node::cni;
+use manul_tests::{Bird, Daemon, Etcd, Host, Lab, Need, Netns, require, scratch, wait_until};
 
 /// A binary of this workspace next to manul-node (built when missing).
 fn sibling(name: &str) -> Result<PathBuf> {
@@ -28,63 +27,8 @@ fn sibling(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn cni(
-    cni: &PathBuf,
-    host: &Netns,
-    cmd: &str,
-    node: &str,
-    id: &str,
-    pod: &Netns,
-    endpoint: &str,
-) -> Result<Value> {
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{endpoint}","nodename":"{node}","ipam":{{"assign_ipv4":"true"}}}}"#
-    );
-    let mut child = host
-        .command(cni)
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", pod.path())
-        .env("CNI_IFNAME", "eth0")
-        .env(
-            "CNI_ARGS",
-            format!("K8S_POD_NAMESPACE=default;K8S_POD_NAME={id}"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(conf.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    ensure!(out.status.success(), "CNI {cmd} {id} failed: {text}");
-    Ok(if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text)?
-    })
-}
-
-fn agent(
-    bin: &PathBuf,
-    host: &manul_tests::Host,
-    endpoint: &str,
-    logs: &std::path::Path,
-) -> Result<Daemon> {
-    let mut cmd = host.ns.command(bin);
-    cmd.env("NODENAME", &host.name)
-        .env("IP", format!("{}/24", host.ipv4))
-        .env("ETCD_ENDPOINTS", endpoint)
-        .env("NO_DEFAULT_POOLS", "true")
-        .env("RUST_LOG", "info");
-    Daemon::spawn(
-        &format!("manul-node-{}", host.name),
-        cmd,
-        &logs.join(format!("{}.log", host.name)),
-    )
+fn agent(bin: &Path, host: &Host, endpoint: &str, logs: &Path) -> Result<Daemon> {
+    manul_tests::node::agent(bin, host, endpoint, logs, &[("NO_DEFAULT_POOLS", "true")])
 }
 
 fn ready(ns: &Netns) -> Result<(), String> {
@@ -152,7 +96,7 @@ fn pods_reach_each_other_across_hosts_through_the_lab() -> Result<()> {
         for p in 1..=2 {
             let ns = Netns::new(&format!("h{}p{p}", i + 1))?;
             let id = format!("h{}p{p}", i + 1);
-            let r = cni(&cni_bin, &h.ns, "ADD", &h.name, &id, &ns, &endpoint)?;
+            let r = cni(&cni_bin, h, "ADD", &id, &ns, &endpoint)?;
             let ip: IpAddr = r["ips"][0]["address"]
                 .as_str()
                 .context("address")?
@@ -229,15 +173,7 @@ fn pods_reach_each_other_across_hosts_through_the_lab() -> Result<()> {
 
     // CNI DEL releases the address and the host route.
     let (_, ns, ip) = &pods[5];
-    cni(
-        &cni_bin,
-        &lab.hosts[2].ns,
-        "DEL",
-        &lab.hosts[2].name,
-        "h3p2",
-        ns,
-        &endpoint,
-    )?;
+    cni(&cni_bin, &lab.hosts[2], "DEL", "h3p2", ns, &endpoint)?;
     ensure!(
         etcd.get("/calico/ipam/v2/handle/k8s-pod-network.h3p2")?
             .is_none()

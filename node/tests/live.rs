@@ -1,26 +1,13 @@
 //! Config changes in etcd apply live: a BGPPeer added or removed changes
 //! only that session; the mesh sessions stay up (their `since` does not move).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use manul_tests::{Daemon, Etcd, Lab, Need, Netns, require, scratch, wait_until};
+use anyhow::Result;
+use manul_tests::node::{agent, status};
+use manul_tests::{Etcd, Lab, Need, Netns, require, scratch, wait_until};
 use serde_json::Value;
-
-fn status(ns: &Netns) -> Result<Value> {
-    ns.run(|| -> Result<Value> {
-        let mut s = TcpStream::connect(("127.0.0.1", 9099))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(serde_json::from_str(
-            out.split("\r\n\r\n").nth(1).context("no body")?,
-        )?)
-    })
-}
 
 fn peers(ns: &Netns) -> Result<Vec<Value>, String> {
     let s = status(ns).map_err(|e| e.to_string())?;
@@ -44,17 +31,10 @@ fn a_bgppeer_added_and_removed_changes_only_its_session() -> Result<()> {
     let endpoint = format!("http://{}:2379", h1.ipv4);
     let logs = scratch::run().tempdir("live-agents")?;
     let mut agents = Vec::new();
+    let bin = Path::new(env!("CARGO_BIN_EXE_manul-node"));
     for h in &lab.hosts {
-        let mut cmd = h.ns.command(env!("CARGO_BIN_EXE_manul-node"));
-        cmd.env("NODENAME", &h.name)
-            .env("IP", format!("{}/24", h.ipv4))
-            .env("ETCD_ENDPOINTS", &endpoint)
-            .env("NO_DEFAULT_POOLS", "true");
-        agents.push(Daemon::spawn(
-            &h.name,
-            cmd,
-            &logs.path().join(format!("{}.log", h.name)),
-        )?);
+        let no_pool = [("NO_DEFAULT_POOLS", "true")];
+        agents.push(agent(bin, h, &endpoint, logs.path(), &no_pool)?);
     }
     let mesh_since = wait_until(Duration::from_secs(30), "the mesh session is up", || {
         let p = peers(&h1.ns)?;

@@ -2,30 +2,14 @@
 //! segment, with a real etcd: they form the iBGP node-to-node mesh and
 //! each kernel gets routes to the other hosts' blocks.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 mod common;
 
-use anyhow::{Context, Result};
-use manul_tests::{Daemon, Etcd, Lab, Need, Netns, require, scratch, wait_until};
-use serde_json::Value;
-
-fn get(ns: &Netns, path: &str) -> Result<String> {
-    ns.run(|| -> Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", 9099))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out.split("\r\n\r\n").nth(1).context("no body")?.to_string())
-    })
-}
-
-fn status(ns: &Netns) -> Result<Value> {
-    Ok(serde_json::from_str(&get(ns, "/status")?)?)
-}
+use anyhow::Result;
+use manul_tests::node::{agent, get, status};
+use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]
 fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
@@ -35,15 +19,11 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
     let etcd = Etcd::start_in(&etcd_host.ns, etcd_host.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", etcd_host.ipv4);
     let logs = scratch::run().tempdir("mesh-agents")?;
-    let spawn = |h: &manul_tests::Host| -> Result<Daemon> {
-        let mut cmd = h.ns.command(env!("CARGO_BIN_EXE_manul-node"));
-        cmd.env("NODENAME", &h.name)
-            .env("IP", format!("{}/24", h.ipv4))
-            .env("ETCD_ENDPOINTS", &endpoint)
-            .env("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")
-            .env("RUST_LOG", "info");
-        let log = logs.path().join(format!("{}.log", h.name));
-        Daemon::spawn(&h.name, cmd, &log)
+    // The default pool, created by whichever agent starts first.
+    let spawn = |h| {
+        let pool = [("CALICO_IPV4POOL_CIDR", "10.65.0.0/16")];
+        let bin = Path::new(env!("CARGO_BIN_EXE_manul-node"));
+        agent(bin, h, &endpoint, logs.path(), &pool)
     };
     let mut agents = Vec::new();
     for h in &lab.hosts {

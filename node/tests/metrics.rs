@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{RES, agent, claim_block, get, pool_json};
+use common::{RES, agent, claim_block, pool_json};
+use manul_tests::node::get;
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 /// The value of the metric line starting with `prefix` (labels included).

@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{RES, agent, claim_block, peer, pool_json, status};
+use common::{RES, agent, claim_block, peer, pool_json};
+use manul_tests::node::status;
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]

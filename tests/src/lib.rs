@@ -3,7 +3,8 @@
 //! Real parts only: network namespaces as hosts ([`Netns`], [`Lab`]), a real
 //! etcd ([`Etcd`], also over TLS with certificates made at test time,
 //! [`TlsFiles`]), real BIRD 2 and GoBGP peers ([`Bird`], [`Gobgp`]), and
-//! [`wait_until`] to wait for them with a failure that says what it saw.
+//! [`wait_until`] to wait for them with a failure that says what it saw;
+//! manul's own agent and CNI plugin run in those hosts ([`node`]).
 //! Everything is torn down on drop — also when a test panics — and what a
 //! killed test process leaves behind is swept by the next one (see
 //! [`scratch`]). Tests state what they need with [`require!`]; a missing
@@ -16,6 +17,7 @@ pub mod etcd;
 pub mod gobgp;
 pub mod lab;
 pub mod netns;
+pub mod node;
 pub mod package;
 pub mod require;
 pub mod scratch;

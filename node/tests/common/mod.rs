@@ -4,52 +4,30 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use manul_tests::node::status;
 use manul_tests::{Daemon, Host, Netns};
 use serde_json::Value;
 
 /// The resources prefix in etcd.
 pub const RES: &str = "/calico/resources/v3/projectcalico.org";
 
-/// manul-node in `host` (address `<ipv4>/24`) against `endpoint`, with
-/// `env` on top; logged to `logs/<host>.log`.
+/// This package's manul-node in `host` (address `<ipv4>/24`) against
+/// `endpoint`, creating no default pool, with `env` on top; logged to
+/// `logs/<host>.log`.
 pub fn agent(host: &Host, endpoint: &str, logs: &Path, env: &[(&str, &str)]) -> Result<Daemon> {
-    let mut cmd = host.ns.command(env!("CARGO_BIN_EXE_manul-node"));
-    cmd.env("NODENAME", &host.name)
-        .env("IP", format!("{}/24", host.ipv4))
-        .env("ETCD_ENDPOINTS", endpoint)
-        .env("NO_DEFAULT_POOLS", "true")
-        .env("RUST_LOG", "info");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Daemon::spawn(
-        &format!("manul-node-{}", host.name),
-        cmd,
-        &logs.join(format!("{}.log", host.name)),
+    let mut all = vec![("NO_DEFAULT_POOLS", "true")];
+    all.extend_from_slice(env);
+    manul_tests::node::agent(
+        Path::new(env!("CARGO_BIN_EXE_manul-node")),
+        host,
+        endpoint,
+        logs,
+        &all,
     )
-}
-
-/// GET `path` from the agent's endpoint in `ns`: the body.
-pub fn get(ns: &Netns, path: &str) -> Result<String> {
-    ns.run(|| -> Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", 9099))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out.split("\r\n\r\n").nth(1).context("no body")?.to_string())
-    })
-}
-
-/// `/status` as JSON.
-pub fn status(ns: &Netns) -> Result<Value> {
-    Ok(serde_json::from_str(&get(ns, "/status")?)?)
 }
 
 /// The peer at `address` in `/status`, as a string error for `wait_until`.

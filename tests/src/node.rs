@@ -1,0 +1,104 @@
+//! manul's own binaries run in lab hosts as a cluster runs them: a
+//! manul-node agent per host, manul-cni called as a container runtime
+//! calls it, and the agent's local HTTP endpoint read back.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+
+use crate::{Daemon, Host, Netns};
+
+/// The agent's HTTP endpoint in its host (loopback).
+const AGENT_HTTP: (&str, u16) = ("127.0.0.1", 9099);
+
+/// manul-node (`bin`) in `host`, as `<ipv4>/24`, against the etcd at
+/// `endpoint`, logging at info level, with `env` on top; logged to
+/// `logs/<host>.log`.
+pub fn agent(
+    bin: &Path,
+    host: &Host,
+    endpoint: &str,
+    logs: &Path,
+    env: &[(&str, &str)],
+) -> Result<Daemon> {
+    let mut cmd = host.ns.command(bin);
+    cmd.env("NODENAME", &host.name)
+        .env("IP", format!("{}/24", host.ipv4))
+        .env("ETCD_ENDPOINTS", endpoint)
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Daemon::spawn(
+        &format!("manul-node-{}", host.name),
+        cmd,
+        &logs.join(format!("{}.log", host.name)),
+    )
+}
+
+/// GET `path` from the agent's endpoint in `ns`: the body.
+pub fn get(ns: &Netns, path: &str) -> Result<String> {
+    ns.run(|| -> Result<String> {
+        let mut s = TcpStream::connect(AGENT_HTTP)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out.split("\r\n\r\n").nth(1).context("no body")?.to_string())
+    })
+}
+
+/// The agent's `/status` in `ns`, as JSON.
+pub fn status(ns: &Netns) -> Result<Value> {
+    Ok(serde_json::from_str(&get(ns, "/status")?)?)
+}
+
+/// manul-cni (`bin`) `cmd` (ADD, DEL, ...) for pod `id` in namespace
+/// `pod` on `host`, IPv4 from the etcd at `endpoint`, called the way a
+/// container runtime calls it; its JSON result (`Null` when it prints
+/// nothing). A failed call is an error with what it printed.
+pub fn cni(
+    bin: &Path,
+    host: &Host,
+    cmd: &str,
+    id: &str,
+    pod: &Netns,
+    endpoint: &str,
+) -> Result<Value> {
+    let conf = format!(
+        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{endpoint}","nodename":"{}","ipam":{{"assign_ipv4":"true"}}}}"#,
+        host.name
+    );
+    let mut child = host
+        .ns
+        .command(bin)
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", pod.path())
+        .env("CNI_IFNAME", "eth0")
+        .env(
+            "CNI_ARGS",
+            format!("K8S_POD_NAMESPACE=default;K8S_POD_NAME={id}"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(conf.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    ensure!(out.status.success(), "CNI {cmd} {id} failed: {text}");
+    Ok(if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    })
+}
