@@ -235,11 +235,19 @@ fn send_real(pod: &Pod, dst: IpAddr, payload: &[u8]) {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
-    require!(Need::Root, Need::Bin("ip"), Need::Bin("ping"));
-    let lab = Lab::builder().hosts(2).build().unwrap();
-    let (h1, h2) = (lab.host(1), lab.host(2));
+/// Pods A and B on `h1`, C on `h2`, each host's kernel routed to the
+/// other's blocks (the reconcilers in `_routes` keep them), and each
+/// host's felix inputs.
+struct TwoHosts {
+    a: Pod,
+    b: Pod,
+    c: Pod,
+    in1: Inputs,
+    in2: Inputs,
+    _routes: (Reconciler, Reconciler),
+}
+
+async fn two_hosts(h1: &Host, h2: &Host) -> TwoHosts {
     let a = pod(&h1.ns, "podA", "caliaaaa", "10.65.0.2", "fd00:65::2");
     let b = pod(&h1.ns, "podB", "calibbbb", "10.65.0.3", "fd00:65::3");
     let c = pod(&h2.ns, "podC", "calicccc", "10.65.1.2", "fd00:65:1::2");
@@ -259,8 +267,31 @@ async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
             ("fd00:65::/122", h1.ipv6_ip()),
         ],
     );
-    let _r1 = program_routes(h1, &in1).await;
-    let _r2 = program_routes(h2, &in2).await;
+    let r1 = program_routes(h1, &in1).await;
+    let r2 = program_routes(h2, &in2).await;
+    TwoHosts {
+        a,
+        b,
+        c,
+        in1,
+        in2,
+        _routes: (r1, r2),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_talk_through_the_programs_and_forged_sources_are_dropped() {
+    require!(Need::Root, Need::Bin("ip"), Need::Bin("ping"));
+    let lab = Lab::builder().hosts(2).build().unwrap();
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    let TwoHosts {
+        a,
+        b,
+        c,
+        in1,
+        in2,
+        _routes,
+    } = two_hosts(h1, h2).await;
     // The reconciler turns on strict rp_filter (Calico's setting); off
     // here, so that dropping forged packets is shown to be the program's.
     for (h, p) in [(h1, &a), (h1, &b), (h2, &c)] {
@@ -406,27 +437,14 @@ async fn pings_every_10ms_lose_nothing_across_a_detach_and_a_reattach() {
     require!(Need::Root, Need::Bin("ip"), Need::Bin("ping"));
     let lab = Lab::builder().hosts(2).build().unwrap();
     let (h1, h2) = (lab.host(1), lab.host(2));
-    let a = pod(&h1.ns, "podA", "caliaaaa", "10.65.0.2", "fd00:65::2");
-    let b = pod(&h1.ns, "podB", "calibbbb", "10.65.0.3", "fd00:65::3");
-    let c = pod(&h2.ns, "podC", "calicccc", "10.65.1.2", "fd00:65:1::2");
-    let in1 = inputs(
-        &[&a, &b],
-        ["10.65.0.0/26", "fd00:65::/122"],
-        [
-            ("10.65.1.0/26", h2.ipv4_ip()),
-            ("fd00:65:1::/122", h2.ipv6_ip()),
-        ],
-    );
-    let in2 = inputs(
-        &[&c],
-        ["10.65.1.0/26", "fd00:65:1::/122"],
-        [
-            ("10.65.0.0/26", h1.ipv4_ip()),
-            ("fd00:65::/122", h1.ipv6_ip()),
-        ],
-    );
-    let _r1 = program_routes(h1, &in1).await;
-    let _r2 = program_routes(h2, &in2).await;
+    let TwoHosts {
+        a,
+        b,
+        c,
+        in1,
+        in2,
+        _routes,
+    } = two_hosts(h1, h2).await;
     let pins1 = PinDir::new("nl1").unwrap();
     let pins2 = PinDir::new("nl2").unwrap();
     let mut dp1 = dataplane(h1, &pins1, &in1, &[&a, &b]);
