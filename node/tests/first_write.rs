@@ -13,7 +13,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use common::{RES, agent, claim_block, pool_json};
-use manul_tests::node::status;
+use manul_tests::node::{status, wait_felix_route};
 use manul_tests::{Bird, Etcd, Lab, Need, Netns, require, scratch, wait_until};
 
 #[test]
@@ -106,21 +106,8 @@ fn a_pod_added_while_bgp_converges_keeps_its_route_through_felixs_first_write() 
         host.name, tor.ipv4, host.ipv4
     ))?;
     bird.wait_established(&host.name, Duration::from_secs(60))?;
-    wait_until(
-        Duration::from_secs(30),
-        &format!("felix's first write: blackhole {block}"),
-        || {
-            let routes = host
-                .ns
-                .ip(&["route", "show", "proto", "80"])
-                .map_err(|e| e.to_string())?;
-            if routes.contains(&format!("blackhole {block}")) {
-                Ok(())
-            } else {
-                Err(routes)
-            }
-        },
-    );
+    // felix's first write.
+    wait_felix_route(host, &format!("blackhole {block}"), Duration::from_secs(30));
     // The first desired set had the pod. (Whether a stale one reaches the
     // kernel, below, is a race between felix's task and the next update.)
     let log = std::fs::read_to_string(logs.path().join(format!("{}.log", host.name)))?;

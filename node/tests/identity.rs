@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use common::{RES, agent, claim_block, peer, pool_json};
-use manul_tests::node::{get, status};
-use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
+use manul_tests::node::{get, status, wait_felix_route};
+use manul_tests::{Etcd, Lab, Need, require, scratch};
 
 #[test]
 fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
@@ -30,20 +30,7 @@ fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
     let on_h1 = format!("{b2} via {} dev eth0", h2.ipv4);
     let on_h2 = format!("{b1} via {} dev eth0", h1.ipv4);
     for (h, want) in [(h1, &on_h1), (h2, &on_h2)] {
-        wait_until(
-            Duration::from_secs(60),
-            &format!("{}: {want}", h.name),
-            || {
-                let routes =
-                    h.ns.ip(&["route", "show", "proto", "80"])
-                        .map_err(|e| e.to_string())?;
-                if routes.contains(want.as_str()) {
-                    Ok(())
-                } else {
-                    Err(routes)
-                }
-            },
-        );
+        wait_felix_route(h, want, Duration::from_secs(60));
     }
 
     // host1's Node gets AS 65001 (the agent wrote the Node; keep the rest).

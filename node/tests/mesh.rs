@@ -8,7 +8,7 @@ use std::time::Duration;
 mod common;
 
 use anyhow::Result;
-use manul_tests::node::{agent, get, status};
+use manul_tests::node::{agent, get, status, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]
@@ -61,20 +61,7 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
             } else {
                 format!("{block} via {} dev eth0", owner.ipv4)
             };
-            wait_until(
-                Duration::from_secs(30),
-                &format!("{}: {want}", h.name),
-                || {
-                    let routes =
-                        h.ns.ip(&["route", "show", "proto", "80"])
-                            .map_err(|e| e.to_string())?;
-                    if routes.contains(&want) {
-                        Ok(())
-                    } else {
-                        Err(routes)
-                    }
-                },
-            );
+            wait_felix_route(h, &want, Duration::from_secs(30));
         }
     }
     // /metrics agrees (peers Established, prefixes received).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use common::{RES, agent, claim_block, peer, pool_json};
-use manul_tests::node::status;
+use manul_tests::node::{status, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]
@@ -71,20 +71,7 @@ fn one_bgppeer_makes_both_ends_of_reflector_sessions() -> Result<()> {
         (h2, format!("{b3} via {} dev eth0", h3.ipv4)),
         (h3, format!("{b2} via {} dev eth0", h2.ipv4)),
     ] {
-        wait_until(
-            Duration::from_secs(30),
-            &format!("{}: {want}", h.name),
-            || {
-                let routes =
-                    h.ns.ip(&["route", "show", "proto", "80"])
-                        .map_err(|e| e.to_string())?;
-                if routes.contains(want.as_str()) {
-                    Ok(())
-                } else {
-                    Err(routes)
-                }
-            },
-        );
+        wait_felix_route(h, &want, Duration::from_secs(30));
     }
     Ok(())
 }

@@ -102,3 +102,19 @@ pub fn cni(
         serde_json::from_str(&text)?
     })
 }
+
+/// Wait at most `timeout` until the routes manul's felix owns in `host`
+/// (`ip route show proto 80`) hold a line containing `want`.
+pub fn wait_felix_route(host: &Host, want: &str, timeout: Duration) {
+    crate::wait_until(timeout, &format!("{}: {want}", host.name), || {
+        let routes = host
+            .ns
+            .ip(&["route", "show", "proto", "80"])
+            .map_err(|e| e.to_string())?;
+        if routes.contains(want) {
+            Ok(())
+        } else {
+            Err(routes)
+        }
+    });
+}
