@@ -12,8 +12,8 @@ use std::time::Duration;
 mod common;
 
 use anyhow::{Context, Result};
-use common::{RES, agent, claim_block, pool_json};
-use manul_tests::node::{status, wait_felix_route};
+use common::{agent, claim_block};
+use manul_tests::node::{RES, pool_json, status, tor_bird_conf, tor_peer_json, wait_felix_route};
 use manul_tests::{Bird, Etcd, Lab, Need, Netns, require, scratch, wait_until};
 
 #[test]
@@ -30,13 +30,7 @@ fn a_pod_added_while_bgp_converges_keeps_its_route_through_felixs_first_write() 
     let etcd = Etcd::start_in(&tor.ns, tor.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", tor.ipv4);
     etcd.put(&format!("{RES}/ippools/pool"), pool_json())?;
-    etcd.put(
-        &format!("{RES}/bgppeers/tor"),
-        &format!(
-            r#"{{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{{"name":"tor","creationTimestamp":null}},"spec":{{"peerIP":"{}","asNumber":65000}}}}"#,
-            tor.ipv4
-        ),
-    )?;
+    etcd.put(&format!("{RES}/bgppeers/tor"), &tor_peer_json(tor))?;
     let block = claim_block(&tor.ns, &endpoint, &host.name)?;
 
     // The agent starts; its only peer (the ToR) is not up yet, so felix
@@ -101,10 +95,9 @@ fn a_pod_added_while_bgp_converges_keeps_its_route_through_felixs_first_write() 
         .spawn()
         .context("ip monitor route")?;
     std::thread::sleep(Duration::from_millis(300));
-    let bird = Bird::builder(&tor.ns).router_id(tor.ipv4).start(&format!(
-        "protocol bgp {} {{ local {} as 65000; neighbor {} as 64512; ipv4 {{ import all; export none; }}; }}\n",
-        host.name, tor.ipv4, host.ipv4
-    ))?;
+    let bird = Bird::builder(&tor.ns)
+        .router_id(tor.ipv4)
+        .start(&tor_bird_conf(tor, std::slice::from_ref(host)))?;
     bird.wait_established(&host.name, Duration::from_secs(60))?;
     // felix's first write.
     wait_felix_route(host, &format!("blackhole {block}"), Duration::from_secs(30));

@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use common::{RES, agent, claim_block, peer, pool_json};
-use manul_tests::node::{get, status, wait_felix_route};
+use common::{agent, claim_block, peer};
+use manul_tests::node::{RES, get, pool_json, status, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch};
 
 #[test]

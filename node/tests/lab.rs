@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use manul_tests::node::cni;
+use manul_tests::node::{RES, cni, pool_json, tor_bird_conf, tor_peer_json};
 use manul_tests::{Bird, Daemon, Etcd, Host, Lab, Need, Netns, require, scratch, wait_until};
 
 /// A binary of this workspace next to manul-node (built when missing).
@@ -58,25 +58,9 @@ fn pods_reach_each_other_across_hosts_through_the_lab() -> Result<()> {
     let tor = lab.tor();
     let etcd = Etcd::start_in(&tor.ns, tor.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", tor.ipv4);
-    let res = "/calico/resources/v3/projectcalico.org";
-    etcd.put(
-        &format!("{res}/ippools/pool"),
-        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool","creationTimestamp":null},"spec":{"cidr":"10.65.0.0/16","blockSize":26,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#,
-    )?;
-    etcd.put(
-        &format!("{res}/bgppeers/tor"),
-        &format!(r#"{{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{{"name":"tor","creationTimestamp":null}},"spec":{{"peerIP":"{}","asNumber":65000}}}}"#, tor.ipv4),
-    )?;
-    let bird_conf: String = lab
-        .hosts
-        .iter()
-        .map(|h| {
-            format!(
-                "protocol bgp {} {{ local {} as 65000; neighbor {} as 64512; ipv4 {{ import all; export none; }}; }}\n",
-                h.name, tor.ipv4, h.ipv4
-            )
-        })
-        .collect();
+    etcd.put(&format!("{RES}/ippools/pool"), pool_json())?;
+    etcd.put(&format!("{RES}/bgppeers/tor"), &tor_peer_json(tor))?;
+    let bird_conf = tor_bird_conf(tor, &lab.hosts);
     let bird = Bird::builder(&tor.ns)
         .router_id(tor.ipv4)
         .kernel_export(true)

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{RES, agent, claim_block, pool_json};
-use manul_tests::node::get;
+use common::{agent, claim_block};
+use manul_tests::node::{RES, get, pool_json};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 /// The value of the metric line starting with `prefix` (labels included).

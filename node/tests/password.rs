@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{RES, agent, peer};
+use common::{agent, peer};
+use manul_tests::node::RES;
 use manul_tests::{Bird, Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]

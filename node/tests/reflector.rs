@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{RES, agent, claim_block, peer, pool_json};
-use manul_tests::node::{status, wait_felix_route};
+use common::{agent, claim_block, peer};
+use manul_tests::node::{RES, pool_json, status, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]

@@ -16,6 +16,39 @@ use crate::{Daemon, Host, Netns};
 /// The agent's HTTP endpoint in its host (loopback).
 const AGENT_HTTP: (&str, u16) = ("127.0.0.1", 9099);
 
+/// Where Calico's v3 resources live in etcd.
+pub const RES: &str = "/calico/resources/v3/projectcalico.org";
+
+/// The pool the lab uses (the value of `{RES}/ippools/pool`):
+/// 10.65.0.0/16 in /26 blocks, no encapsulation.
+pub fn pool_json() -> &'static str {
+    r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool","creationTimestamp":null},"spec":{"cidr":"10.65.0.0/16","blockSize":26,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#
+}
+
+/// A global BGPPeer to the top-of-rack router `tor` in AS 65000 (the
+/// value of `{RES}/bgppeers/tor`).
+pub fn tor_peer_json(tor: &Host) -> String {
+    format!(
+        r#"{{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{{"name":"tor","creationTimestamp":null}},"spec":{{"peerIP":"{}","asNumber":65000}}}}"#,
+        tor.ipv4
+    )
+}
+
+/// BIRD's configuration for the top-of-rack router `tor` (AS 65000): an
+/// eBGP session to each of `hosts` (Calico's default AS, 64512),
+/// importing everything, exporting nothing.
+pub fn tor_bird_conf(tor: &Host, hosts: &[Host]) -> String {
+    hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "protocol bgp {} {{ local {} as 65000; neighbor {} as 64512; ipv4 {{ import all; export none; }}; }}\n",
+                h.name, tor.ipv4, h.ipv4
+            )
+        })
+        .collect()
+}
+
 /// manul-node (`bin`) in `host`, as `<ipv4>/24`, against the etcd at
 /// `endpoint`, logging at info level, with `env` on top; logged to
 /// `logs/<host>.log`.

@@ -1,6 +1,7 @@
-//! Helpers shared by manul-node's end-to-end tests: start an agent in a
-//! lab host, read its HTTP endpoints, claim an IPAM block through
-//! manul-ipam, put resources in etcd.
+//! Helpers shared by manul-node's end-to-end tests, on top of the
+//! harness's [`manul_tests::node`]: start this package's agent in a lab
+//! host, find a peer in its status, claim an IPAM block through
+//! manul-ipam.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -11,9 +12,6 @@ use anyhow::Result;
 use manul_tests::node::status;
 use manul_tests::{Daemon, Host, Netns};
 use serde_json::Value;
-
-/// The resources prefix in etcd.
-pub const RES: &str = "/calico/resources/v3/projectcalico.org";
 
 /// This package's manul-node in `host` (address `<ipv4>/24`) against
 /// `endpoint`, creating no default pool, with `env` on top; logged to
@@ -70,9 +68,4 @@ pub fn claim_block(ns: &Netns, endpoint: &str, host: &str) -> Result<ipnet::Ipv4
         IpAddr::V4(v4) => Ok(ipnet::Ipv4Net::new(v4, 26)?.trunc()),
         IpAddr::V6(_) => anyhow::bail!("an IPv6 address from a v4 request"),
     }
-}
-
-/// The pool every test uses: 10.65.0.0/16 in /26 blocks.
-pub fn pool_json() -> &'static str {
-    r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool","creationTimestamp":null},"spec":{"cidr":"10.65.0.0/16","blockSize":26,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#
 }

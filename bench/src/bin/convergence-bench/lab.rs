@@ -10,12 +10,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use manul_tests::node::{RES, pool_json, tor_bird_conf, tor_peer_json};
 use manul_tests::{Bird, Etcd, Lab, Netns, scratch, wait_until};
 
 use crate::agents::{Monitor, agent, cni, established};
 use crate::pct;
-
-const RES: &str = "/calico/resources/v3/projectcalico.org";
 
 /// Release `host`'s empty blocks (from inside `ns`, where etcd is reachable).
 fn release_empty_blocks(ns: &Netns, endpoint: &str, host: &str) -> Result<()> {
@@ -42,27 +41,9 @@ pub fn run(bins: &Path, blocks: usize) -> Result<String> {
     let (h1, h3) = (lab.host(1), lab.host(3));
     let etcd = Etcd::start_in(&tor.ns, tor.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", tor.ipv4);
-    etcd.put(
-        &format!("{RES}/ippools/pool"),
-        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool","creationTimestamp":null},"spec":{"cidr":"10.65.0.0/16","blockSize":26,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#,
-    )?;
-    etcd.put(
-        &format!("{RES}/bgppeers/tor"),
-        &format!(
-            r#"{{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{{"name":"tor","creationTimestamp":null}},"spec":{{"peerIP":"{}","asNumber":65000}}}}"#,
-            tor.ipv4
-        ),
-    )?;
-    let conf: String = lab
-        .hosts
-        .iter()
-        .map(|h| {
-            format!(
-                "protocol bgp {} {{ local {} as 65000; neighbor {} as 64512; ipv4 {{ import all; export none; }}; }}\n",
-                h.name, tor.ipv4, h.ipv4
-            )
-        })
-        .collect();
+    etcd.put(&format!("{RES}/ippools/pool"), pool_json())?;
+    etcd.put(&format!("{RES}/bgppeers/tor"), &tor_peer_json(tor))?;
+    let conf = tor_bird_conf(tor, &lab.hosts);
     let bird = Bird::builder(&tor.ns)
         .router_id(tor.ipv4)
         .kernel_export(true)

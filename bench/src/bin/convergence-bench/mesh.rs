@@ -8,11 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use manul_tests::node::{RES, pool_json};
 use manul_tests::{Etcd, Lab, Netns, scratch};
 
 use crate::agents::{agent, established};
-
-const RES: &str = "/calico/resources/v3/projectcalico.org";
 
 /// Claim one block for each of `hosts` (from inside `ns`).
 fn claim_blocks(ns: &Netns, endpoint: &str, hosts: &[String]) -> Result<()> {
@@ -91,10 +90,7 @@ pub fn run(bins: &Path, m: usize) -> Result<String> {
     let h1 = lab.host(1);
     let etcd = Etcd::start_in(&h1.ns, h1.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", h1.ipv4);
-    etcd.put(
-        &format!("{RES}/ippools/pool"),
-        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool","creationTimestamp":null},"spec":{"cidr":"10.65.0.0/16","blockSize":26,"ipipMode":"Never","vxlanMode":"Never","nodeSelector":"all()"}}"#,
-    )?;
+    etcd.put(&format!("{RES}/ippools/pool"), pool_json())?;
     let names: Vec<String> = lab.hosts.iter().map(|h| h.name.clone()).collect();
     claim_blocks(&h1.ns, &endpoint, &names)?;
     let logs = scratch::run().tempdir("convergence-mesh")?;
