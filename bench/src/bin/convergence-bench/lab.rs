@@ -65,6 +65,10 @@ pub fn run(bins: &Path, blocks: usize) -> Result<String> {
             },
         );
     }
+    // An agent writes no route until its peers are Established plus one
+    // second (restart without loss): a first round inside that hold would
+    // time the hold, not the propagation.
+    std::thread::sleep(Duration::from_millis(1500));
     let (mon_h3, mon_tor) = (Monitor::start(&h3.ns)?, Monitor::start(&tor.ns)?);
     let (mut to_h3, mut to_tor, mut add) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..blocks {
