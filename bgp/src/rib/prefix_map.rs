@@ -273,7 +273,11 @@ impl<V: Default> PrefixMap<V> {
     }
 
     pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut V> {
-        let at = Self::locate(prefix);
+        self.get_mut_at(Self::locate(prefix))
+    }
+
+    /// [`Self::get_mut`] of a located prefix.
+    pub fn get_mut_at(&mut self, at: Located) -> Option<&mut V> {
         with_shard!(self.map_mut, at, |m, k, h| m.get_mut(&k, h))
     }
 
@@ -307,7 +311,11 @@ impl<V: Default> PrefixMap<V> {
     }
 
     pub fn remove(&mut self, prefix: &IpNet) -> Option<V> {
-        let at = Self::locate(prefix);
+        self.remove_at(Self::locate(prefix))
+    }
+
+    /// [`Self::remove`] of a located prefix.
+    pub fn remove_at(&mut self, at: Located) -> Option<V> {
         with_shard!(self.map_mut, at, |m, k, h| m.remove(&k, h))
     }
 

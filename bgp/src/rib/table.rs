@@ -536,7 +536,9 @@ impl Rib {
             batch,
             ..
         } = self;
-        let Some(paths) = table.get_mut(&prefix) else {
+        // Located once for the lookup and the removal that may follow.
+        let at = PrefixMap::<Paths>::locate(&prefix);
+        let Some(paths) = table.get_mut_at(at) else {
             return;
         };
         let Some(pos) = paths.as_slice().iter().position(|s| {
@@ -552,7 +554,7 @@ impl Rib {
             paths.set_batch(batch.number);
             Some(paths.clone())
         } else {
-            table.remove(&prefix);
+            table.remove_at(at);
             batch.gone.insert(prefix);
             None
         };
