@@ -26,7 +26,7 @@ use ipnet::IpNet;
 use manul_bgp::speaker::Speaker;
 use manul_confd::bgp::BgpViewTask;
 use manul_confd::bgp::view::{NodeBgpView, PeerSource};
-use manul_confd::{Cause, Confd};
+use manul_confd::{Batch, Cause, Confd};
 use manul_felix::{Felix, FelixConfig, calico};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -143,6 +143,11 @@ pub async fn start(
                     }
                 }
             };
+            let observe = |b: &Batch| {
+                if b.cause != Cause::Initial {
+                    metrics.observe_ipam(&b.deltas);
+                }
+            };
             // Nothing is written before BGP has converged (the first Replace).
             match best_rx.recv().await {
                 Some(b) => absorb(&mut remote, b),
@@ -158,9 +163,7 @@ pub async fn start(
                 // without the pods added meanwhile would have felix delete
                 // their routes, which the CNI plugin wrote, and re-add them).
                 while let Some(b) = sub.try_recv() {
-                    if b.cause != Cause::Initial {
-                        metrics.observe_ipam(&b.deltas);
-                    }
+                    observe(&b);
                 }
                 let snap = sub.snapshot();
                 let u = felix.update(snap, &me_owned, remote.clone(), ipip);
@@ -177,8 +180,7 @@ pub async fn start(
                 tokio::select! {
                     b = sub.recv() => match b {
                         None => return,
-                        Some(b) if b.cause != Cause::Initial => metrics.observe_ipam(&b.deltas),
-                        Some(_) => {}
+                        Some(b) => observe(&b),
                     },
                     Some(b) = best_rx.recv() => absorb(&mut remote, b),
                 }
