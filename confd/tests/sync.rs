@@ -299,15 +299,22 @@ async fn etcd_restart_and_outage_resume_by_revision_keeping_the_last_state() {
     assert_eq!(&*status.snapshot, &*fresh_snapshot(etcd.endpoint()).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_subscriber_gets_the_difference_in_one_batch() {
-    require!(Need::Bin("etcd"));
-    let etcd = Etcd::start().unwrap();
+/// confd in sync over `etcd` with a broadcast channel of 2 batches (so
+/// that subscribers lag easily), and its datastore.
+async fn small_channel(etcd: &Etcd) -> (Datastore, Confd) {
     let ds = connect(etcd.endpoint()).await;
     let mut c = cfg();
     c.channel_capacity = 2;
     let confd = Confd::start(ds.clone(), c);
     confd.wait_in_sync(0).await;
+    (ds, confd)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_gets_the_difference_in_one_batch() {
+    require!(Need::Bin("etcd"));
+    let etcd = Etcd::start().unwrap();
+    let (ds, confd) = small_channel(&etcd).await;
     let mut sub = confd.subscribe();
     let mut rev = 0;
     for i in 0..20 {
@@ -340,11 +347,7 @@ async fn a_lagging_subscriber_gets_the_difference_in_one_batch() {
 async fn try_recv_takes_what_was_published_since_without_waiting() {
     require!(Need::Bin("etcd"));
     let etcd = Etcd::start().unwrap();
-    let ds = connect(etcd.endpoint()).await;
-    let mut c = cfg();
-    c.channel_capacity = 2;
-    let confd = Confd::start(ds.clone(), c);
-    confd.wait_in_sync(0).await;
+    let (ds, confd) = small_channel(&etcd).await;
     let mut sub = confd.subscribe();
     assert!(sub.try_recv().is_none(), "nothing published yet");
     let rev = put(
