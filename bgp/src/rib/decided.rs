@@ -64,6 +64,40 @@ impl Decided {
         self.list
     }
 
+    /// How many decisions fit without growing.
+    pub(super) fn capacity(&self) -> usize {
+        self.list.capacity()
+    }
+
+    /// Make room for `n` more decisions.
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.list.reserve(n);
+    }
+
+    /// Change the outcome recorded at `i` (the prefix changed again).
+    pub(super) fn set(&mut self, i: usize, best: Option<Slot>, hops: Option<NextHops>) {
+        let hops = self.hops_index(hops);
+        if let Some(d) = self.list.get_mut(i) {
+            d.best = best;
+            d.hops = hops;
+        }
+    }
+
+    /// Keep only the decisions `keep` says (in order).
+    pub(super) fn retain(&mut self, keep: impl FnMut(&Decision) -> bool) {
+        self.list.retain(keep);
+    }
+
+    fn hops_index(&mut self, hops: Option<NextHops>) -> u32 {
+        match hops {
+            Some(h) => {
+                self.hops.push(h);
+                u32::try_from(self.hops.len() - 1).unwrap_or(OWN_HOP)
+            }
+            None => OWN_HOP,
+        }
+    }
+
     /// Record a decision; `hops`: the next hops when they are not just the
     /// best path's own.
     pub(super) fn push(
@@ -73,13 +107,7 @@ impl Decided {
         best: Option<Slot>,
         hops: Option<NextHops>,
     ) {
-        let hops = match hops {
-            Some(h) => {
-                self.hops.push(h);
-                u32::try_from(self.hops.len() - 1).unwrap_or(OWN_HOP)
-            }
-            None => OWN_HOP,
-        };
+        let hops = self.hops_index(hops);
         self.list.push(Decision {
             prefix,
             previous,

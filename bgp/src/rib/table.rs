@@ -17,7 +17,7 @@ use super::prefix_map::{Located, Paths, PrefixMap, Slot};
 use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
-use super::decided::{Chosen, Decided, Decision, decide, next_hops, select};
+use super::decided::{Chosen, Decided, decide, next_hops, select};
 use super::decision::{self, Ineligible};
 use super::interner::{AttrInterner, Attrs};
 use super::path::RouteKey;
@@ -61,17 +61,21 @@ pub struct Rib {
     retired: Vec<Attrs>,
     /// Changes applied but not yet taken ([`Rib::take_changes`]).
     batch: Batch,
-    /// The memory of the last decisions settled, for the next take.
-    spare: Vec<Decision>,
 }
 
-/// The prefixes changed since the last [`Rib::take_changes`], with their
-/// paths before the first change and after the last.
+/// The prefixes changed since the last [`Rib::take_changes`]: those it
+/// added, already decided, and the others with their paths before the
+/// first change and after the last.
 #[derive(Debug)]
 struct Batch {
     /// This batch's number, marked in the [`Paths`] of what it touches.
     number: u32,
-    /// Touched prefixes in first-touch order.
+    /// Prefixes the batch added, decided as they were added: the common
+    /// case of a table arriving, one path each, so previous best none and
+    /// best that path. Nothing else is kept for them (no [`Touched`]).
+    decided: Decided,
+    /// The other touched prefixes (those that had paths), in first-touch
+    /// order.
     touched: Vec<Touched>,
     /// Prefixes touched again after their first touch (their `after` in
     /// `touched` is out of date; rare).
@@ -86,6 +90,7 @@ impl Default for Batch {
     fn default() -> Self {
         Self {
             number: 1,
+            decided: Decided::default(),
             touched: Vec::new(),
             retouched: Vec::new(),
             gone: HashSet::default(),
@@ -131,7 +136,6 @@ impl Rib {
             routes: RouteArena::default(),
             retired: Vec::new(),
             batch: Batch::default(),
-            spare: Vec::new(),
         }
     }
 
@@ -352,7 +356,7 @@ impl Rib {
 
     /// How many prefixes the changes not yet taken touched.
     pub fn pending(&self) -> usize {
-        self.batch.touched.len()
+        self.batch.decided.len() + self.batch.touched.len()
     }
 
     fn announce(
@@ -479,11 +483,8 @@ impl Rib {
                 if !batch.gone.is_empty() && batch.gone.contains(&prefix) {
                     batch.retouched.push(prefix);
                 } else {
-                    batch.touched.push(Touched {
-                        prefix,
-                        before: None,
-                        after: Some(new.clone()),
-                    });
+                    // One path: it is the best (`decided::decide`).
+                    batch.decided.push(prefix, None, Some(slot), None);
                 }
                 return Some(new);
             };
@@ -587,17 +588,37 @@ impl Rib {
     pub fn take_decided(&mut self) -> Decided {
         let mut touched = std::mem::take(&mut self.batch.touched);
         let retouched = std::mem::take(&mut self.batch.retouched);
+        let mut out = std::mem::take(&mut self.batch.decided);
         if !retouched.is_empty() {
-            // Rare: bring the paths-after of prefixes touched twice up to date.
-            let index: HashMap<IpNet, usize, FxBuildHasher> = touched
+            // Rare: bring the outcome of added prefixes, and the paths-after
+            // of the others, up to date for prefixes touched twice.
+            let added = out.len();
+            let index: HashMap<IpNet, usize, FxBuildHasher> = out
                 .iter()
+                .map(|d| d.prefix)
+                .chain(touched.iter().map(|t| t.prefix))
                 .enumerate()
-                .map(|(i, t)| (t.prefix, i))
+                .map(|(i, p)| (p, i))
                 .collect();
+            let mut emptied = false;
             for prefix in retouched {
-                if let Some(&i) = index.get(&prefix) {
-                    touched[i].after = self.table.get(&prefix).cloned();
+                let Some(&i) = index.get(&prefix) else {
+                    continue;
+                };
+                let now = self.table.get(&prefix);
+                if i < added {
+                    let chosen = now.map_or_else(Chosen::default, |p| {
+                        decide(p, &self.routes, &self.cfg, &self.peers)
+                    });
+                    emptied |= chosen.best.is_none();
+                    out.set(i, chosen.best, chosen.hops);
+                } else {
+                    touched[i - added].after = now.cloned();
                 }
+            }
+            if emptied {
+                // Added and removed again: no change at all.
+                out.retain(|d| d.previous.is_some() || d.best.is_some());
             }
         }
         if self.batch.gone.capacity() > KEEP_CAPACITY {
@@ -614,7 +635,7 @@ impl Rib {
                 p.set_batch(0);
             }
         }
-        let mut out = Decided::reuse(std::mem::take(&mut self.spare), touched.len());
+        out.reserve(touched.len());
         let outcome = |paths: &Option<Paths>| {
             paths.as_ref().map_or_else(Chosen::default, |p| {
                 decide(p, &self.routes, &self.cfg, &self.peers)
@@ -671,10 +692,12 @@ impl Rib {
     /// let go at a later settle.
     pub fn settle(&mut self, done: Decided) {
         let list = done.into_list();
-        if list.capacity() <= KEEP_CAPACITY && list.capacity() > self.spare.capacity() {
-            self.spare = list;
+        let next = &mut self.batch.decided;
+        if next.is_empty() && list.capacity() <= KEEP_CAPACITY && list.capacity() > next.capacity()
+        {
+            *next = Decided::reuse(list, 0);
         }
-        if !self.batch.touched.is_empty() || !self.batch.retouched.is_empty() {
+        if self.pending() > 0 || !self.batch.retouched.is_empty() {
             return;
         }
         for peer in std::mem::take(&mut self.batch.forget) {

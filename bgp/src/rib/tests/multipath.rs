@@ -90,3 +90,34 @@ fn a_retired_peer_leaves_the_multipath_set_when_drained() {
     assert_eq!(changes[0].next_hops.to_vec(), vec![ip("192.0.2.20")]);
     assert_eq!(changes[0].best.as_ref().map(|p| p.peer), Some(b));
 }
+
+#[test]
+fn a_prefix_new_in_a_batch_is_decided_over_every_path_it_got_in_it() {
+    let mut rib = multipath_rib();
+    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    let b = add(&mut rib, info("192.0.2.20", "2.2.2.2", 65002));
+    let c = add(&mut rib, info("192.0.2.30", "3.3.3.3", 65003));
+    let one = |peer, path: &[Asn], nh: &str| RibChange::Announce {
+        peer,
+        attrs: attrs(path),
+        next_hop: ip(nh),
+        nlri: vec![Nlri::new(net(P))],
+    };
+    // Added by a, then equal from b and longer from c, in one batch: one
+    // decision, over all three paths.
+    let changes = rib
+        .update(vec![
+            one(c, &[65003, 1], "192.0.2.30"),
+            one(b, &[65002], "192.0.2.20"),
+            one(a, &[65001], "192.0.2.10"),
+        ])
+        .unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].previous, None);
+    assert_eq!(changes[0].best.as_ref().map(|p| p.peer), Some(a));
+    assert_eq!(
+        changes[0].next_hops.to_vec(),
+        vec![ip("192.0.2.10"), ip("192.0.2.20")]
+    );
+    assert_eq!(rib.best(&net(P)).map(|p| p.peer), Some(a));
+}
