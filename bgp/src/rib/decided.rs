@@ -19,8 +19,8 @@ use ipnet::IpNet;
 use super::decision;
 use super::interner::Attrs;
 use super::path::{NextHops, Path, Selection};
+use super::paths::Slot;
 use super::peer::{PeerIndex, RibConfig};
-use super::prefix_map::{Paths, Slot};
 use super::route::RouteArena;
 use super::table::PeerSlot;
 
@@ -188,12 +188,11 @@ impl Chosen {
 
 /// The decision process over one prefix's stored paths.
 pub(super) fn decide(
-    paths: &Paths,
+    slots: &[Slot],
     routes: &RouteArena,
     cfg: &RibConfig,
     peers: &[Option<PeerSlot>],
 ) -> Chosen {
-    let slots = paths.as_slice();
     if let [slot] = slots {
         return Chosen {
             best: Some(*slot),
@@ -217,12 +216,12 @@ pub(super) fn decide(
 
 /// [`decide`] with the best path as a [`Path`].
 pub(super) fn select(
-    paths: &Paths,
+    slots: &[Slot],
     routes: &RouteArena,
     cfg: &RibConfig,
     peers: &[Option<PeerSlot>],
 ) -> Selection {
-    let chosen = decide(paths, routes, cfg, peers);
+    let chosen = decide(slots, routes, cfg, peers);
     Selection {
         best: chosen.best.map(|b| routes.get(b.route).path(b.path_id)),
         next_hops: chosen.next_hops(routes),

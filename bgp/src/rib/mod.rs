@@ -3,8 +3,8 @@
 //!
 //! Memory, for a full table: attributes are interned ([`interner`]); a
 //! route — peer, attributes, next hop — is stored once and referenced by a
-//! 4-byte id ([`route`]); the table holds 8 bytes of paths per prefix in a
-//! 24-byte bucket ([`prefix_map`]); Adj-RIBs-Out store nothing per prefix
+//! 4-byte id ([`route`]); the table holds 8 bytes of paths per prefix
+//! ([`paths`]) in a 16-byte bucket ([`prefix_map`]); Adj-RIBs-Out store nothing per prefix
 //! ([`adj_out`]). A million prefixes from one peer cost ~52 MiB.
 
 pub mod adj_out;
@@ -16,6 +16,7 @@ pub mod export;
 pub mod interner;
 mod open_table;
 pub mod path;
+pub mod paths;
 pub mod peer;
 pub mod prefix_map;
 pub mod route;

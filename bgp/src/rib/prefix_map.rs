@@ -1,10 +1,10 @@
 //! The prefix table's storage: a map keyed by prefix, compact and split
-//! into shards, and the per-prefix list of paths it holds.
+//! into shards.
 //!
 //! Memory is the point. An IPv4 prefix is stored as one `u64` (address and
 //! length), an IPv6 one as `(u128, u8)`, instead of the 18-byte `IpNet`;
-//! a prefix's paths are 8-byte [`Slot`]s (route id and ADD-PATH ID) with the
-//! common single path inline. A full IPv4 table is then 24 bytes a bucket.
+//! with the RIB's 8-byte values ([`super::paths`]) a full IPv4 table is 16
+//! bytes a bucket.
 //!
 //! Speed is the other point: the shards are [`OpenTable`]s, whose lookups
 //! can be prefetched ([`PrefixMap::prefetch`]) and whose growth streams.
@@ -20,96 +20,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::open_table::{OpenTable, TableKey, mix};
-use super::route::RouteId;
-
-/// One path of a prefix: which route, and its ADD-PATH path ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
-    pub route: RouteId,
-    pub path_id: u32,
-}
-
-/// The paths of one prefix (never empty): one inline, more boxed; and the
-/// number of the RIB batch that last touched the prefix (kept here, in the
-/// padding, so that a batch needs no set of its own to know what it touched,
-/// and starting a new batch invalidates every mark at once).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paths(Repr);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-// A boxed Vec is one pointer: it keeps a table bucket at 24 bytes where a
-// Vec (three words) would make it 32. Several paths per prefix are rare.
-#[allow(clippy::box_collection)]
-enum Repr {
-    One(Slot, u32),
-    Many(Box<Vec<Slot>>, u32),
-}
-
-/// The value of an empty table bucket (allocates nothing; never read as
-/// a prefix's paths).
-impl Default for Paths {
-    fn default() -> Self {
-        Paths::one(Slot {
-            route: RouteId(u32::MAX),
-            path_id: 0,
-        })
-    }
-}
-
-impl Paths {
-    pub fn one(slot: Slot) -> Self {
-        Paths(Repr::One(slot, 0))
-    }
-
-    pub fn as_slice(&self) -> &[Slot] {
-        match &self.0 {
-            Repr::One(s, _) => std::slice::from_ref(s),
-            Repr::Many(v, _) => v,
-        }
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [Slot] {
-        match &mut self.0 {
-            Repr::One(s, _) => std::slice::from_mut(s),
-            Repr::Many(v, _) => v,
-        }
-    }
-
-    /// The batch that last touched this prefix (0: none yet).
-    pub fn batch(&self) -> u32 {
-        match self.0 {
-            Repr::One(_, b) | Repr::Many(_, b) => b,
-        }
-    }
-
-    pub fn set_batch(&mut self, batch: u32) {
-        match &mut self.0 {
-            Repr::One(_, b) | Repr::Many(_, b) => *b = batch,
-        }
-    }
-
-    pub fn push(&mut self, slot: Slot) {
-        match &mut self.0 {
-            Repr::One(first, t) => self.0 = Repr::Many(Box::new(vec![*first, slot]), *t),
-            Repr::Many(v, _) => v.push(slot),
-        }
-    }
-
-    /// Remove the path at `pos`; `false` when it was the only one (the
-    /// caller then removes the prefix).
-    pub fn remove(&mut self, pos: usize) -> bool {
-        match &mut self.0 {
-            Repr::One(..) => false,
-            Repr::Many(v, t) => {
-                v.swap_remove(pos);
-                if let [only] = v.as_slice() {
-                    self.0 = Repr::One(*only, *t);
-                }
-                true
-            }
-        }
-    }
-}
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -341,63 +251,36 @@ impl<V: Default> PrefixMap<V> {
 mod tests {
     use super::*;
 
-    fn slot(route: u32) -> Slot {
-        Slot {
-            route: RouteId(route),
-            path_id: 0,
-        }
-    }
-
-    #[test]
-    fn a_table_bucket_is_small() {
-        assert_eq!(std::mem::size_of::<Paths>(), 16);
-        assert_eq!(std::mem::size_of::<(u64, Paths)>(), 24);
-    }
-
     #[test]
     fn counts_spreads_and_removes() {
-        let mut t = PrefixMap::<Paths>::default();
+        let mut t = PrefixMap::<u32>::default();
         for i in 0..4096u32 {
             let p: IpNet = format!("10.{}.{}.0/24", i >> 8, i & 255).parse().unwrap();
             t.upsert(&p, |v| {
                 assert!(v.is_none(), "new prefix");
-                Some(Paths::one(slot(i)))
+                Some(i)
             });
             t.upsert(&p, |v| {
-                v.expect("present").push(slot(9));
+                *v.expect("present") += 1;
                 None
             });
         }
         let v6: IpNet = "2001:db8:1::/48".parse().unwrap();
-        t.insert(v6, Paths::one(slot(1)));
+        t.insert(v6, 1);
         assert_eq!(t.len(), 4097);
         assert_eq!(t.iter().count(), 4097);
         assert!(t.keys().any(|k| k == v6));
         // Every shard gets a share (64 shards, 64 on average).
         assert!(t.v4.shards.iter().all(|s| s.len() > 16), "uneven shards");
         let p: IpNet = "10.0.5.0/24".parse().unwrap();
-        assert_eq!(t.get(&p).map(|v| v.as_slice().len()), Some(2));
+        assert_eq!(t.get(&p), Some(&6));
         assert!(t.keys().any(|k| k == p), "keys come back as prefixes");
-        assert!(t.remove(&p).is_some());
+        assert_eq!(t.remove(&p), Some(6));
         assert!(t.remove(&p).is_none());
         assert_eq!(t.len(), 4096);
         assert!(!t.contains_key(&p));
-        assert_eq!(t.insert(p, Paths::one(slot(1))), None);
-        assert!(t.insert(p, Paths::one(slot(2))).is_some());
+        assert_eq!(t.insert(p, 1), None);
+        assert_eq!(t.insert(p, 2), Some(1));
         assert_eq!(t.len(), 4097);
-    }
-
-    #[test]
-    fn paths_grow_and_shrink_back_inline() {
-        let mut p = Paths::one(slot(1));
-        p.set_batch(7);
-        p.push(slot(2));
-        p.push(slot(3));
-        assert_eq!(p.as_slice().len(), 3);
-        assert!(p.remove(0));
-        assert!(p.remove(0));
-        assert_eq!(p.as_slice(), &[slot(2)]);
-        assert_eq!(p.batch(), 7, "the mark survives growing and shrinking");
-        assert!(!p.remove(0), "the last path is the caller's to remove");
     }
 }

@@ -13,7 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use rustc_hash::FxBuildHasher;
 
-use super::prefix_map::{Located, Paths, PrefixMap, Slot};
+use super::paths::{MARK_LIMIT, PathList, PathLists, Paths, Slot};
+use super::prefix_map::{Located, PrefixMap};
 use super::route::{Route, RouteArena, RouteId};
 
 use super::change::RibChange;
@@ -55,6 +56,8 @@ pub struct Rib {
     /// Slot 0 is [`PeerIndex::LOCAL`] and always empty.
     pub(super) peers: Vec<Option<PeerSlot>>,
     table: PrefixMap<Paths>,
+    /// The paths of prefixes with more than one (or a large path ID).
+    lists: PathLists,
     routes: RouteArena,
     /// Attribute handles dropped during the open batch, released when it
     /// is taken.
@@ -104,9 +107,9 @@ struct Touched {
     prefix: IpNet,
     /// The prefix's paths before the change (`None`: it had none). Routes
     /// dropped during the batch stay readable until it is taken.
-    before: Option<Paths>,
+    before: Option<PathList>,
     /// The prefix's paths after the change (`None`: it has none left).
-    after: Option<Paths>,
+    after: Option<PathList>,
 }
 
 /// A batch that touched or removed more than this many prefixes gives its
@@ -133,6 +136,7 @@ impl Rib {
             interner: AttrInterner::new(),
             peers: vec![None],
             table: PrefixMap::default(),
+            lists: PathLists::default(),
             routes: RouteArena::default(),
             retired: Vec::new(),
             batch: Batch::default(),
@@ -230,17 +234,23 @@ impl Rib {
     /// Every path to `prefix`, in no particular order.
     pub fn paths(&self, prefix: &IpNet) -> Vec<Path> {
         self.table.get(prefix).map_or_else(Vec::new, |p| {
-            p.as_slice()
+            p.slots(&self.lists)
                 .iter()
                 .map(|s| self.routes.get(s.route).path(s.path_id))
                 .collect()
         })
     }
 
+    /// Prefixes whose paths are kept in a list (several paths, or a large
+    /// path ID), not packed.
+    pub fn listed_prefixes(&self) -> usize {
+        self.lists.len()
+    }
+
     /// The decision process's outcome for `prefix`.
     pub fn selection(&self, prefix: &IpNet) -> Selection {
         self.table.get(prefix).map_or_else(Selection::default, |p| {
-            select(p, &self.routes, &self.cfg, &self.peers)
+            select(&p.slots(&self.lists), &self.routes, &self.cfg, &self.peers)
         })
     }
 
@@ -260,7 +270,8 @@ impl Rib {
         self.table
             .iter()
             .filter_map(|(prefix, paths)| {
-                let s = select(paths, &self.routes, &self.cfg, &self.peers);
+                let slots = paths.slots(&self.lists);
+                let s = select(&slots, &self.routes, &self.cfg, &self.peers);
                 s.best.map(|best| BestChange {
                     prefix,
                     previous: None,
@@ -274,7 +285,7 @@ impl Rib {
     /// A peer's Adj-RIB-In: its paths after import policy.
     pub fn adj_rib_in(&self, peer: PeerIndex) -> impl Iterator<Item = (IpNet, Path)> + '_ {
         self.table.iter().flat_map(move |(prefix, paths)| {
-            paths.as_slice().iter().filter_map(move |s| {
+            paths.to_list(&self.lists).into_iter().filter_map(move |s| {
                 let route = self.routes.get(s.route);
                 (route.peer == peer).then(|| (prefix, route.path(s.path_id)))
             })
@@ -287,7 +298,7 @@ impl Rib {
         self.table
             .iter()
             .flat_map(|(prefix, paths)| {
-                paths.as_slice().iter().filter_map(move |s| {
+                paths.to_list(&self.lists).into_iter().filter_map(move |s| {
                     let route = self.routes.get(s.route);
                     (route.peer == peer && keep(route)).then_some((prefix, s.path_id))
                 })
@@ -468,6 +479,7 @@ impl Rib {
     fn insert(&mut self, at: Located, prefix: IpNet, peer: PeerIndex, slot: Slot) {
         let Rib {
             table,
+            lists,
             routes,
             batch,
             ..
@@ -478,7 +490,7 @@ impl Rib {
         table.upsert_at(at, |paths| {
             let Some(paths) = paths else {
                 added = true;
-                let mut new = Paths::one(slot);
+                let mut new = Paths::new(slot, lists);
                 new.set_batch(number);
                 if !batch.gone.is_empty() && batch.gone.contains(&prefix) {
                     batch.retouched.push(prefix);
@@ -489,13 +501,16 @@ impl Rib {
                 return Some(new);
             };
             let first = paths.batch() != number;
-            let before = first.then(|| paths.clone());
-            let same =
-                |s: &&mut Slot| s.path_id == slot.path_id && routes.get(s.route).peer == peer;
-            match paths.as_mut_slice().iter_mut().find(same) {
-                Some(existing) => replaced = Some(std::mem::replace(existing, slot).route),
+            let before = first.then(|| paths.to_list(lists));
+            let same = |s: &Slot| s.path_id == slot.path_id && routes.get(s.route).peer == peer;
+            let found = paths.slots(lists).iter().position(same);
+            match found {
+                Some(pos) => {
+                    replaced = Some(paths.slots(lists)[pos].route);
+                    paths.replace(pos, slot, lists);
+                }
                 None => {
-                    paths.push(slot);
+                    paths.push(slot, lists);
                     added = true;
                 }
             }
@@ -505,7 +520,7 @@ impl Rib {
                     batch.touched.push(Touched {
                         prefix,
                         before: Some(before),
-                        after: Some(paths.clone()),
+                        after: Some(paths.to_list(lists)),
                     });
                 }
                 None => batch.retouched.push(prefix),
@@ -533,6 +548,7 @@ impl Rib {
         let Rib {
             peers,
             table,
+            lists,
             routes,
             batch,
             ..
@@ -542,19 +558,21 @@ impl Rib {
         let Some(paths) = table.get_mut_at(at) else {
             return;
         };
-        let Some(pos) = paths.as_slice().iter().position(|s| {
+        let slots = paths.slots(lists);
+        let Some(pos) = slots.iter().position(|s| {
             let r = routes.get(s.route);
             s.path_id == path_id && r.peer == peer && (r.stale || !only_stale)
         }) else {
             return;
         };
+        routes.release(slots[pos].route);
         let first = paths.batch() != batch.number;
-        let before = first.then(|| paths.clone());
-        routes.release(paths.as_slice()[pos].route);
-        let after = if paths.remove(pos) {
+        let before = first.then(|| paths.to_list(lists));
+        let after = if paths.remove(pos, lists) {
             paths.set_batch(batch.number);
-            Some(paths.clone())
+            Some(paths.to_list(lists))
         } else {
+            paths.free(lists);
             table.remove_at(at);
             batch.gone.insert(prefix);
             None
@@ -605,15 +623,15 @@ impl Rib {
                 let Some(&i) = index.get(&prefix) else {
                     continue;
                 };
-                let now = self.table.get(&prefix);
+                let now = self.table.get(&prefix).map(|p| p.to_list(&self.lists));
                 if i < added {
                     let chosen = now.map_or_else(Chosen::default, |p| {
-                        decide(p, &self.routes, &self.cfg, &self.peers)
+                        decide(&p, &self.routes, &self.cfg, &self.peers)
                     });
                     emptied |= chosen.best.is_none();
                     out.set(i, chosen.best, chosen.hops);
                 } else {
-                    touched[i - added].after = now.cloned();
+                    touched[i - added].after = now;
                 }
             }
             if emptied {
@@ -626,9 +644,10 @@ impl Rib {
         } else {
             self.batch.gone.clear();
         }
-        // A new number unmarks every prefix at once; at the (theoretical)
-        // wrap, unmark them one by one so that no old mark looks current.
-        self.batch.number = self.batch.number.wrapping_add(1);
+        // A new number unmarks every prefix at once; at the wrap (every
+        // four million batches), unmark them one by one so that no old mark
+        // looks current.
+        self.batch.number = (self.batch.number + 1) % MARK_LIMIT;
         if self.batch.number == 0 {
             self.batch.number = 1;
             for p in self.table.values_mut() {
@@ -636,7 +655,7 @@ impl Rib {
             }
         }
         out.reserve(touched.len());
-        let outcome = |paths: &Option<Paths>| {
+        let outcome = |paths: &Option<PathList>| {
             paths.as_ref().map_or_else(Chosen::default, |p| {
                 decide(p, &self.routes, &self.cfg, &self.peers)
             })
@@ -645,7 +664,7 @@ impl Rib {
             // The same paths (an identical re-announcement, a refresh):
             // nothing to decide.
             let unchanged = match (&t.before, &t.after) {
-                (Some(b), Some(a)) => b.as_slice() == a.as_slice(),
+                (Some(b), Some(a)) => b == a,
                 (None, None) => true,
                 _ => false,
             };

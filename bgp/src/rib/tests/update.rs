@@ -118,3 +118,50 @@ fn an_identical_announcement_changes_nothing_and_a_different_one_does() {
     assert_eq!(changes[0].next_hops.to_vec(), vec![ip("192.0.2.11")]);
     assert_eq!(rib.route_count(), 1, "the old route was freed");
 }
+
+#[test]
+fn add_path_ids_small_and_large_are_kept_replaced_and_removed() {
+    let mut rib = Rib::new(config());
+    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    let with_ids = |ids: &[u32], path: &[Asn]| RibChange::Announce {
+        peer: a,
+        attrs: attrs(path),
+        next_hop: ip("192.0.2.10"),
+        nlri: ids
+            .iter()
+            .map(|&id| Nlri::with_path_id(net(P), id))
+            .collect(),
+    };
+    let ids_of = |rib: &Rib| {
+        let mut ids: Vec<u32> = rib.paths(&net(P)).iter().map(|p| p.path_id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    // A large path ID alone is listed, not packed.
+    rib.update(vec![with_ids(&[70_000], &[65001])]).unwrap();
+    assert_eq!(ids_of(&rib), [70_000]);
+    assert_eq!(rib.listed_prefixes(), 1);
+    rib.update(vec![with_ids(&[1, 3], &[65001])]).unwrap();
+    assert_eq!(ids_of(&rib), [1, 3, 70_000]);
+    assert_eq!(rib.adj_in_len(a), 3);
+    // Re-announced with a new AS path: replaced in place, not added.
+    rib.update(vec![with_ids(&[70_000], &[65001, 9])]).unwrap();
+    assert_eq!(ids_of(&rib), [1, 3, 70_000]);
+    let long = rib.paths(&net(P));
+    let long = long.iter().find(|p| p.path_id == 70_000).unwrap();
+    assert_eq!(long.attrs.as_path.as_ref().unwrap().length(), 2);
+    let gone = |ids: &[u32]| RibChange::Withdraw {
+        peer: a,
+        nlri: ids
+            .iter()
+            .map(|&id| Nlri::with_path_id(net(P), id))
+            .collect(),
+    };
+    rib.update(vec![gone(&[70_000, 1])]).unwrap();
+    assert_eq!(ids_of(&rib), [3]);
+    assert_eq!(rib.listed_prefixes(), 0, "one small ID left: packed again");
+    rib.update(vec![gone(&[3])]).unwrap();
+    assert!(rib.paths(&net(P)).is_empty());
+    assert_eq!(rib.adj_in_len(a), 0);
+    assert_eq!(rib.listed_prefixes(), 0);
+}
