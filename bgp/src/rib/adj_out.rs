@@ -187,6 +187,10 @@ impl AdjRibOut {
                 .previous
                 .and_then(|s| export(rib, &mut cache, &d.prefix, s));
             let now = d.best.and_then(|s| export(rib, &mut cache, &d.prefix, s));
+            if was.is_none() && now.is_none() {
+                // Nothing for this peer (a route it sent us itself).
+                continue;
+            }
             self.record(rib, &mut out, d.prefix, was, now);
         }
         for handle in cache.into_handles() {
