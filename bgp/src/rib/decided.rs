@@ -83,6 +83,23 @@ impl Decided {
         }
     }
 
+    /// Move `other`'s decisions after these (`other` is left empty, its
+    /// memory kept for reuse).
+    pub(super) fn append(&mut self, other: &mut Decided) {
+        if other.hops.is_empty() {
+            self.list.append(&mut other.list);
+            return;
+        }
+        let offset = u32::try_from(self.hops.len()).unwrap_or(OWN_HOP);
+        self.list.extend(other.list.drain(..).map(|mut d| {
+            if d.hops != OWN_HOP {
+                d.hops = d.hops.saturating_add(offset);
+            }
+            d
+        }));
+        self.hops.append(&mut other.hops);
+    }
+
     /// Keep only the decisions `keep` says (in order).
     pub(super) fn retain(&mut self, keep: impl FnMut(&Decision) -> bool) {
         self.list.retain(keep);

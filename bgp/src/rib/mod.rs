@@ -9,6 +9,7 @@
 
 pub mod adj_out;
 pub mod aspath;
+mod bulk;
 pub mod change;
 pub mod decided;
 pub mod decision;

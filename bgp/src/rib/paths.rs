@@ -116,7 +116,8 @@ impl Paths {
         Self::pack(slot).unwrap_or_else(|| Self::listed(vec![slot], lists))
     }
 
-    fn pack(slot: Slot) -> Option<Self> {
+    /// One path packed (`None`: its path ID is too large; it needs a list).
+    pub fn pack(slot: Slot) -> Option<Self> {
         (slot.path_id < 1 << PATH_ID_BITS)
             .then(|| Paths(u64::from(slot.route.0) | u64::from(slot.path_id) << ID_BITS))
     }

@@ -108,6 +108,47 @@ fn v6_net(k: &V6Key) -> IpNet {
     IpNet::V6(Ipv6Net::new(Ipv6Addr::from(k.0), k.1).unwrap_or_default())
 }
 
+/// One half of a [`PrefixMap`]'s shards, for both families
+/// ([`PrefixMap::halves_mut`]): the prefixes whose hash has top bit 0, or 1.
+/// The two halves share nothing, so two threads can change them at once.
+#[derive(Debug)]
+pub struct Half<'a, V> {
+    v4: &'a mut [OpenTable<V4Key, V, SHARD_BITS>],
+    v6: &'a mut [OpenTable<V6Key, V, SHARD_BITS>],
+}
+
+/// The shard of a hash within its half.
+fn half_shard(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize & (SHARDS / 2 - 1)
+}
+
+impl<V: Default> Half<'_, V> {
+    /// [`PrefixMap::upsert_at`] of a prefix in this half.
+    pub fn upsert_at(&mut self, at: Located, f: impl FnOnce(Option<&mut V>) -> Option<V>) {
+        match at.0 {
+            Where::V4(k, h) => self.v4[half_shard(h)].upsert(k, h, f),
+            Where::V6(k, h) => self.v6[half_shard(h)].upsert(k, h, f),
+        };
+    }
+
+    /// [`PrefixMap::prefetch`] of a prefix in this half.
+    #[inline]
+    pub fn prefetch(&self, at: &Located) {
+        match at.0 {
+            Where::V4(_, h) => self.v4[half_shard(h)].prefetch(h),
+            Where::V6(_, h) => self.v6[half_shard(h)].prefetch(h),
+        }
+    }
+}
+
+impl Located {
+    /// Which half of the map holds the prefix (0 or 1).
+    pub fn half(&self) -> usize {
+        let (Where::V4(_, h) | Where::V6(_, h)) = self.0;
+        (h >> 63) as usize
+    }
+}
+
 /// A map keyed by prefix (both families).
 #[derive(Debug)]
 pub struct PrefixMap<V> {
@@ -227,6 +268,13 @@ impl<V: Default> PrefixMap<V> {
     /// [`Self::remove`] of a located prefix.
     pub fn remove_at(&mut self, at: Located) -> Option<V> {
         with_shard!(self.map_mut, at, |m, k, h| m.remove(&k, h))
+    }
+
+    /// The two halves of the map ([`Located::half`]), to change apart.
+    pub fn halves_mut(&mut self) -> [Half<'_, V>; 2] {
+        let (v4a, v4b) = self.v4.shards.split_at_mut(SHARDS / 2);
+        let (v6a, v6b) = self.v6.shards.split_at_mut(SHARDS / 2);
+        [Half { v4: v4a, v6: v6a }, Half { v4: v4b, v6: v6b }]
     }
 
     /// Every entry, IPv4 first, in no particular order within a family.

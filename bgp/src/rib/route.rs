@@ -136,7 +136,12 @@ impl RouteArena {
     }
 
     pub fn retain(&mut self, id: RouteId) {
-        self.entries[id.0 as usize].refs += 1;
+        self.retain_n(id, 1);
+    }
+
+    /// [`Self::retain`] `n` times.
+    pub fn retain_n(&mut self, id: RouteId, n: u32) {
+        self.entries[id.0 as usize].refs += n;
     }
 
     pub fn release(&mut self, id: RouteId) {

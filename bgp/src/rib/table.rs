@@ -17,6 +17,7 @@ use super::paths::{MARK_LIMIT, PathList, PathLists, Paths, Slot};
 use super::prefix_map::{Located, PrefixMap};
 use super::route::{Route, RouteArena, RouteId};
 
+use super::bulk;
 use super::change::RibChange;
 use super::decided::{Chosen, Decided, decide, next_hops, select};
 use super::decision::{self, Ineligible};
@@ -64,6 +65,9 @@ pub struct Rib {
     retired: Vec<Attrs>,
     /// Changes applied but not yet taken ([`Rib::take_changes`]).
     batch: Batch,
+    /// The second thread's decisions in a bulk add ([`bulk`]), kept for
+    /// their memory.
+    bulk_spare: Decided,
 }
 
 /// The prefixes changed since the last [`Rib::take_changes`]: those it
@@ -119,7 +123,7 @@ const KEEP_CAPACITY: usize = 1 << 17;
 /// How many prefixes ahead of the one being applied an UPDATE's prefixes
 /// are prefetched from the table: enough to cover a memory access with the
 /// work of applying the ones in between.
-const PREFETCH_AHEAD: usize = 8;
+pub(super) const PREFETCH_AHEAD: usize = 8;
 
 /// The "ourselves" next hop of a family.
 pub(super) fn unspecified(family: Family) -> IpAddr {
@@ -140,6 +144,7 @@ impl Rib {
             routes: RouteArena::default(),
             retired: Vec::new(),
             batch: Batch::default(),
+            bulk_spare: Decided::default(),
         }
     }
 
@@ -404,6 +409,15 @@ impl Rib {
             source: kind.into(),
             reflected: false,
         };
+        // A large announcement's new prefixes go in on two threads; the
+        // rest (if any) one at a time, below.
+        let left;
+        let nlri = if nlri.len() >= bulk::BULK_MIN && !by_prefix {
+            left = self.announce_bulk(peer, &base, &ctx, next_hop, nlri);
+            left.as_deref().unwrap_or(nlri)
+        } else {
+            nlri
+        };
         // Without prefix conditions the import outcome is the same for
         // every prefix of the UPDATE (per family, for the route): decide
         // once. Otherwise remember the last route made, which consecutive
@@ -472,6 +486,45 @@ impl Rib {
             }
         }
         self.retired.push(base);
+    }
+
+    /// Add the prefixes of an announcement that are new to the table, on
+    /// two threads ([`bulk`]), and return the others, to add one at a time
+    /// (`None`: none added, the import policy rejects the route).
+    fn announce_bulk(
+        &mut self,
+        peer: PeerIndex,
+        base: &Attrs,
+        ctx: &PolicyContext,
+        next_hop: IpAddr,
+        nlri: &[crate::wire::Nlri],
+    ) -> Option<Vec<crate::wire::Nlri>> {
+        let first = nlri.first()?;
+        let family = Family::of(&first.prefix);
+        let import = &self.peers.get(peer.0 as usize)?.as_ref()?.import;
+        let Outcome::Accepted { attrs, .. } =
+            import.apply(&first.prefix, base, ctx, &mut self.interner)
+        else {
+            return None;
+        };
+        let route = self.routes.intern(peer, family, &attrs, next_hop);
+        let added = bulk::add_new(
+            &mut self.table,
+            bulk::Announced {
+                nlri,
+                family,
+                route,
+                batch: self.batch.number,
+                gone: &self.batch.gone,
+            },
+            &mut self.batch.decided,
+            &mut self.bulk_spare,
+        );
+        self.routes.retain_n(route, added.count);
+        if let Some(s) = self.peers.get_mut(peer.0 as usize).and_then(Option::as_mut) {
+            s.routes += added.count as usize;
+        }
+        Some(added.left.iter().map(|&i| nlri[i]).collect())
     }
 
     /// Store `slot` (a route of `peer`) for `prefix` (located at `at`),

@@ -1,5 +1,6 @@
 //! RIB tests: shared fixtures, one file per concern.
 
+mod bulk;
 mod decided;
 mod decision;
 mod export;
