@@ -6,9 +6,11 @@
 //! ([`PrefixMap::halves_mut`], by the top bit of a prefix's hash); a second
 //! thread adds the prefixes of one half while the caller's thread adds the
 //! other's. A load is bound by the table's memory (cache misses, growth,
-//! page faults), so two CPUs take about half the time: measured, 1M
-//! prefixes into an empty table in 26–28 ms on two threads against 53–58
-//! ms on one.
+//! page faults), so two CPUs take about half the time: the prefix table
+//! alone took 26–28 ms for 1M prefixes on two threads against 53–58 ms on
+//! one (2026-11-24, this project's 2-CPU VM). The whole receive of 1M
+//! prefixes by `manul-bgpd` went from 0.44–0.58× BIRD's time to 0.40–0.52×
+//! (`bench/RESULTS.md`).
 //!
 //! Only the simple case is done here: a prefix not in the table, with a
 //! path that packs ([`Paths::pack`]), of the announcement's family, not
