@@ -1,7 +1,8 @@
 //! Load N IPv4 /24s into a bare RIB in UPDATE-sized batches and print the
 //! time and the peak memory: the RIB's own share of a full-table load,
-//! without sessions or the codec. `cargo run --release -p manul-bgp
-//! --example rib_load -- 1000000`.
+//! without sessions or the codec; then take the peer down (all
+//! withdrawn). `cargo run --release -p manul-bgp --example rib_load --
+//! 1000000`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -70,11 +71,25 @@ fn main() {
         rib.settle(decided);
     }
     let took = start.elapsed();
+    let after = vm("VmRSS:");
+    // The session goes down: every path withdrawn, as the speaker does it
+    // (marked stale at once, removed a pass's worth at a time).
+    let start = Instant::now();
+    let keys = rib.retire(peer, None).unwrap();
+    let mut gone = 0;
+    for chunk in keys.chunks(16_384) {
+        rib.remove_stale(peer, chunk);
+        let decided = rib.take_decided();
+        gone += decided.len();
+        let _ = out.apply(&mut rib, &decided);
+        rib.settle(decided);
+    }
+    let down = start.elapsed();
     println!(
-        "{n} prefixes: {:.3} s, {:.0} ns/prefix, {changes_seen} changes; RSS before {before} kB, after {} kB, peak {} kB",
+        "{n} prefixes: {:.3} s, {:.0} ns/prefix, {changes_seen} changes; RSS before {before} kB, after {after} kB, peak {} kB; peer down: {:.3} s, {gone} changes",
         took.as_secs_f64(),
         took.as_nanos() as f64 / f64::from(n),
-        vm("VmRSS:"),
-        vm("VmHWM:")
+        vm("VmHWM:"),
+        down.as_secs_f64(),
     );
 }

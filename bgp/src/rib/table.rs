@@ -299,16 +299,16 @@ impl Rib {
 
     /// The keys of a peer's routes that `keep` accepts (a table scan).
     fn keys_of(&self, peer: PeerIndex, keep: impl Fn(&Route) -> bool) -> Vec<RouteKey> {
-        let keep = &keep;
-        self.table
-            .iter()
-            .flat_map(|(prefix, paths)| {
-                paths.to_list(&self.lists).into_iter().filter_map(move |s| {
-                    let route = self.routes.get(s.route);
-                    (route.peer == peer && keep(route)).then_some((prefix, s.path_id))
-                })
-            })
-            .collect()
+        let mut keys = Vec::new();
+        for (prefix, paths) in self.table.iter() {
+            for s in paths.slots(&self.lists).iter() {
+                let route = self.routes.get(s.route);
+                if route.peer == peer && keep(route) {
+                    keys.push((prefix, s.path_id));
+                }
+            }
+        }
+        keys
     }
 
     /// Apply a batch of changes; report the prefixes whose outcome changed
