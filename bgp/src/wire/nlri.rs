@@ -78,23 +78,34 @@ pub(crate) fn decode_nlri(
             Family::Ipv4Unicast => {
                 let mut a = [0u8; 4];
                 let dst = a.get_mut(..octets.len()).ok_or(NlriError::PrefixTooLong)?;
-                dst.copy_from_slice(octets);
-                let net =
-                    Ipv4Net::new(Ipv4Addr::from(a), len).map_err(|_| NlriError::PrefixTooLong)?;
-                IpNet::V4(net.trunc())
+                copy_clearing_host_bits(dst, octets, len);
+                IpNet::V4(
+                    Ipv4Net::new(Ipv4Addr::from(a), len).map_err(|_| NlriError::PrefixTooLong)?,
+                )
             }
             Family::Ipv6Unicast => {
                 let mut a = [0u8; 16];
                 let dst = a.get_mut(..octets.len()).ok_or(NlriError::PrefixTooLong)?;
-                dst.copy_from_slice(octets);
-                let net =
-                    Ipv6Net::new(Ipv6Addr::from(a), len).map_err(|_| NlriError::PrefixTooLong)?;
-                IpNet::V6(net.trunc())
+                copy_clearing_host_bits(dst, octets, len);
+                IpNet::V6(
+                    Ipv6Net::new(Ipv6Addr::from(a), len).map_err(|_| NlriError::PrefixTooLong)?,
+                )
             }
         };
         out.push(Nlri { prefix, path_id });
     }
     Ok(())
+}
+
+/// Copy a prefix's `octets` (the length's worth, `len.div_ceil(8)`) into
+/// `dst`, clearing the bits of the last octet beyond `len`: the address
+/// has no host bits set, whatever the peer sent there.
+fn copy_clearing_host_bits(dst: &mut [u8], octets: &[u8], len: u8) {
+    dst.copy_from_slice(octets);
+    let partial = len % 8;
+    if let (Some(last), true) = (dst.last_mut(), partial != 0) {
+        *last &= 0xff << (8 - partial);
+    }
 }
 
 /// Appends one entry; the path identifier is written (0 when absent)
@@ -183,6 +194,13 @@ mod tests {
         back.clear();
         decode_nlri(&[23, 10, 1, 3], Family::Ipv4Unicast, false, &mut back).unwrap();
         assert_eq!(back, [v4("10.1.2.0/23")]);
+        back.clear();
+        decode_nlri(&[1, 0xff, 0, 0], Family::Ipv4Unicast, false, &mut back).unwrap();
+        assert_eq!(back, [v4("128.0.0.0/1"), v4("0.0.0.0/0"), v4("0.0.0.0/0")]);
+        back.clear();
+        let v6 = [35, 0x20, 0x01, 0x0d, 0xb8, 0xff];
+        decode_nlri(&v6, Family::Ipv6Unicast, false, &mut back).unwrap();
+        assert_eq!(back, [Nlri::new("2001:db8:e000::/35".parse().unwrap())]);
     }
 
     #[test]
