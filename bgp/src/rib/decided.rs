@@ -12,7 +12,7 @@
 //! whoever needs paths.
 //!
 //! Also here: the decision process run over one prefix's stored paths
-//! ([`decide`]), whose outcome these decisions record.
+//! (`decide`), whose outcome these decisions record.
 
 use ipnet::IpNet;
 

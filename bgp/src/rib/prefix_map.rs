@@ -6,8 +6,9 @@
 //! with the RIB's 8-byte values ([`super::paths`]) a full IPv4 table is 16
 //! bytes a bucket.
 //!
-//! Speed is the other point: the shards are [`OpenTable`]s, whose lookups
-//! can be prefetched ([`PrefixMap::prefetch`]) and whose growth streams.
+//! Speed is the other point: the shards are open-addressing tables whose
+//! lookups can be prefetched ([`PrefixMap::prefetch`]) and whose growth
+//! streams.
 //!
 //! A hash table grows by doubling and, while it rehashes, holds the old and
 //! the new bucket array at once: for a full table that transient would be

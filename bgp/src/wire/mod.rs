@@ -8,7 +8,7 @@
 //! Receiving: [`frame`] finds each message in the byte stream, then
 //! [`Message::decode`] (or [`Message::decode_detailed`] for the RFC 7606
 //! outcome of an UPDATE). Sending: [`Message::encode`], and [`pack_announce`]
-//! / [`pack_withdraw`] for many prefixes at once. [`negotiate`] turns two
+//! / [`pack_withdraw`] for many prefixes at once. [`negotiate()`] turns two
 //! OPENs into a [`Context`].
 
 pub mod attributes;
