@@ -75,11 +75,12 @@ pub(super) fn add_new(
     let [low, high] = table.halves_mut();
     let mid = a.nlri.len() / 2;
     let sorted: [OnceLock<Sorted>; 2] = Default::default();
-    let met = Barrier::new(2);
+    let barrier = Barrier::new(2);
     let (mut first, second) = std::thread::scope(|s| {
         let other = std::thread::Builder::new()
             .name("bgp-rib-load".into())
             .spawn_scoped(s, || {
+                let mut met = Meeting::new(&barrier);
                 let _ = sorted[1].set(sort(a, mid..a.nlri.len()));
                 met.wait();
                 let (x, y) = (sorted[0].get(), sorted[1].get());
@@ -88,6 +89,7 @@ pub(super) fn add_new(
             });
         match other {
             Ok(t) => {
+                let mut met = Meeting::new(&barrier);
                 let _ = sorted[0].set(sort(a, 0..mid));
                 met.wait();
                 let (x, y) = (sorted[0].get(), sorted[1].get());
@@ -109,6 +111,36 @@ pub(super) fn add_new(
     first.count += second.count;
     first.left = merge(&first.left, &second.left);
     first
+}
+
+/// The two threads' meeting point between sorting and adding. A thread
+/// that panics before it still keeps the appointment (on unwinding), so
+/// the other never waits forever; the panic then reaches the caller.
+struct Meeting<'a> {
+    barrier: &'a Barrier,
+    met: bool,
+}
+
+impl<'a> Meeting<'a> {
+    fn new(barrier: &'a Barrier) -> Self {
+        Self {
+            barrier,
+            met: false,
+        }
+    }
+
+    fn wait(&mut self) {
+        if !self.met {
+            self.met = true;
+            self.barrier.wait();
+        }
+    }
+}
+
+impl Drop for Meeting<'_> {
+    fn drop(&mut self) {
+        self.wait();
+    }
 }
 
 /// Indexes of prefixes, by the half of the table each belongs in.
@@ -210,7 +242,21 @@ fn merge(a: &[usize], b: &[usize]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::merge;
+    use super::{Barrier, Meeting, merge};
+
+    #[test]
+    fn a_thread_that_panics_before_the_meeting_still_keeps_it() {
+        let barrier = Barrier::new(2);
+        std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                let _met = Meeting::new(&barrier);
+                panic!("before the meeting");
+            });
+            // Returns (the test would hang otherwise).
+            Meeting::new(&barrier).wait();
+            assert!(t.join().is_err());
+        });
+    }
 
     #[test]
     fn merging_keeps_the_order() {
