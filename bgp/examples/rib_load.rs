@@ -1,7 +1,7 @@
 //! Load N IPv4 /24s into a bare RIB in UPDATE-sized batches and print the
 //! time and the peak memory: the RIB's own share of a full-table load,
-//! without sessions or the codec; then take the peer down (all
-//! withdrawn). `cargo run --release -p manul-bgp --example rib_load --
+//! without sessions or the codec; then the same again (a route refresh),
+//! and take the peer down (all withdrawn). `cargo run --release -p manul-bgp --example rib_load --
 //! 1000000`.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -47,30 +47,38 @@ fn main() {
         }),
         ..Default::default()
     };
+    // Load the table, then again (a route refresh: the same routes).
+    let mut load = |rib: &mut Rib| {
+        let mut changes = 0;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(16_000) {
+            let nlri = chunk
+                .iter()
+                .map(|i| {
+                    let a = Ipv4Addr::from(0x0b00_0000 + (i << 8));
+                    Nlri::new(IpNet::new(IpAddr::V4(a), 24).unwrap())
+                })
+                .collect();
+            rib.stage(vec![RibChange::Announce {
+                peer,
+                attrs: attrs.clone(),
+                next_hop: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+                nlri,
+            }])
+            .unwrap();
+            // As the speaker does a pass: decide, advertise, settle.
+            let decided = rib.take_decided();
+            changes += decided.len();
+            let _ = out.apply(rib, &decided);
+            rib.settle(decided);
+        }
+        changes
+    };
     let start = Instant::now();
-    let mut changes_seen = 0;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(16_000) {
-        let nlri = chunk
-            .iter()
-            .map(|i| {
-                let a = Ipv4Addr::from(0x0b00_0000 + (i << 8));
-                Nlri::new(IpNet::new(IpAddr::V4(a), 24).unwrap())
-            })
-            .collect();
-        rib.stage(vec![RibChange::Announce {
-            peer,
-            attrs: attrs.clone(),
-            next_hop: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
-            nlri,
-        }])
-        .unwrap();
-        // As the speaker does a pass: decide, advertise, settle.
-        let decided = rib.take_decided();
-        changes_seen += decided.len();
-        let _ = out.apply(&mut rib, &decided);
-        rib.settle(decided);
-    }
+    let changes_seen = load(&mut rib);
     let took = start.elapsed();
+    let start = Instant::now();
+    let refreshed = load(&mut rib);
+    let refresh = start.elapsed();
     let after = vm("VmRSS:");
     // The session goes down: every path withdrawn, as the speaker does it
     // (marked stale at once, removed a pass's worth at a time).
@@ -86,10 +94,11 @@ fn main() {
     }
     let down = start.elapsed();
     println!(
-        "{n} prefixes: {:.3} s, {:.0} ns/prefix, {changes_seen} changes; RSS before {before} kB, after {after} kB, peak {} kB; peer down: {:.3} s, {gone} changes",
+        "{n} prefixes: {:.3} s, {:.0} ns/prefix, {changes_seen} changes; RSS before {before} kB, after {after} kB, peak {} kB; refresh: {:.3} s, {refreshed} changes; peer down: {:.3} s, {gone} changes",
         took.as_secs_f64(),
         took.as_nanos() as f64 / f64::from(n),
         vm("VmHWM:"),
+        refresh.as_secs_f64(),
         down.as_secs_f64(),
     );
 }

@@ -58,7 +58,7 @@ impl Rib {
         // A large announcement's new prefixes go in on two threads; the
         // rest (if any) one at a time, below.
         let left;
-        let nlri = if nlri.len() >= bulk::BULK_MIN && !by_prefix {
+        let nlri = if nlri.len() >= bulk::BULK_MIN && !by_prefix && self.mostly_new(nlri) {
             left = self.announce_bulk(peer, &base, &ctx, next_hop, nlri);
             left.as_deref().unwrap_or(nlri)
         } else {
@@ -132,6 +132,20 @@ impl Rib {
             }
         }
         self.retired.push(base);
+    }
+
+    /// Whether an announcement's prefixes look new to the table: none of
+    /// a sample of them, spread over it, is there. A table arriving is new;
+    /// a route refresh or a re-announcement is not, and would only be
+    /// looked up twice by the bulk add ([`bulk`]) for nothing.
+    fn mostly_new(&self, nlri: &[crate::wire::Nlri]) -> bool {
+        const SAMPLES: usize = 8;
+        let step = (nlri.len() / SAMPLES).max(1);
+        !nlri
+            .iter()
+            .step_by(step)
+            .take(SAMPLES)
+            .any(|n| self.table.contains_key(&n.prefix))
     }
 
     /// Add the prefixes of an announcement that are new to the table, on

@@ -89,6 +89,11 @@ fn a_large_announcement_ends_as_the_same_one_in_small_pieces() {
     // Shared prefixes have both next hops.
     let shared = bulk.selection(&v4_prefix(7));
     assert_eq!(shared.next_hops.len(), 2);
+    // The same announcement again (a route refresh): nothing changes.
+    let again = announce_ids(a, &[65002], "192.0.2.10", big_announcement());
+    assert!(bulk.update(vec![again]).unwrap().is_empty());
+    assert_eq!(bulk.adj_in_len(a), 12_003);
+    assert_eq!(loc_rib(&bulk), loc_rib(&each));
     // Everything withdrawn: nothing left, every route let go.
     for rib in [&mut bulk, &mut each] {
         let all: Vec<Nlri> = big_announcement();
