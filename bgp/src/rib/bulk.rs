@@ -177,7 +177,9 @@ fn add_half(
     };
     let mut out = Added::default();
     decided.reserve(count);
-    // Each prefix is located once, when prefetched, and kept until its turn.
+    // Each prefix is located once, when prefetched, and kept until its turn:
+    // the lookahead of the one-at-a-time path (`Rib::announce`), written out
+    // again because a helper shared by both measured 10-15 % slower.
     let mut ring: [Option<Located>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
     for (j, at) in ring.iter_mut().enumerate() {
         if let Some(i) = index(j) {

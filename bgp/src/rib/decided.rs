@@ -49,10 +49,9 @@ pub struct Decided {
 }
 
 impl Decided {
-    /// Decisions written into `list`'s memory (emptied), room for `n`.
-    pub(super) fn reuse(mut list: Vec<Decision>, n: usize) -> Self {
+    /// Decisions written into `list`'s memory (emptied).
+    pub(super) fn reuse(mut list: Vec<Decision>) -> Self {
         list.clear();
-        list.reserve(n);
         Self {
             list,
             hops: Vec::new(),

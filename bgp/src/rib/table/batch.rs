@@ -194,7 +194,7 @@ impl Rib {
         let next = &mut self.batch.decided;
         if next.is_empty() && list.capacity() <= KEEP_CAPACITY && list.capacity() > next.capacity()
         {
-            *next = Decided::reuse(list, 0);
+            *next = Decided::reuse(list);
         }
         if self.pending() > 0 || !self.batch.retouched.is_empty() {
             return;
