@@ -24,7 +24,9 @@ pub mod safi {
 }
 
 /// The address families manul speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Family {
     #[serde(rename = "ipv4-unicast")]
     Ipv4Unicast,

@@ -7,6 +7,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use manul_bgp::fsm::State;
 use manul_bgp::rib::BestChange;
 use manul_bgp::speaker::{ExportMode, PeerConfig, PeerOptions, Speaker};
 use manul_tests::{Bird, Lab, Need, require, wait_until};
@@ -174,7 +175,7 @@ fn speaker_api_end_to_end() -> anyhow::Result<()> {
             let s3 = status
                 .into_iter()
                 .find(|s| s.address.to_string() == "10.88.0.3")?;
-            (s3.state == "Established").then_some(s3.capabilities?.hold_time)
+            (s3.state == State::Established).then_some(s3.capabilities?.hold_time)
         };
         let restarted = tokio::time::timeout(T, async {
             loop {

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use crate::wire::{Notification, Open};
 
-/// Session states (RFC 4271 §8.2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Session states (RFC 4271 §8.2.2). Serialised as the RFC names them
+/// ([`State::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum State {
     Idle,
     Connect,
@@ -25,6 +26,12 @@ impl State {
             State::OpenConfirm => "OpenConfirm",
             State::Established => "Established",
         }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -24,7 +24,7 @@ use crate::rib::{
 use crate::session::events::{PeerCommand, PeerEvent};
 use crate::session::peer::{LocalIdentity, PeerTask};
 use crate::session::socket;
-use crate::speaker::status::{CapabilitySummary, PeerStatus};
+use crate::speaker::status::{CapabilitySummary, PeerChange, PeerStatus, unix_now};
 use crate::speaker::{ExportMode, ImportMode, PeerConfig, SpeakerConfig};
 use crate::types::Family;
 use crate::wire::negotiate::Negotiated;
@@ -57,6 +57,7 @@ pub(crate) enum Command {
     },
     Withdraw(IpNet),
     Subscribe(oneshot::Sender<mpsc::UnboundedReceiver<Vec<BestChange>>>),
+    SubscribePeers(oneshot::Sender<mpsc::UnboundedReceiver<Vec<PeerChange>>>),
     Status(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<BestChange>>),
     RouteCount(oneshot::Sender<usize>),
@@ -80,7 +81,8 @@ struct PeerEntry {
     task: JoinHandle<()>,
     adj_out: AdjRibOut,
     state: State,
-    established_at: Option<Instant>,
+    /// Unix seconds when the session reached Established.
+    established_at: Option<u64>,
     /// Times the session reached Established (flaps + 1 while up).
     established_count: u64,
     negotiated: Option<Negotiated>,
@@ -106,6 +108,10 @@ pub(crate) struct Core {
     commands_tx: mpsc::UnboundedSender<Command>,
     commands: mpsc::UnboundedReceiver<Command>,
     subscribers: Vec<mpsc::UnboundedSender<Vec<BestChange>>>,
+    /// Subscribers to peers' status changes, and what they were last sent
+    /// (empty while there are none: no per-pass work then).
+    peer_subscribers: Vec<mpsc::UnboundedSender<Vec<PeerChange>>>,
+    peers_sent: HashMap<IpAddr, PeerStatus>,
     listeners: Vec<Arc<TcpListener>>,
     /// Restarting (RFC 4724 §4.1): hold our advertisements back.
     deferring: bool,
@@ -209,6 +215,8 @@ impl Core {
             commands_tx,
             commands,
             subscribers: Vec::new(),
+            peer_subscribers: Vec::new(),
+            peers_sent: HashMap::new(),
             listeners,
             deferring,
             last_gc: Instant::now(),
@@ -285,7 +293,59 @@ impl Core {
                 // or a busy core would starve whatever shares its thread.
                 tokio::task::yield_now().await;
             }
+            if !self.peer_subscribers.is_empty() {
+                self.publish_peers();
+            }
         }
+    }
+
+    /// Send peer subscribers the peers whose status changed since last
+    /// sent, and the peers removed since.
+    fn publish_peers(&mut self) {
+        self.peer_subscribers.retain(|s| !s.is_closed());
+        if self.peer_subscribers.is_empty() {
+            self.peers_sent = HashMap::new();
+            return;
+        }
+        let mut changes = Vec::new();
+        let mut seen = HashMap::with_capacity(self.peers.len());
+        for status in self.status() {
+            let address = status.address;
+            if self.peers_sent.get(&address) != Some(&status) {
+                changes.push(PeerChange::Changed(status.clone()));
+            }
+            seen.insert(address, status);
+        }
+        let mut removed: Vec<IpAddr> = self
+            .peers_sent
+            .keys()
+            .filter(|a| !seen.contains_key(a))
+            .copied()
+            .collect();
+        removed.sort();
+        changes.extend(removed.into_iter().map(PeerChange::Removed));
+        self.peers_sent = seen;
+        if changes.is_empty() {
+            return;
+        }
+        if let Some((last, rest)) = self.peer_subscribers.split_last() {
+            for s in rest {
+                let _ = s.send(changes.clone());
+            }
+            let _ = last.send(changes);
+        }
+    }
+
+    /// A new peer subscriber: the others get what changed so far, then it
+    /// gets every peer as it is now.
+    fn subscribe_peers(&mut self) -> mpsc::UnboundedReceiver<Vec<PeerChange>> {
+        self.publish_peers();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let current = self.status();
+        let _ = tx.send(current.iter().cloned().map(PeerChange::Changed).collect());
+        self.peers_sent = current.into_iter().map(|s| (s.address, s)).collect();
+        self.peer_subscribers.push(tx);
+        rx
     }
 
     /// Remove up to a pass's worth of queued stale paths (staged; taken
@@ -498,6 +558,9 @@ impl Core {
                 self.subscribers.push(tx);
                 let _ = reply.send(rx);
             }
+            Command::SubscribePeers(reply) => {
+                let _ = reply.send(self.subscribe_peers());
+            }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
@@ -636,7 +699,7 @@ impl Core {
             return;
         };
         entry.state = State::Established;
-        entry.established_at = Some(Instant::now());
+        entry.established_at = Some(unix_now());
         entry.established_count += 1;
         entry.asn = peer_asn;
         entry.eor.clear();
@@ -850,8 +913,8 @@ impl Core {
             .map(|(index, e)| PeerStatus {
                 address: e.cfg.address,
                 asn: e.asn,
-                state: e.state.name().to_string(),
-                uptime_secs: e.established_at.map(|t| t.elapsed().as_secs()),
+                state: e.state,
+                established_at: e.established_at,
                 established_count: e.established_count,
                 capabilities: e.negotiated.as_ref().map(summary),
                 accepted: self.rib.adj_in_len(*index),

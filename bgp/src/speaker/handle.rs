@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::rib::BestChange;
 use crate::session::socket::{self, SocketOptions};
 use crate::speaker::core::{Command, Core, accept_loop};
-use crate::speaker::{PeerConfig, PeerStatus, SpeakerConfig};
+use crate::speaker::{PeerChange, PeerConfig, PeerStatus, SpeakerConfig};
 use crate::wire::{Community, LargeCommunity};
 
 /// The speaker stopped (its task ended).
@@ -142,6 +142,19 @@ impl Speaker {
         self.ask(Command::Subscribe).await
     }
 
+    /// Peers' status changes: a first message with every current peer
+    /// (`Changed`; empty when there are none), then, after each change
+    /// the speaker makes, one message with a `Changed` for each peer whose
+    /// status differs from the one last sent and a `Removed` for each peer
+    /// removed (dynamic peers included). Costs nothing while nobody is
+    /// subscribed; dropping the receiver unsubscribes.
+    pub async fn subscribe_peers(
+        &self,
+    ) -> Result<mpsc::UnboundedReceiver<Vec<PeerChange>>, SpeakerError> {
+        self.ask(Command::SubscribePeers).await
+    }
+
+    /// Every peer's status, sorted by address.
     pub async fn status(&self) -> Result<Vec<PeerStatus>, SpeakerError> {
         self.ask(Command::Status).await
     }

@@ -15,4 +15,4 @@ pub use config::{
     SpeakerConfig,
 };
 pub use handle::{Speaker, SpeakerError};
-pub use status::{CapabilitySummary, PeerStatus};
+pub use status::{CapabilitySummary, PeerChange, PeerStatus};

@@ -3,10 +3,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use crate::fsm::State;
 use crate::types::Family;
 
 /// Negotiated capabilities, as status shows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CapabilitySummary {
     pub families: BTreeSet<Family>,
     pub four_octet_as: bool,
@@ -19,16 +20,18 @@ pub struct CapabilitySummary {
 }
 
 /// One peer's status.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerStatus {
     pub address: IpAddr,
     /// The configured AS, or the one the peer announced for dynamic peers.
     pub asn: u32,
-    /// RFC 4271 state name (`Idle`, `Connect`, `Active`, `OpenSent`,
-    /// `OpenConfirm`, `Established`).
-    pub state: String,
-    /// Seconds since Established, when it is.
-    pub uptime_secs: Option<u64>,
+    /// RFC 4271 §8.2.2 state; serialised by its RFC name (`Idle`,
+    /// `Connect`, `Active`, `OpenSent`, `OpenConfirm`, `Established`).
+    pub state: State,
+    /// When the session reached Established, in wall-clock seconds since
+    /// the Unix epoch; `None` when it is not Established. Uptime is now
+    /// minus this (a stable value: status does not change every second).
+    pub established_at: Option<u64>,
     /// How many times the session has reached Established since the peer
     /// was configured: more than 1 means it flapped.
     pub established_count: u64,
@@ -45,4 +48,76 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Accepted from a listen range rather than configured.
     pub dynamic: bool,
+}
+
+impl PeerStatus {
+    /// Seconds the session has been Established at `now_unix_secs`.
+    pub fn uptime_secs(&self, now_unix_secs: u64) -> Option<u64> {
+        self.established_at.map(|t| now_unix_secs.saturating_sub(t))
+    }
+}
+
+/// A change of peers' status, from [`crate::speaker::Speaker::subscribe_peers`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PeerChange {
+    /// A peer's status, new or different from the one last sent.
+    Changed(PeerStatus),
+    /// The peer (configured or dynamic) is gone.
+    Removed(IpAddr),
+}
+
+/// Wall-clock seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialise_and_display_by_their_rfc_names() {
+        for s in [
+            State::Idle,
+            State::Connect,
+            State::Active,
+            State::OpenSent,
+            State::OpenConfirm,
+            State::Established,
+        ] {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+            assert_eq!(s.to_string(), s.name());
+            assert_eq!(serde_json::from_str::<State>(&json).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn a_status_reads_back_from_its_json() {
+        let s = PeerStatus {
+            address: "10.0.0.2".parse().unwrap(),
+            asn: 65002,
+            state: State::Established,
+            established_at: Some(1_700_000_000),
+            established_count: 1,
+            capabilities: Some(CapabilitySummary {
+                families: [Family::Ipv4Unicast].into(),
+                hold_time: 90,
+                ..CapabilitySummary::default()
+            }),
+            accepted: 3,
+            advertised: 2,
+            stale: false,
+            end_of_rib: [Family::Ipv4Unicast].into(),
+            last_error: None,
+            dynamic: false,
+        };
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["state"], "Established");
+        assert_eq!(json["end_of_rib"][0], "ipv4-unicast");
+        assert_eq!(serde_json::from_value::<PeerStatus>(json).unwrap(), s);
+        assert_eq!(s.uptime_secs(1_700_000_042), Some(42));
+    }
 }

@@ -9,8 +9,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use manul_bgp::fsm::State;
 use manul_bgp::rib::BestChange;
-use manul_bgp::speaker::Speaker;
+use manul_bgp::speaker::status::unix_now;
+use manul_bgp::speaker::{PeerStatus, Speaker};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
@@ -39,7 +41,7 @@ pub fn serve(path: &Path, speaker: Speaker) -> Result<()> {
 async fn answer(command: &str, speaker: &Speaker) -> Value {
     match command {
         "" | "peers" => match speaker.status().await {
-            Ok(peers) => json!({ "peers": peers }),
+            Ok(peers) => json!({ "peers": peers.iter().map(peer_json).collect::<Vec<_>>() }),
             Err(e) => json!({ "error": e.to_string() }),
         },
         "routes" => match speaker.routes().await {
@@ -49,7 +51,7 @@ async fn answer(command: &str, speaker: &Speaker) -> Value {
         "summary" => match (speaker.status().await, speaker.route_count().await) {
             (Ok(peers), Ok(routes)) => json!({
                 "routes": routes,
-                "established": peers.iter().filter(|p| p.state == "Established").count(),
+                "established": peers.iter().filter(|p| p.state == State::Established).count(),
                 "peers": peers.len(),
             }),
             (Err(e), _) | (_, Err(e)) => json!({ "error": e.to_string() }),
@@ -58,6 +60,17 @@ async fn answer(command: &str, speaker: &Speaker) -> Value {
             json!({ "error": format!("unknown command {other:?}; use peers, routes or summary") })
         }
     }
+}
+
+/// A peer's status as the speaker reports it, with its uptime in seconds
+/// (`uptime_secs`, null when not Established) worked out from
+/// `established_at`.
+fn peer_json(p: &PeerStatus) -> Value {
+    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut v {
+        fields.insert("uptime_secs".into(), json!(p.uptime_secs(unix_now())));
+    }
+    v
 }
 
 fn route_json(r: &BestChange) -> Value {
