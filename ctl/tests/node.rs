@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use manul_status::{NodeStatus, PeerType, State};
 use manul_tests::{Daemon, Etcd, Need, Netns, require, scratch, wait_until};
-use serde_json::Value;
 
 /// The manul-node binary next to manulctl (built when missing).
 fn manul_node() -> Result<PathBuf> {
@@ -64,21 +64,18 @@ fn node_status_shows_the_agents_peers() -> Result<()> {
         if !ok {
             return Err(err);
         }
-        let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
-        if v["routing"]["peers"]
-            .as_array()
-            .is_some_and(|p| p.len() == 1)
-        {
+        let v: NodeStatus = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        if v.routing.peers.len() == 1 {
             Ok(v)
         } else {
             Err(out)
         }
     });
-    let peer = &json["routing"]["peers"][0];
-    assert_eq!(peer["address"], "10.0.0.254");
-    assert_eq!(peer["type"], "global");
-    assert_eq!(peer["asn"], 65000);
-    ensure!(peer["state"] != "Established");
+    let peer = &json.routing.peers[0];
+    assert_eq!(peer.address.to_string(), "10.0.0.254");
+    assert_eq!(peer.kind, PeerType::Global);
+    assert_eq!(peer.asn, Some(65000));
+    ensure!(peer.state != State::Established);
 
     let (ok, table, err) = ctl(&["node", "status"])?;
     ensure!(ok, "{err}");

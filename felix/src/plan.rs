@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 use ipnet::IpNet;
+use manul_status::FamilyCount;
 
 use crate::kernel::{Hop, KernelRoute, Kind, effective_priority};
 use crate::route::{DesiredRoutes, Target};
@@ -49,7 +50,9 @@ impl Default for Ownership {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actual {
     /// Felix's routes, by destination and priority.
-    pub owned: BTreeMap<(IpNet, u32), KernelRoute>,
+    owned: BTreeMap<(IpNet, u32), KernelRoute>,
+    /// How many of them are IPv4 (the rest are IPv6).
+    owned_v4: usize,
     /// Other owners' routes in felix's slots: destination → protocol.
     pub foreign: BTreeMap<IpNet, u8>,
 }
@@ -62,10 +65,13 @@ impl Actual {
         }
         if route.protocol == own.protocol {
             let key = (route.dst, route.priority);
+            let v4 = usize::from(matches!(route.dst, IpNet::V4(_)));
             if present {
-                self.owned.insert(key, route.clone());
-            } else {
-                self.owned.remove(&key);
+                if self.owned.insert(key, route.clone()).is_none() {
+                    self.owned_v4 += v4;
+                }
+            } else if self.owned.remove(&key).is_some() {
+                self.owned_v4 -= v4;
             }
         } else if route.priority == effective_priority(&route.dst, own.metric) {
             if present {
@@ -73,6 +79,19 @@ impl Actual {
             } else if self.foreign.get(&route.dst) == Some(&route.protocol) {
                 self.foreign.remove(&route.dst);
             }
+        }
+    }
+
+    /// Felix's routes in its table, by destination and priority.
+    pub fn owned(&self) -> &BTreeMap<(IpNet, u32), KernelRoute> {
+        &self.owned
+    }
+
+    /// How many routes felix owns in its table, by family.
+    pub fn owned_count(&self) -> FamilyCount {
+        FamilyCount {
+            ipv4: self.owned_v4,
+            ipv6: self.owned.len() - self.owned_v4,
         }
     }
 

@@ -43,6 +43,7 @@ use crate::netlink::{self, NetlinkError};
 use crate::netns::in_netns;
 use crate::plan::{Actual, Ownership, Plan, plan};
 use crate::route::{DesiredRoutes, Target};
+use manul_status::FamilyCount;
 
 /// How the reconciler runs.
 #[derive(Debug, Clone)]
@@ -97,11 +98,20 @@ impl Stats {
     }
 }
 
-/// Where the reconciler is.
+/// Where the reconciler is. Published after every change to what felix
+/// knows of the kernel or wants of it (a dump, a notification, a write),
+/// so a reader sees a route counted the moment it is written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
     /// The last desired generation fully processed (every write answered).
     pub generation: u64,
+    /// Routes felix owns that the kernel holds, by family (from the dump
+    /// at start and the notifications since; known before the first
+    /// desired set too).
+    pub kernel: FamilyCount,
+    /// Routes in the desired set being reconciled (`None`: no desired set
+    /// yet, nothing is written).
+    pub desired: Option<usize>,
     /// Routes whose write failed, with the error; retried.
     pub failed: BTreeMap<IpNet, String>,
     /// Desired routes that cannot be written now, and why.
@@ -242,6 +252,11 @@ impl Reconciler {
         self.progress.borrow().clone()
     }
 
+    /// The progress as it changes.
+    pub fn watch_progress(&self) -> watch::Receiver<Arc<Progress>> {
+        self.progress.clone()
+    }
+
     /// Wait until `generation` has been processed; its progress.
     pub async fn wait_generation(&self, generation: u64) -> Arc<Progress> {
         let mut rx = self.progress.clone();
@@ -285,14 +300,13 @@ impl State {
         mut desired_rx: watch::Receiver<(u64, Arc<DesiredRoutes>)>,
         mut events: Events,
     ) {
-        // Wait for the first desired set.
-        loop {
-            if desired_rx.borrow_and_update().0 > 0 {
-                break;
-            }
-            if desired_rx.changed().await.is_err() {
-                return;
-            }
+        // Until the first desired set: learn what the kernel holds (a
+        // dump, then notifications) and write nothing.
+        if !self
+            .observe_until_desired(&mut desired_rx, &mut events)
+            .await
+        {
+            return;
         }
         self.take_desired(&desired_rx);
         self.resync().await;
@@ -344,6 +358,50 @@ impl State {
                         .chain(self.held.iter().copied())
                         .collect();
                     self.reconcile(Some(&again)).await;
+                }
+            }
+        }
+    }
+
+    /// Before the first desired set: dump the kernel's links and routes
+    /// into the model and follow notifications, publishing what the
+    /// kernel holds; write nothing. False when the reconciler is dropped.
+    async fn observe_until_desired(
+        &mut self,
+        desired_rx: &mut watch::Receiver<(u64, Arc<DesiredRoutes>)>,
+        events: &mut Events,
+    ) -> bool {
+        if desired_rx.borrow_and_update().0 > 0 {
+            return true;
+        }
+        if let Err(e) = self.dump().await {
+            tracing::warn!(error = %e, "felix: dumping the kernel's routes failed; retrying when the first routes are set");
+        }
+        self.send_progress();
+        let mut events_open = true;
+        loop {
+            tokio::select! {
+                changed = desired_rx.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                    if desired_rx.borrow_and_update().0 > 0 {
+                        return true;
+                    }
+                }
+                event = events.next(), if events_open => {
+                    let Some(first) = event else {
+                        events_open = false;
+                        continue;
+                    };
+                    let mut dirty = BTreeSet::new();
+                    self.absorb(first, &mut dirty);
+                    while let Some(msg) = events.try_next() {
+                        self.absorb(msg, &mut dirty);
+                    }
+                    // Lost notifications: the first resync dumps again.
+                    self.overrun = false;
+                    self.send_progress();
                 }
             }
         }
@@ -410,43 +468,42 @@ impl State {
     /// Dump links and routes, rebuild the model, reconcile everything.
     async fn resync(&mut self) {
         self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-        let dumped = async {
-            let (links, r1) = netlink::dump_links(&mut self.handle).await?;
-            let (routes, r2) = netlink::dump_routes(&mut self.handle).await?;
-            Ok::<_, NetlinkError>((links, routes, r1 + r2))
-        }
-        .await;
-        match dumped {
-            Ok((links, routes, retries)) => {
-                self.stats
-                    .dump_retries
-                    .fetch_add(retries as u64, Ordering::Relaxed);
-                if self.dumped_links {
-                    let now = Instant::now();
-                    for (name, index) in &links {
-                        if self.links.get(name) != Some(index) {
-                            self.link_seen.entry(*index).or_insert(now);
-                        }
-                    }
-                }
-                self.dumped_links = true;
-                self.links = links;
-                let mut actual = Actual::default();
-                for r in &routes {
-                    actual.observe(&self.own, r, true);
-                }
-                self.actual = actual;
-                tracing::debug!(
-                    routes = routes.len(),
-                    owned = self.actual.owned.len(),
-                    "felix resync dump"
-                );
-                self.reconcile(None).await;
-            }
+        match self.dump().await {
+            Ok(()) => self.reconcile(None).await,
             Err(e) => {
                 tracing::warn!(error = %e, "felix: dumping the kernel's routes failed; retrying at the next resync")
             }
         }
+    }
+
+    /// Dump links and routes and rebuild the model from them.
+    async fn dump(&mut self) -> Result<(), NetlinkError> {
+        let (links, r1) = netlink::dump_links(&mut self.handle).await?;
+        let (routes, r2) = netlink::dump_routes(&mut self.handle).await?;
+        self.stats
+            .dump_retries
+            .fetch_add((r1 + r2) as u64, Ordering::Relaxed);
+        if self.dumped_links {
+            let now = Instant::now();
+            for (name, index) in &links {
+                if self.links.get(name) != Some(index) {
+                    self.link_seen.entry(*index).or_insert(now);
+                }
+            }
+        }
+        self.dumped_links = true;
+        self.links = links;
+        let mut actual = Actual::default();
+        for r in &routes {
+            actual.observe(&self.own, r, true);
+        }
+        self.actual = actual;
+        tracing::debug!(
+            routes = routes.len(),
+            owned = self.actual.owned().len(),
+            "felix dump"
+        );
+        Ok(())
     }
 
     /// Give workload interfaces (targets of device routes) that exist and
@@ -536,6 +593,8 @@ impl State {
     fn send_progress(&self) {
         self.progress.send_replace(Arc::new(Progress {
             generation: self.generation,
+            kernel: self.actual.owned_count(),
+            desired: (self.generation > 0).then_some(self.desired.len()),
             failed: self.failed.clone(),
             blocked: self.blocked.clone(),
         }));

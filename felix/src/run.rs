@@ -58,7 +58,8 @@ pub struct Felix {
 
 impl Felix {
     /// Start the reconciler and, when configured, open the eBPF dataplane.
-    /// Nothing is written before the first [`Felix::update`].
+    /// Nothing is written before the first [`Felix::update`]; what the
+    /// kernel holds is known (and in [`Felix::watch_progress`]) before it.
     pub async fn start(config: FelixConfig) -> Result<Felix, StartError> {
         let routes_config = config.routes;
         let ebpf = match config.ebpf {
@@ -137,6 +138,12 @@ impl Felix {
     /// The route reconciler's progress.
     pub fn progress(&self) -> Arc<Progress> {
         self.routes.progress()
+    }
+
+    /// The route reconciler's progress as it changes: what the kernel
+    /// holds, what felix wants, what failed.
+    pub fn watch_progress(&self) -> tokio::sync::watch::Receiver<Arc<Progress>> {
+        self.routes.watch_progress()
     }
 
     /// The route reconciler's counters.

@@ -14,9 +14,10 @@ use ipnet::IpNet;
 use manul_confd::{Confd, ConfdConfig};
 use manul_datastore::etcd::{Datastore, EtcdConfig};
 use manul_felix::ebpf::{
-    Dataplane, DataplaneConfig, DriverConfig, EbpfObserver, Mode, flags, kind, link::links_in,
+    Dataplane, DataplaneConfig, DriverConfig, EbpfObserver, flags, kind, link::links_in,
 };
 use manul_felix::{Felix, FelixConfig, ReconcilerConfig};
+use manul_status::EbpfMode;
 use manul_tests::{Etcd, Need, Netns, PinDir, require, try_wait_until};
 use pods::pod;
 use serde_json::json;
@@ -305,7 +306,7 @@ async fn felix_attaches_follows_workloads_survives_restart_and_cleans_up() {
     let s = observer.summary();
     assert_eq!(
         (s.mode, s.attach_mode.as_deref()),
-        (Mode::Ebpf, Some("tcx"))
+        (EbpfMode::Ebpf, Some("tcx"))
     );
 
     // A felix restart: the new felix reuses the pins; nothing is detached
@@ -386,7 +387,7 @@ async fn a_host_without_bpffs_under_the_pin_dir_runs_routes_only() {
     let node = agent(&etcd, &ns, &dir.path().join("pins"), observer.clone()).await;
     assert!(!node.felix.ebpf_running());
     let s = observer.summary();
-    assert_eq!(s.mode, Mode::RoutesOnly);
+    assert_eq!(s.mode, EbpfMode::RoutesOnly);
     assert!(
         s.reason.as_deref().unwrap_or("").contains("bpf filesystem"),
         "{s:?}"

@@ -1,37 +1,33 @@
 //! `/readiness`: ready when in sync with etcd and — once a grace period
 //! after start has passed — at least one BGP peer is Established when any
 //! are configured (Calico's "BIRD is ready" check). `/liveness` is the
-//! process answering at all.
+//! process answering at all. Both read the node's [`NodeStatus`].
 
 use std::time::Duration;
 
-use serde_json::Value;
+use manul_status::NodeStatus;
 
 /// How long after start a node may be ready without an Established peer.
 pub const BGP_GRACE: Duration = Duration::from_secs(60);
 
 /// `Ok` when ready, else why not.
-pub fn readiness(
-    in_sync: bool,
-    sync_error: Option<&str>,
-    peers: &Value,
-    uptime: Duration,
-) -> Result<(), String> {
-    if !in_sync {
+pub fn readiness(status: &NodeStatus) -> Result<(), String> {
+    let ds = &status.datastore;
+    if !ds.in_sync {
         return Err(format!(
             "not in sync with etcd: {}",
-            sync_error.unwrap_or("first list pending")
+            ds.last_error.as_deref().unwrap_or("first list pending")
         ));
     }
-    let peers = peers.as_array().map(Vec::as_slice).unwrap_or_default();
-    if uptime >= BGP_GRACE
+    let peers = &status.routing.peers;
+    if status.uptime_seconds >= BGP_GRACE.as_secs()
         && !peers.is_empty()
-        && !peers.iter().any(|p| p["state"] == "Established")
+        && status.routing.established() == 0
     {
         return Err(format!(
             "none of {} BGP peers is Established after {}s",
             peers.len(),
-            uptime.as_secs()
+            status.uptime_seconds
         ));
     }
     Ok(())
@@ -40,26 +36,47 @@ pub fn readiness(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use manul_bgp::fsm::State;
+    use manul_status::{PeerStatus, PeerType};
+
+    fn peer(state: State) -> PeerStatus {
+        PeerStatus {
+            address: "10.0.0.2".parse().unwrap(),
+            asn: Some(64512),
+            kind: PeerType::Mesh,
+            state,
+            since: None,
+            prefixes_received: 0,
+            prefixes_advertised: 0,
+            info: None,
+        }
+    }
+
+    fn status(in_sync: bool, peers: Vec<PeerStatus>, uptime: u64) -> NodeStatus {
+        let mut s = NodeStatus::default();
+        s.datastore.in_sync = in_sync;
+        s.routing.peers = peers;
+        s.uptime_seconds = uptime;
+        s
+    }
 
     #[test]
     fn ready_rules() {
-        let down = json!([{"state": "Active"}]);
-        let up = json!([{"state": "Active"}, {"state": "Established"}]);
-        let early = Duration::from_secs(5);
-        let late = Duration::from_secs(61);
+        let down = vec![peer(State::Active)];
+        let up = vec![peer(State::Active), peer(State::Established)];
+        let (early, late) = (5, 61);
         assert!(
-            readiness(false, None, &json!([]), late)
+            readiness(&status(false, vec![], late))
                 .unwrap_err()
                 .contains("etcd")
         );
-        assert!(readiness(true, None, &json!([]), late).is_ok());
-        assert!(readiness(true, None, &down, early).is_ok());
+        assert!(readiness(&status(true, vec![], late)).is_ok());
+        assert!(readiness(&status(true, down.clone(), early)).is_ok());
         assert!(
-            readiness(true, None, &down, late)
+            readiness(&status(true, down, late))
                 .unwrap_err()
                 .contains("Established")
         );
-        assert!(readiness(true, None, &up, late).is_ok());
+        assert!(readiness(&status(true, up, late)).is_ok());
     }
 }

@@ -1,13 +1,43 @@
-//! `manul-node`: the per-host agent. Wiring only, no protocol logic:
+//! `manul-node`: the per-host agent. Wiring only, no protocol logic.
+//!
+//! How data flows through the agent, and where each arrow lives:
+//!
+//! ```text
+//!  etcd ──list+watch──> confd (confd/src/sync.rs: one Snapshot, deltas in Batches)
+//!   │                     │
+//!   │                     ├──> BGP view (confd/src/bgp/task.rs, derived in bgp/deriver.rs)
+//!   │                     │       └──> speaker driver (node/src/speaker/mod.rs: peers, prefixes,
+//!   │                     │              │               restarts, passwords)
+//!   │                     │              └──> BGP speaker (bgp/src/speaker: sessions, RIB)
+//!   │                     │                     │ peer states ──> driver's peer table
+//!   │                     │                     │                 (node/src/speaker/converge.rs)
+//!   │                     │                     └ best paths ──> Hold / Replace / Changes
+//!   │                     │                                      (node/src/speaker/converge.rs)
+//!   │                     └──────────────┬──────────────────────────┘
+//!   │                                    v
+//!   │            felix loop (node/src/routing/felix_loop.rs: snapshot + remote prefixes)
+//!   │                                    v
+//!   │            felix (felix/src/run.rs) ──> kernel routes (felix/src/reconciler.rs, rtnetlink)
+//!   │                                     ──> eBPF maps and programs (felix/src/ebpf/driver.rs)
+//!   │                                     ──> VXLAN devices (felix/src/overlay.rs)
+//!   │
+//!   └<── CNI ADD/DEL (cni/src) ──> IPAM (ipam/src: blocks, handles, compare-and-swap) ──> etcd
+//!
+//!  every part's latest state ──> status (node/src/status.rs) ──> /status, /metrics,
+//!                                /readiness (node/src/http.rs), manulctl node status
+//! ```
+//!
+//! What `main` does:
 //!
 //! 1. settings from options / environment ([`config`]), this host's
 //!    address ([`autodetect`]);
 //! 2. register the Node and create the default pool if the cluster has
 //!    none ([`register`]);
-//! 3. run confd (the live view of etcd) and serve `/status`, `/liveness`,
-//!    `/readiness` ([`http`]);
-//! 4. once confd is in sync, the BGP speaker and felix ([`routing`],
-//!    [`peers`]);
+//! 3. start confd (the live view of etcd) and felix (which learns what
+//!    the kernel holds, and writes nothing yet), and serve `/status`,
+//!    `/metrics`, `/liveness`, `/readiness` ([`http`], [`status`]);
+//! 4. once confd is in sync, the BGP speaker and the felix loop
+//!    ([`routing`], [`speaker`], [`peers`]);
 //! 5. stop on SIGTERM/SIGINT leaving everything in place: kernel routes
 //!    stay, BGP sessions close without a Cease so peers keep our routes
 //!    (graceful restart). `--cleanup` instead removes every route felix owns
@@ -23,18 +53,22 @@ mod register;
 mod routing;
 mod secrets;
 mod speaker;
+mod status;
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use manul_confd::{Confd, ConfdConfig};
 use manul_datastore::Datastore;
-use serde_json::json;
+use manul_status::{HoldReason, NodeStatus};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::register::{DefaultPool, Registration};
+use crate::routing::felix_loop::FelixFeed;
+use crate::status::{BgpSources, Sources};
 
 fn main() -> Result<()> {
     let cfg = match Config::load_from(std::env::args_os().collect()) {
@@ -57,6 +91,34 @@ fn main() -> Result<()> {
         .block_on(run(cfg))
 }
 
+/// The HTTP endpoint's answers, from the node's status.
+fn handler(sources: Sources, metrics: Arc<metrics::Metrics>) -> http::Handler {
+    Arc::new(move |path: &str| match path {
+        "/liveness" => (200, "text/plain", "ok\n".into()),
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4",
+            metrics.render(&sources.collect()),
+        ),
+        "/readiness" => match health::readiness(&sources.collect()) {
+            Ok(()) => (200, "text/plain", "ready\n".into()),
+            Err(why) => (503, "text/plain", why + "\n"),
+        },
+        "/status" => (200, "application/json", status_json(&sources.collect())),
+        _ => (404, "text/plain", "not found\n".into()),
+    })
+}
+
+fn status_json(s: &NodeStatus) -> String {
+    match serde_json::to_string(s) {
+        Ok(mut body) => {
+            body.push('\n');
+            body
+        }
+        Err(e) => format!("{{\"error\":\"status: {e}\"}}\n"),
+    }
+}
+
 async fn run(cfg: Config) -> Result<()> {
     if cfg.cleanup {
         let done = manul_felix::cleanup(Default::default(), &cfg.bpf_pin_dir).await?;
@@ -67,6 +129,7 @@ async fn run(cfg: Config) -> Result<()> {
         );
         return Ok(());
     }
+    let started = SystemTime::now();
     let name = cfg.node_name()?;
     let ipv4 = autodetect::resolve(&cfg.ip, &cfg.ip_autodetection_method, false)
         .context("IPv4 address (IP)")?;
@@ -97,74 +160,10 @@ async fn run(cfg: Config) -> Result<()> {
         }
     }
     let confd = Confd::start(ds, ConfdConfig::new(name.clone()));
-    let status = confd.status_watch();
-    let routing_status: routing::RoutingStatus = Arc::new(std::sync::Mutex::new(json!({})));
-    let rs = Arc::clone(&routing_status);
+
+    // felix learns what the kernel holds now; it writes nothing before
+    // the felix loop's first update, after BGP has converged.
     let ebpf = manul_felix::ebpf::EbpfObserver::default();
-    let ebpf_http = ebpf.clone();
-    let mut metrics = metrics::Metrics::default();
-    metrics.register(Box::new(ebpf.clone()));
-    let metrics = Arc::new(metrics);
-    let metrics_http = Arc::clone(&metrics);
-    let started = Instant::now();
-    let handler: http::Handler = Arc::new(move |path: &str| {
-        let s = status.borrow().clone();
-        match path {
-            "/liveness" => (200, "text/plain", "ok\n".into()),
-            "/metrics" => {
-                let routing = rs.lock().map(|v| v.clone()).unwrap_or_default();
-                (
-                    200,
-                    "text/plain; version=0.0.4",
-                    metrics_http.render(&routing, &s),
-                )
-            }
-            "/readiness" => {
-                let routing = rs.lock().map(|v| v.clone()).unwrap_or_default();
-                match health::readiness(
-                    s.in_sync,
-                    s.last_error.as_deref(),
-                    &routing["peers"],
-                    started.elapsed(),
-                ) {
-                    Ok(()) => (200, "text/plain", "ready\n".into()),
-                    Err(why) => (503, "text/plain", why + "\n"),
-                }
-            }
-            "/status" => (
-                200,
-                "application/json",
-                json!({
-                    "node": name,
-                    "ipv4": reg.ipv4.map(|n| n.to_string()),
-                    "ipv6": reg.ipv6.map(|n| n.to_string()),
-                    "uptime_seconds": started.elapsed().as_secs(),
-                    "datastore": {
-                        "in_sync": s.in_sync,
-                        "revision": s.revision,
-                        "lists": s.lists,
-                        "resumes": s.resumes,
-                        "last_error": s.last_error,
-                    },
-                    "routing": rs.lock().map(|v| v.clone()).unwrap_or_default(),
-                    "ebpf": ebpf_http.summary(),
-                })
-                .to_string()
-                    + "\n",
-            ),
-            _ => (404, "text/plain", "not found\n".into()),
-        }
-    });
-    let listener = tokio::net::TcpListener::bind(cfg.status_listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.status_listen))?;
-    tracing::info!(listen = %cfg.status_listen, "status endpoint up");
-    let server = tokio::spawn(http::serve(listener, handler));
-    let mut in_sync = confd.status_watch();
-    in_sync
-        .wait_for(|s| s.in_sync)
-        .await
-        .context("confd stopped before its first sync")?;
     let felix = manul_felix::FelixConfig {
         ebpf: cfg.bpf_enabled.then(|| manul_felix::ebpf::DriverConfig {
             dataplane: manul_felix::ebpf::DataplaneConfig {
@@ -174,18 +173,68 @@ async fn run(cfg: Config) -> Result<()> {
             },
             ..Default::default()
         }),
-        observer: ebpf,
+        observer: ebpf.clone(),
         ..Default::default()
     };
+    let felix = Arc::new(
+        manul_felix::Felix::start(felix)
+            .await
+            .context("starting felix")?,
+    );
+    let (feed, feed_rx) = watch::channel(FelixFeed {
+        remote_prefixes: 0,
+        // Until the speaker starts (after confd's first sync), the hold
+        // has no known end.
+        holding: Some(manul_status::Hold {
+            reason: HoldReason::Start,
+            since: manul_status::unix_seconds(started),
+            until: None,
+        }),
+    });
+
+    let mut metrics = metrics::Metrics::default();
+    metrics.register(Box::new(ebpf.clone()));
+    let metrics = Arc::new(metrics);
+    let sources = Sources {
+        node: name.clone(),
+        ipv4: reg.ipv4,
+        ipv6: reg.ipv6,
+        started,
+        datastore: confd.status_watch(),
+        felix: felix.watch_progress(),
+        writes: Arc::clone(felix.stats()),
+        feed: feed_rx,
+        ebpf,
+        bgp: Arc::new(OnceLock::new()),
+    };
+    let bgp_sources = Arc::clone(&sources.bgp);
+    let listener = tokio::net::TcpListener::bind(cfg.status_listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.status_listen))?;
+    tracing::info!(listen = %cfg.status_listen, "status endpoint up");
+    let server = tokio::spawn(http::serve(
+        listener,
+        handler(sources, Arc::clone(&metrics)),
+    ));
+
+    let mut in_sync = confd.status_watch();
+    in_sync
+        .wait_for(|s| s.in_sync)
+        .await
+        .context("confd stopped before its first sync")?;
     let routing = routing::start(
         &confd,
-        &cfg.node_name()?,
+        &name,
         felix,
         secrets::Secrets::new(&cfg.secrets_dir),
-        Arc::clone(&metrics),
-        routing_status,
+        metrics,
+        feed,
     )
     .await?;
+    let _ = bgp_sources.set(BgpSources {
+        driver: routing.bgp.clone(),
+        view: routing.view.clone(),
+    });
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {

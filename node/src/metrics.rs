@@ -1,5 +1,6 @@
-//! `/metrics`: Prometheus text (prometheus-client), filled at scrape time
-//! from the same data `/status` shows, so the two never disagree.
+//! `/metrics`: Prometheus text (prometheus-client). The gauges are filled
+//! at scrape time from the node's [`NodeStatus`], the value `/status`
+//! serves, so the two never disagree.
 //!
 //! | metric | labels | meaning |
 //! |---|---|---|
@@ -7,7 +8,9 @@
 //! | `manul_bgp_peer_prefixes_received` | `peer`, `type` | prefixes accepted from the peer |
 //! | `manul_bgp_peer_prefixes_advertised` | `peer`, `type` | prefixes sent to the peer |
 //! | `manul_bgp_originated_prefixes` | | prefixes this node originates |
-//! | `manul_routes_desired` | | kernel routes felix wants |
+//! | `manul_routes_kernel` | `family` (`ipv4`, `ipv6`) | routes felix owns that the kernel holds |
+//! | `manul_routes_desired` | | kernel routes felix wants (0 before its first desired set) |
+//! | `manul_routes_holding` | | 1 while felix holds its writes (after a start or a speaker restart, until BGP has converged) |
 //! | `manul_routes_remote_prefixes` | | remote prefixes learned over BGP |
 //! | `manul_route_writes` | | route writes since start |
 //! | `manul_routes_failed`, `manul_routes_blocked` | | routes not written now |
@@ -28,16 +31,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use manul_bgp::fsm::State;
 use manul_confd::{Delta, Item, ItemKey};
 use manul_datastore::ipam::AffinityState;
 use manul_felix::Update;
+use manul_status::NodeStatus;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde_json::Value;
 
 type Labels = Vec<(String, String)>;
 
@@ -48,18 +52,23 @@ pub struct Metrics {
     established: Family<Labels, Gauge>,
     received: Family<Labels, Gauge>,
     advertised: Family<Labels, Gauge>,
+    kernel: Family<Labels, Gauge>,
     plain: Vec<(&'static str, Gauge)>,
     datastore_errors: Family<Labels, Counter>,
     reconcile: Histogram,
     ipam: Family<Labels, Counter>,
 }
 
-const PLAIN: [(&str, &str); 7] = [
+const PLAIN: [(&str, &str); 8] = [
     (
         "manul_bgp_originated_prefixes",
         "Prefixes this node originates",
     ),
     ("manul_routes_desired", "Kernel routes felix wants"),
+    (
+        "manul_routes_holding",
+        "1 while felix holds its writes until BGP has converged",
+    ),
     (
         "manul_routes_remote_prefixes",
         "Remote prefixes learned over BGP",
@@ -90,6 +99,12 @@ impl Default for Metrics {
             "manul_bgp_peer_prefixes_advertised",
             "Prefixes advertised to the peer",
             advertised.clone(),
+        );
+        let kernel = Family::<Labels, Gauge>::default();
+        registry.register(
+            "manul_routes_kernel",
+            "Routes felix owns that the kernel holds, by family",
+            kernel.clone(),
         );
         // Brought up to confd's own count at scrape time.
         let datastore_errors = Family::<Labels, Counter>::default();
@@ -130,6 +145,7 @@ impl Default for Metrics {
             established,
             received,
             advertised,
+            kernel,
             plain,
             datastore_errors,
             reconcile,
@@ -201,55 +217,53 @@ impl Metrics {
         }
     }
 
-    /// Render, from the routing status JSON and the datastore state.
-    pub fn render(&self, routing: &Value, datastore: &manul_confd::Status) -> String {
-        let (in_sync, resumes) = (datastore.in_sync, datastore.resumes);
-        for (op, n) in &datastore.errors {
+    /// Render, from the node's status.
+    pub fn render(&self, status: &NodeStatus) -> String {
+        let ds = &status.datastore;
+        for (op, n) in &ds.errors {
             let c = self
                 .datastore_errors
-                .get_or_create(&vec![("operation".to_string(), op.to_string())]);
+                .get_or_create(&vec![("operation".to_string(), op.clone())]);
             c.inc_by(n.saturating_sub(c.get()));
         }
         for f in [&self.established, &self.received, &self.advertised] {
             f.clear();
         }
-        for p in routing["peers"].as_array().into_iter().flatten() {
+        let routing = &status.routing;
+        for p in &routing.peers {
             let labels = vec![
-                (
-                    "peer".to_string(),
-                    p["address"].as_str().unwrap_or("").to_string(),
-                ),
-                (
-                    "type".to_string(),
-                    p["type"].as_str().unwrap_or("").to_string(),
-                ),
+                ("peer".to_string(), p.address.to_string()),
+                ("type".to_string(), p.kind.as_str().to_string()),
             ];
             self.established
                 .get_or_create(&labels)
-                .set(i64::from(p["state"] == "Established"));
+                .set(i64::from(p.state == State::Established));
             self.received
                 .get_or_create(&labels)
-                .set(p["prefixes_received"].as_i64().unwrap_or(0));
+                .set(p.prefixes_received as i64);
             self.advertised
                 .get_or_create(&labels)
-                .set(p["prefixes_advertised"].as_i64().unwrap_or(0));
+                .set(p.prefixes_advertised as i64);
         }
-        let num = |v: &Value| v.as_i64().unwrap_or(0);
+        let r = &routing.routes;
+        for (family, n) in [("ipv4", r.kernel.ipv4), ("ipv6", r.kernel.ipv6)] {
+            self.kernel
+                .get_or_create(&vec![("family".to_string(), family.to_string())])
+                .set(n as i64);
+        }
         self.set(
             "manul_bgp_originated_prefixes",
-            routing["originated"]
-                .as_array()
-                .map_or(0, |a| a.len() as i64),
+            routing.originated.len() as i64,
         );
-        let r = &routing["routes"];
-        self.set("manul_routes_desired", num(&r["desired"]));
-        self.set("manul_routes_remote_prefixes", num(&r["remote_prefixes"]));
-        self.set("manul_route_writes", num(&r["writes"]));
-        self.set("manul_routes_failed", num(&r["failed"]));
-        self.set("manul_routes_blocked", num(&r["blocked"]));
-        self.set("manul_datastore_in_sync", i64::from(in_sync));
-        self.set("manul_datastore_resumes", resumes as i64);
-        self.set("manul_bgp_speaker_restarts", num(&routing["bgp_restarts"]));
+        self.set("manul_routes_desired", r.desired.unwrap_or(0) as i64);
+        self.set("manul_routes_holding", i64::from(r.holding.is_some()));
+        self.set("manul_routes_remote_prefixes", r.remote_prefixes as i64);
+        self.set("manul_route_writes", r.writes as i64);
+        self.set("manul_routes_failed", r.failed as i64);
+        self.set("manul_routes_blocked", r.blocked as i64);
+        self.set("manul_datastore_in_sync", i64::from(ds.in_sync));
+        self.set("manul_datastore_resumes", ds.resumes as i64);
+        self.set("manul_bgp_speaker_restarts", routing.bgp_restarts as i64);
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
@@ -302,32 +316,47 @@ mod tests {
 
     #[test]
     fn renders_peers_and_routes() {
+        use manul_status::{FamilyCount, KernelRoutes, PeerStatus, PeerType};
         let m = Metrics::default();
-        let status = serde_json::json!({
-            "peers": [{"address": "10.0.0.2", "type": "mesh", "state": "Established",
-                       "prefixes_received": 3, "prefixes_advertised": 1}],
-            "originated": ["10.65.0.0/26"],
-            "routes": {"desired": 4, "remote_prefixes": 3, "writes": 9, "failed": 0, "blocked": 0},
-        });
-        let mut ds = manul_confd::Status {
-            in_sync: true,
+        let mut status = NodeStatus::default();
+        status.datastore.in_sync = true;
+        status.datastore.errors.insert("watch".into(), 2);
+        status.routing.peers = vec![PeerStatus {
+            address: "10.0.0.2".parse().unwrap(),
+            asn: Some(64512),
+            kind: PeerType::Mesh,
+            state: State::Established,
+            since: None,
+            prefixes_received: 3,
+            prefixes_advertised: 1,
+            info: None,
+        }];
+        status.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
+        status.routing.routes = KernelRoutes {
+            kernel: FamilyCount { ipv4: 4, ipv6: 1 },
+            desired: Some(5),
+            remote_prefixes: 3,
+            writes: 9,
             ..Default::default()
         };
-        ds.errors.insert("watch", 2);
-        let text = m.render(&status, &ds);
-        assert!(
-            text.contains(r#"manul_bgp_peer_established{peer="10.0.0.2",type="mesh"} 1"#),
-            "{text}"
-        );
-        assert!(text.contains("manul_routes_desired 4"), "{text}");
-        assert!(text.contains("manul_datastore_in_sync 1"), "{text}");
-        assert!(
-            text.contains(r#"manul_datastore_errors_total{operation="watch"} 2"#),
-            "{text}"
-        );
-        // A peer that is gone disappears.
-        ds.errors.insert("watch", 3);
-        let text = m.render(&serde_json::json!({"peers": []}), &ds);
+        let text = m.render(&status);
+        for line in [
+            r#"manul_bgp_peer_established{peer="10.0.0.2",type="mesh"} 1"#,
+            r#"manul_bgp_peer_prefixes_received{peer="10.0.0.2",type="mesh"} 3"#,
+            r#"manul_routes_kernel{family="ipv4"} 4"#,
+            r#"manul_routes_kernel{family="ipv6"} 1"#,
+            "manul_routes_desired 5",
+            "manul_routes_holding 0",
+            "manul_bgp_originated_prefixes 1",
+            "manul_datastore_in_sync 1",
+            r#"manul_datastore_errors_total{operation="watch"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // A peer that is gone disappears; counters follow confd's.
+        status.datastore.errors.insert("watch".into(), 3);
+        status.routing.peers.clear();
+        let text = m.render(&status);
         assert!(
             text.contains(r#"manul_datastore_errors_total{operation="watch"} 3"#),
             "{text}"

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use manul_status::{EbpfMode, NodeStatus};
 use manul_tests::{Daemon, Etcd, Need, Netns, require, scratch, wait_until};
 use serde_json::Value;
 
@@ -91,9 +92,9 @@ fn registers_the_node_creates_the_default_pool_and_serves_status() -> Result<()>
 
     let (code, body) = get(&ns, port, "/status")?;
     assert_eq!(code, 200);
-    let status: Value = serde_json::from_str(&body)?;
-    assert_eq!(status["node"], "host-a");
-    assert_eq!(status["datastore"]["in_sync"], true);
+    let status: NodeStatus = serde_json::from_str(&body)?;
+    assert_eq!(status.node, "host-a");
+    assert!(status.datastore.in_sync);
     assert_eq!(get(&ns, port, "/liveness")?.0, 200);
     assert_eq!(get(&ns, port, "/nope")?.0, 404);
 
@@ -197,13 +198,13 @@ fn the_agent_runs_the_ebpf_dataplane_and_cleanup_removes_it() -> Result<()> {
         "the agent runs the eBPF dataplane",
         || -> Result<(), String> {
             let (_, body) = get(&ns, port, "/status").map_err(|e| e.to_string())?;
-            let status: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-            let ebpf = &status["ebpf"];
+            let status: NodeStatus = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let ebpf = &status.ebpf;
             // The uplink program is on eth0 (it holds the node's address).
-            if ebpf["mode"] == "ebpf" && ebpf["attached_interfaces"].as_u64() >= Some(1) {
+            if ebpf.mode == EbpfMode::Ebpf && ebpf.attached_interfaces >= 1 {
                 Ok(())
             } else {
-                Err(format!("{ebpf}"))
+                Err(format!("{ebpf:?}"))
             }
         },
     );

@@ -12,8 +12,8 @@ use std::time::Duration;
 mod common;
 
 use anyhow::{Context, Result};
-use common::{agent, claim_block};
-use manul_tests::node::{RES, pool_json, status, tor_bird_conf, tor_peer_json, wait_felix_route};
+use common::{agent, claim_block, status};
+use manul_tests::node::{RES, pool_json, tor_bird_conf, tor_peer_json, wait_felix_route};
 use manul_tests::{Bird, Etcd, Lab, Need, Netns, require, scratch, wait_until};
 
 #[test]
@@ -47,14 +47,10 @@ fn a_pod_added_while_bgp_converges_keeps_its_route_through_felixs_first_write() 
         "the agent's routing part running (the ToR peer on /status)",
         || {
             let s = status(&host.ns).map_err(|e| e.to_string())?;
-            let peers = s["routing"]["peers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if peers.iter().any(|p| p["address"] == tor.ipv4.to_string()) {
+            if s.routing.peers.iter().any(|p| p.address == tor.ipv4_ip()) {
                 Ok(())
             } else {
-                Err(s.to_string())
+                Err(format!("{:?}", s.routing))
             }
         },
     );

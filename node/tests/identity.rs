@@ -8,8 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use common::{agent, claim_block, peer};
-use manul_tests::node::{RES, get, pool_json, status, wait_felix_route};
+use common::{agent, claim_block, peer, status};
+use manul_status::State;
+use manul_tests::node::{RES, get, pool_json, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch};
 
 #[test]
@@ -63,10 +64,10 @@ fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
             let p1 = peer(&h1.ns, h2.ipv4_ip());
             let p2 = peer(&h2.ns, h1.ipv4_ip());
             if let (Ok(p1), Ok(p2)) = (p1, p2)
-                && p1["state"] == "Established"
-                && p2["state"] == "Established"
-                && p2["asn"] == 65001
-                && status(&h1.ns)?["routing"]["bgp_restarts"] == 1
+                && p1.state == State::Established
+                && p2.state == State::Established
+                && p2.asn == Some(65001)
+                && status(&h1.ns)?.routing.bgp_restarts == 1
             {
                 back_at = Some(Instant::now());
             }
@@ -79,8 +80,8 @@ fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
     ensure!(
         back_at.is_some(),
         "the sessions did not come back with AS 65001: host1 {:?}, host2 {:?}",
-        status(&h1.ns)?["routing"],
-        status(&h2.ns)?["routing"]
+        status(&h1.ns)?.routing,
+        status(&h2.ns)?.routing
     );
     // host2 resets its session to host1 (the AS it negotiated changed):
     // its route may go for a moment, and must be back.

@@ -3,14 +3,24 @@
 //! pods per host) and proves every pod reaches every other; `status`
 //! reports the hosts' peers; `down` leaves nothing: no `manul-lab-*`
 //! namespace, no state directory, none of the processes it started.
+//!
+//! In between, what each agent says of its kernel routes (`manulctl node
+//! status`) is compared with what the kernel holds (`ip route show proto
+//! 80`): right as `up` returns, right after a pod is added, and while an
+//! agent restarted in place holds its writes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use anyhow::{Result, ensure};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use manul_status::{HoldReason, NodeStatus};
 use manul_tests::{Need, require};
 
 const STATE: &str = "/run/manul-lab";
+/// The lab's etcd (scripts/lab).
+const ETCD: &str = "http://10.88.0.250:2379";
 
 /// The directory of this test run's binaries, with manul-cni and manulctl
 /// built when missing (a run of this crate's tests alone).
@@ -66,6 +76,142 @@ fn lab_namespaces() -> Result<Vec<String>> {
         .collect())
 }
 
+/// `program args` in the lab namespace `ns`.
+fn in_ns(ns: &str, program: &Path, args: &[&str]) -> Result<Output> {
+    Ok(Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg(program)
+        .args(args)
+        .output()?)
+}
+
+/// The routes with felix's protocol in host `h`'s kernel (main table,
+/// IPv4 and IPv6): `ip route show proto 80`, one route per line (a
+/// multipath route's next hops are indented lines of their own).
+fn kernel_routes(h: usize) -> Result<(usize, usize)> {
+    let count = |family: &str| -> Result<usize> {
+        let out = in_ns(
+            &format!("manul-lab-host{h}"),
+            Path::new("ip"),
+            &[family, "route", "show", "proto", "80"],
+        )?;
+        ensure!(out.status.success(), "ip route: {}", text(&out));
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with(char::is_whitespace))
+            .count())
+    };
+    Ok((count("-4")?, count("-6")?))
+}
+
+/// What host `h`'s agent says through `manulctl node status`: the status
+/// (`-o json`) and the table a person reads.
+fn reported(bin: &Path, h: usize) -> Result<(NodeStatus, String)> {
+    let ns = format!("manul-lab-host{h}");
+    let ctl = bin.join("manulctl");
+    let json = in_ns(&ns, &ctl, &["node", "status", "-o", "json"])?;
+    ensure!(json.status.success(), "manulctl: {}", text(&json));
+    let table = in_ns(&ns, &ctl, &["node", "status"])?;
+    ensure!(table.status.success(), "manulctl: {}", text(&table));
+    Ok((
+        serde_json::from_slice(&json.stdout).context("manulctl node status -o json")?,
+        String::from_utf8_lossy(&table.stdout).into_owned(),
+    ))
+}
+
+/// Compare host `h`'s report with its kernel, `when`. The kernel is read
+/// before and after the report; the report must equal one of the two
+/// readings (a route the kernel gained in between, e.g. from a pod
+/// added, may be in it or not), in the JSON and in the table.
+fn report_matches_kernel(bin: &Path, h: usize, when: &str) -> Result<NodeStatus> {
+    let before = kernel_routes(h)?;
+    let (status, table) = reported(bin, h)?;
+    let after = kernel_routes(h)?;
+    let k = status.routing.routes.kernel;
+    ensure!(
+        (k.ipv4, k.ipv6) == before || (k.ipv4, k.ipv6) == after,
+        "host{h} {when}: manulctl node status says {k:?} in the kernel, `ip route show proto 80` has {before:?} then {after:?}\n{table}"
+    );
+    let line = format!(
+        "Kernel routes: {} in the kernel ({} IPv4, {} IPv6)",
+        k.total(),
+        k.ipv4,
+        k.ipv6
+    );
+    ensure!(
+        table.contains(&line),
+        "host{h} {when}: no `{line}` in\n{table}"
+    );
+    Ok(status)
+}
+
+/// Add pod `p` to host `h` through manul-cni, as `scripts/lab` does.
+fn add_pod(bin: &Path, h: usize, p: usize) -> Result<()> {
+    let pod = format!("manul-lab-h{h}p{p}");
+    let out = Command::new("ip").args(["netns", "add", &pod]).output()?;
+    ensure!(out.status.success(), "ip netns add: {}", text(&out));
+    let conf = format!(
+        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{ETCD}","nodename":"host{h}","ipam":{{"type":"manul-ipam","assign_ipv4":"true"}}}}"#
+    );
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/manul-lab-host{h}"))
+        .arg(bin.join("manul-cni"))
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", format!("lab-h{h}-p{p}"))
+        .env("CNI_NETNS", format!("/run/netns/{pod}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", bin)
+        .env(
+            "CNI_ARGS",
+            format!("K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-h{h}-{p}"),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(conf.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "CNI ADD: {}", text(&out));
+    Ok(())
+}
+
+/// Restart host `h`'s agent in place, as an operator would (SIGTERM, then
+/// the same command again); its pid file is the new one's, so `scripts/lab
+/// down` stops it.
+fn restart_agent(bin: &Path, h: usize) -> Result<()> {
+    let pid_file = format!("{STATE}/node{h}.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("{STATE}/node{h}.log"))?;
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/manul-lab-host{h}"))
+        .arg(bin.join("manul-node"))
+        .env("NODENAME", format!("host{h}"))
+        .env("IP", format!("10.88.0.{h}/24"))
+        .env("ETCD_ENDPOINTS", ETCD)
+        .env("NO_DEFAULT_POOLS", "true")
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    std::fs::write(&pid_file, child.id().to_string())?;
+    Ok(())
+}
+
 #[test]
 fn lab_up_status_down_leaves_nothing() -> Result<()> {
     require!(
@@ -89,6 +235,65 @@ fn lab_up_status_down_leaves_nothing() -> Result<()> {
         "{out}"
     );
     ensure!(out.contains("route reflector host1"), "{out}");
+    let bin = bin_dir()?;
+
+    // Right as `up` returns, every agent's report is its kernel's, and
+    // felix wants what the kernel holds.
+    for h in [1, 2] {
+        let s = report_matches_kernel(&bin, h, "as `lab up` returned")?;
+        let r = &s.routing.routes;
+        ensure!(r.holding.is_none(), "host{h} still holding: {r:?}");
+        ensure!(r.kernel.ipv4 >= 3, "host{h}: {r:?}"); // block, 2 pods, the other block
+        ensure!(r.remote_prefixes == 1, "host{h}: {r:?}");
+    }
+
+    // Right after a pod is added (manul-cni writes its route).
+    let (before, _) = kernel_routes(1)?;
+    add_pod(&bin, 1, 3)?;
+    let s = report_matches_kernel(&bin, 1, "right after a pod was added")?;
+    ensure!(
+        kernel_routes(1)?.0 == before + 1 && s.routing.routes.kernel.ipv4 >= before,
+        "host1: the pod's route: {before} -> {:?}",
+        s.routing.routes
+    );
+
+    // An agent restarted in place holds its writes until BGP has
+    // converged: its report says so, and counts the routes the last run
+    // left in the kernel.
+    restart_agent(&bin, 2)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut during_hold = 0;
+    loop {
+        ensure!(
+            Instant::now() < deadline,
+            "host2's agent did not finish its hold within 60 s"
+        );
+        let Ok((s, _)) = reported(&bin, 2) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue; // not answering yet
+        };
+        match s.routing.routes.holding {
+            Some(hold) => {
+                ensure!(hold.reason == HoldReason::Start, "{hold:?}");
+                let s = report_matches_kernel(&bin, 2, "while holding after a restart")?;
+                if s.routing.routes.holding.is_some() {
+                    ensure!(
+                        s.routing.routes.kernel.ipv4 >= 3,
+                        "host2 counts the routes its last run left: {:?}",
+                        s.routing.routes
+                    );
+                    during_hold += 1;
+                }
+            }
+            None if during_hold > 0 => break,
+            None => anyhow::bail!(
+                "host2 answered first after its hold ended: {:?}",
+                s.routing.routes
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    report_matches_kernel(&bin, 2, "after its hold")?;
 
     let status = lab(&["status"])?;
     let out = text(&status);

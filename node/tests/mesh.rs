@@ -8,7 +8,9 @@ use std::time::Duration;
 mod common;
 
 use anyhow::Result;
-use manul_tests::node::{agent, get, status, wait_felix_route};
+use common::status;
+use manul_status::{PeerType, State};
+use manul_tests::node::{agent, get, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]
@@ -36,15 +38,17 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
             &format!("{}: 2 mesh peers Established", h.name),
             || {
                 let s = status(&h.ns).map_err(|e| e.to_string())?;
-                let peers = s["routing"]["peers"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let up = peers
+                let up = s
+                    .routing
+                    .peers
                     .iter()
-                    .filter(|p| p["state"] == "Established" && p["type"] == "mesh")
+                    .filter(|p| p.state == State::Established && p.kind == PeerType::Mesh)
                     .count();
-                if up == 2 { Ok(()) } else { Err(s.to_string()) }
+                if up == 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", s.routing.peers))
+                }
             },
         );
     }
@@ -104,10 +108,7 @@ fn three_nodes_form_the_mesh_and_route_to_each_others_blocks() -> Result<()> {
         }
         if ready_at.is_none()
             && status(&h2.ns).is_ok_and(|s| {
-                s["routing"]["peers"]
-                    .as_array()
-                    .is_some_and(|p| p.iter().filter(|p| p["state"] == "Established").count() == 2)
-                    && s["routing"]["routes"]["remote_prefixes"] == 2
+                s.routing.established() == 2 && s.routing.routes.remote_prefixes == 2
             })
         {
             ready_at = Some(std::time::Instant::now());

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use common::{agent, peer};
+use manul_status::State;
 use manul_tests::node::RES;
 use manul_tests::{Bird, Etcd, Lab, Need, require, scratch, wait_until};
 
@@ -50,14 +51,14 @@ fn a_bgppeer_password_comes_from_the_secrets_directory() -> Result<()> {
         "the peer held back with its reason",
         || {
             let p = peer(&h1.ns, tor_ip)?;
-            let info = p["info"].as_str().unwrap_or_default();
-            if p["state"] == "Idle"
+            let info = p.info.clone().unwrap_or_default();
+            if p.state == State::Idle
                 && info.contains("BGPPeer tor")
                 && info.contains(r#"secret "bgp-passwords" key "tor""#)
             {
                 Ok(())
             } else {
-                Err(p.to_string())
+                Err(format!("{p:?}"))
             }
         },
     );
@@ -73,24 +74,28 @@ fn a_bgppeer_password_comes_from_the_secrets_directory() -> Result<()> {
         "the session down with the wrong password",
         || {
             let p = peer(&h1.ns, tor_ip)?;
-            if p["state"] != "Established" {
+            if p.state != State::Established {
                 Ok(())
             } else {
-                Err(p.to_string())
+                Err(format!("{p:?}"))
             }
         },
     );
     std::thread::sleep(Duration::from_secs(3));
     let p = peer(&h1.ns, tor_ip).map_err(anyhow::Error::msg)?;
-    assert_ne!(p["state"], "Established", "up with a wrong password: {p}");
+    assert_ne!(
+        p.state,
+        State::Established,
+        "up with a wrong password: {p:?}"
+    );
     // The right one again: back up.
     std::fs::write(&file, "s3cret")?;
     wait_until(Duration::from_secs(30), "the session back up", || {
         let p = peer(&h1.ns, tor_ip)?;
-        if p["state"] == "Established" {
+        if p.state == State::Established {
             Ok(())
         } else {
-            Err(p.to_string())
+            Err(format!("{p:?}"))
         }
     });
     Ok(())

@@ -8,8 +8,9 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::{agent, claim_block, peer};
-use manul_tests::node::{RES, pool_json, status, wait_felix_route};
+use common::{agent, claim_block, peer, status};
+use manul_status::State;
+use manul_tests::node::{RES, pool_json, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch, wait_until};
 
 #[test]
@@ -48,20 +49,16 @@ fn one_bgppeer_makes_both_ends_of_reflector_sessions() -> Result<()> {
             || {
                 let back = peer(&h1.ns, client.ipv4_ip())?;
                 let to = peer(&client.ns, h1.ipv4_ip())?;
-                if back["state"] == "Established" && to["state"] == "Established" {
+                if back.state == State::Established && to.state == State::Established {
                     Ok(())
                 } else {
-                    Err(format!("{back} / {to}"))
+                    Err(format!("{back:?} / {to:?}"))
                 }
             },
         );
         // A client peers with the reflector only.
         let s = status(&client.ns)?;
-        assert_eq!(
-            s["routing"]["peers"].as_array().map(Vec::len),
-            Some(1),
-            "{s}"
-        );
+        assert_eq!(s.routing.peers.len(), 1, "{:?}", s.routing.peers);
     }
     // Each client learns the other's block through the reflector, with
     // the originator's next hop.

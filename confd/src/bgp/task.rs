@@ -2,30 +2,27 @@
 //! a confd [`Subscription`], for the node agent to hand to the speaker: the
 //! whole view on a watch channel, and each batch's [`BgpChanges`] (only the
 //! peers and prefixes that changed) on an unbounded channel.
+//!
+//! [`BgpViewTask::spawn`] hands both receivers to the caller. The task
+//! needs no handle: it ends when the receiver of the changes is dropped,
+//! or when confd stops.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use super::deriver::{BgpChanges, BgpDeriver};
 use super::view::NodeBgpView;
 use crate::sync::Subscription;
 
-/// The running task; dropping it stops the task.
+/// The two ends of a running [`BgpViewTask`].
 #[derive(Debug)]
 pub struct BgpViewTask {
     /// The current view.
     pub view: watch::Receiver<Arc<NodeBgpView>>,
-    /// What each batch changed; the first message is the whole initial view.
+    /// What each batch changed; the first message is the whole initial
+    /// view. Dropping it stops the task.
     pub changes: mpsc::UnboundedReceiver<BgpChanges>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for BgpViewTask {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl BgpViewTask {
@@ -36,8 +33,15 @@ impl BgpViewTask {
         let (view_tx, view) = watch::channel(Arc::new(deriver.view().clone()));
         let (tx, changes) = mpsc::unbounded_channel();
         let _ = tx.send(first);
-        let task = tokio::spawn(async move {
-            while let Some(batch) = sub.recv().await {
+        tokio::spawn(async move {
+            loop {
+                let batch = tokio::select! {
+                    b = sub.recv() => match b {
+                        Some(b) => b,
+                        None => return,
+                    },
+                    () = tx.closed() => return,
+                };
                 let ch = deriver.apply(&batch.snapshot, &batch.deltas);
                 if ch.is_empty() {
                     continue;
@@ -51,10 +55,6 @@ impl BgpViewTask {
                 }
             }
         });
-        BgpViewTask {
-            view,
-            changes,
-            task,
-        }
+        BgpViewTask { view, changes }
     }
 }

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde_json::Value;
+use manul_status::{KernelRoutes, NodeStatus, State};
 
 use crate::cli::Output;
 use crate::context::Context;
@@ -70,23 +70,8 @@ pub fn fetch(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(body.to_string())
 }
 
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn ago(since: &Value) -> String {
-    let Some(t) = since.as_u64() else {
-        return "-".into();
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(t);
-    let s = now.saturating_sub(t);
+/// A duration in seconds, short: `42s`, `7m`, `3h`.
+fn short(s: u64) -> String {
     match s {
         0..120 => format!("{s}s"),
         120..7200 => format!("{}m", s / 60),
@@ -94,38 +79,80 @@ fn ago(since: &Value) -> String {
     }
 }
 
-/// The human-readable status.
-pub fn render(status: &Value) -> String {
-    let routing = &status["routing"];
-    let rows: Vec<Vec<String>> = routing["peers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+/// How long ago `t` (Unix seconds) was, from `now`.
+fn ago(t: Option<u64>, now: u64) -> String {
+    t.map_or_else(|| "-".into(), |t| short(now.saturating_sub(t)))
+}
+
+/// The kernel-routes line: what the kernel holds, what felix wants, and
+/// whether it is holding its writes (and until when).
+fn kernel_routes(r: &KernelRoutes, now: u64) -> String {
+    let mut line = format!(
+        "Kernel routes: {} in the kernel ({} IPv4, {} IPv6), {} desired, {} remote prefixes, {} failed, {} blocked\n",
+        r.kernel.total(),
+        r.kernel.ipv4,
+        r.kernel.ipv6,
+        r.desired
+            .map_or_else(|| "none yet".to_string(), |d| d.to_string()),
+        r.remote_prefixes,
+        r.failed,
+        r.blocked,
+    );
+    if let Some(h) = &r.holding {
+        let until = match h.until {
+            Some(t) if t > now => {
+                format!("until BGP has converged, at most {} more", short(t - now))
+            }
+            Some(_) => "until BGP has converged (its time is up: any moment now)".to_string(),
+            None => "until BGP has converged (the speaker starts after the first sync with etcd)"
+                .to_string(),
+        };
+        line += &format!(
+            "Holding writes for {} {until} ({})\n",
+            short(now.saturating_sub(h.since)),
+            h.reason.describe()
+        );
+    }
+    line
+}
+
+/// The human-readable status, as of `now` (Unix seconds).
+pub fn render(status: &NodeStatus, now: u64) -> String {
+    let routing = &status.routing;
+    let rows: Vec<Vec<String>> = routing
+        .peers
+        .iter()
         .map(|p| {
             vec![
-                cell(&p["address"]),
-                cell(&p["type"]),
-                cell(&p["asn"]),
-                cell(&p["state"]),
-                ago(&p["since"]),
-                cell(&p["prefixes_received"]),
+                p.address.to_string(),
+                p.kind.as_str().to_string(),
+                p.asn.map_or_else(|| "-".into(), |a| a.to_string()),
+                p.state.to_string(),
+                ago(p.since, now),
+                p.prefixes_received.to_string(),
                 // The last error matters only while the session is down.
-                if p["state"] == "Established" {
+                if p.state == State::Established {
                     String::new()
                 } else {
-                    p["info"].as_str().unwrap_or("").to_string()
+                    p.info.clone().unwrap_or_default()
                 },
             ]
         })
         .collect();
+    let ds = &status.datastore;
     let mut out = format!(
         "manul-node {} ({}), datastore {}\n\nBGP peers:\n",
-        cell(&status["node"]),
-        cell(&status["ipv4"]),
-        if status["datastore"]["in_sync"] == true {
+        status.node,
+        status
+            .ipv4
+            .map_or_else(|| "no IPv4".to_string(), |a| a.to_string()),
+        if ds.in_sync {
             "in sync".to_string()
         } else {
-            format!("NOT in sync: {}", cell(&status["datastore"]["last_error"]))
+            format!(
+                "NOT in sync: {}",
+                ds.last_error.as_deref().unwrap_or("first list pending")
+            )
         }
     );
     out += &crate::output::table::render(
@@ -140,25 +167,16 @@ pub fn render(status: &Value) -> String {
         ],
         &rows,
     );
-    let originated: Vec<String> = routing["originated"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(cell)
-        .collect();
-    let r = &routing["routes"];
+    let originated: Vec<String> = routing.originated.iter().map(ToString::to_string).collect();
     out += &format!(
-        "\nOriginated: {}\nKernel routes: {} desired, {} remote prefixes, {} failed, {} blocked\n",
+        "\nOriginated: {}\n",
         if originated.is_empty() {
             "-".to_string()
         } else {
             originated.join(", ")
-        },
-        cell(&r["desired"]),
-        cell(&r["remote_prefixes"]),
-        cell(&r["failed"]),
-        cell(&r["blocked"]),
+        }
     );
+    out += &kernel_routes(&routing.routes, now);
     out
 }
 
@@ -167,10 +185,14 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
     match &args.command {
         NodeCommand::Status(a) => {
             let body = fetch(a.status_addr, "/status")?;
-            let status: Value = serde_json::from_str(&body)
-                .with_context(|| format!("{} answered no JSON", a.status_addr))?;
+            let status: NodeStatus = serde_json::from_str(&body).with_context(|| {
+                format!(
+                    "{} answered no status this manulctl reads (a different manul-node version?)",
+                    a.status_addr
+                )
+            })?;
             let text = match ctx.output() {
-                Output::Table | Output::Wide => render(&status),
+                Output::Table | Output::Wide => render(&status, manul_status::unix_now()),
                 format => crate::output::serialize(&status, format)?,
             };
             crate::output::emit(&text);
@@ -182,25 +204,72 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use manul_status::{FamilyCount, Hold, HoldReason, PeerStatus, PeerType};
+
+    fn status() -> NodeStatus {
+        let mut s = NodeStatus {
+            node: "host1".into(),
+            ipv4: Some("10.0.0.1/24".parse().unwrap()),
+            ..Default::default()
+        };
+        s.datastore.in_sync = true;
+        s.routing.peers = vec![PeerStatus {
+            address: "10.0.0.2".parse().unwrap(),
+            asn: Some(64512),
+            kind: PeerType::Mesh,
+            state: State::Established,
+            since: Some(1_000),
+            prefixes_received: 1,
+            prefixes_advertised: 1,
+            info: Some("an old error".into()),
+        }];
+        s.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
+        s.routing.routes = KernelRoutes {
+            kernel: FamilyCount { ipv4: 5, ipv6: 0 },
+            desired: Some(5),
+            remote_prefixes: 2,
+            ..Default::default()
+        };
+        s
+    }
 
     #[test]
-    fn renders_the_peer_table() {
-        let s = serde_json::json!({
-            "node": "host1", "ipv4": "10.0.0.1/24",
-            "datastore": {"in_sync": true},
-            "routing": {
-                "peers": [{"address": "10.0.0.2", "type": "mesh", "asn": 64512,
-                           "state": "Established", "since": null, "prefixes_received": 1,
-                           "info": null}],
-                "originated": ["10.65.0.0/26"],
-                "routes": {"desired": 3, "remote_prefixes": 1, "failed": 0, "blocked": 0}
-            }
+    fn renders_the_peer_table_and_the_kernel_routes() {
+        let t = render(&status(), 1_042);
+        for want in [
+            "manul-node host1 (10.0.0.1/24), datastore in sync",
+            "10.0.0.2",
+            "mesh",
+            "Established",
+            "42s",
+            "Originated: 10.65.0.0/26",
+            "Kernel routes: 5 in the kernel (5 IPv4, 0 IPv6), 5 desired, 2 remote prefixes, 0 failed, 0 blocked",
+        ] {
+            assert!(t.contains(want), "{want} in\n{t}");
+        }
+        assert!(!t.contains("an old error"), "{t}");
+        assert!(!t.contains("Holding"), "{t}");
+    }
+
+    #[test]
+    fn says_while_felix_holds_and_until_when() {
+        let mut s = status();
+        s.routing.routes.desired = None;
+        s.routing.routes.holding = Some(Hold {
+            reason: HoldReason::Start,
+            since: 1_000,
+            until: Some(1_031),
         });
-        let t = render(&s);
-        assert!(t.contains("10.0.0.2"), "{t}");
-        assert!(t.contains("mesh"), "{t}");
-        assert!(t.contains("Established"), "{t}");
-        assert!(t.contains("in sync"), "{t}");
-        assert!(t.contains("Originated: 10.65.0.0/26"), "{t}");
+        let t = render(&s, 1_010);
+        assert!(
+            t.contains("5 in the kernel (5 IPv4, 0 IPv6), none yet desired"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "Holding writes for 10s until BGP has converged, at most 21s more (agent start"
+            ),
+            "{t}"
+        );
     }
 }

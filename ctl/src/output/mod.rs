@@ -6,8 +6,6 @@ pub mod table;
 
 use std::io::Write;
 
-use serde_json::Value;
-
 use crate::cli::Output;
 
 /// Writes `text` to stdout. A closed pipe ends the process with success
@@ -24,7 +22,7 @@ pub fn emit(text: &str) {
 }
 
 /// `value` as JSON (pretty) or YAML, ending in a newline.
-pub fn serialize(value: &Value, format: Output) -> anyhow::Result<String> {
+pub fn serialize(value: &impl serde::Serialize, format: Output) -> anyhow::Result<String> {
     Ok(match format {
         Output::Yaml => serde_yaml_ng::to_string(value)?,
         _ => {

@@ -32,4 +32,4 @@ pub use driver::{DriverConfig, EbpfDesired, EbpfDriver};
 pub use entries::{Endpoint, EndpointEntries, Hosts, Link, RouteEntries};
 pub use error::EbpfError;
 pub use manul_ebpf_common::{Counters, EndpointValue, RouteValue, flags, kind};
-pub use observe::{EbpfObserver, EbpfSummary, Mode};
+pub use observe::EbpfObserver;

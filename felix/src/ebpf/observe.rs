@@ -15,68 +15,26 @@
 //! | `manul_ebpf_attached_interfaces` | | interfaces with a program attached |
 //! | `manul_ebpf_route_entries`, `manul_ebpf_endpoint_entries` | | entries in the maps |
 //!
-//! - **status**: [`EbpfObserver::summary`], an [`EbpfSummary`] (serde) for
-//!   the agent's `/status`.
+//! - **status**: [`EbpfObserver::summary`], the [`EbpfStatus`] part of
+//!   the agent's `/status` (`manul_status`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use manul_ebpf_common::Counters;
+use manul_status::{EbpfMode, EbpfStatus};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use serde::Serialize;
 
 use crate::ebpf::dataplane::Dataplane;
 
-/// Which dataplane felix runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// The eBPF dataplane is not enabled: kernel routes only, by choice.
-    #[default]
-    Off,
-    /// Enabled, but this host cannot run it (see the reason): kernel routes only.
-    RoutesOnly,
-    /// Programs loaded, maps written, attached to workload interfaces.
-    Ebpf,
-}
-
-impl Mode {
-    fn label(self) -> &'static str {
-        match self {
-            Mode::Off => "off",
-            Mode::RoutesOnly => "routes-only",
-            Mode::Ebpf => "ebpf",
-        }
-    }
-}
-
-/// The eBPF dataplane's state, for `/status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct EbpfSummary {
-    /// The mode.
-    pub mode: Mode,
-    /// Why not `ebpf`, when enabled.
-    pub reason: Option<String>,
-    /// How programs are attached: `tcx`, or `tc` (clsact, legacy).
-    pub attach_mode: Option<String>,
-    /// Interfaces with a program attached (workloads and uplinks).
-    pub attached_interfaces: usize,
-    /// Route map entries (IPv4 and IPv6).
-    pub route_entries: usize,
-    /// Endpoint map entries.
-    pub endpoint_entries: usize,
-    /// Interfaces where attaching or detaching failed at the last sync.
-    pub attach_failures: Vec<String>,
-}
-
 #[derive(Debug, Default)]
 struct Observed {
-    summary: EbpfSummary,
+    summary: EbpfStatus,
     dataplane: Option<Arc<Mutex<Dataplane>>>,
 }
 
@@ -86,7 +44,7 @@ pub struct EbpfObserver(Arc<Mutex<Observed>>);
 
 impl EbpfObserver {
     /// The current summary.
-    pub fn summary(&self) -> EbpfSummary {
+    pub fn summary(&self) -> EbpfStatus {
         self.lock().summary.clone()
     }
 
@@ -97,7 +55,7 @@ impl EbpfObserver {
     /// felix runs routes only because of `reason`.
     pub(crate) fn routes_only(&self, reason: String) {
         let mut o = self.lock();
-        o.summary.mode = Mode::RoutesOnly;
+        o.summary.mode = EbpfMode::RoutesOnly;
         o.summary.reason = Some(reason);
         o.dataplane = None;
     }
@@ -105,7 +63,7 @@ impl EbpfObserver {
     /// felix runs `dataplane`.
     pub(crate) fn running(&self, dataplane: Arc<Mutex<Dataplane>>, attach_mode: &str) {
         let mut o = self.lock();
-        o.summary.mode = Mode::Ebpf;
+        o.summary.mode = EbpfMode::Ebpf;
         o.summary.reason = None;
         o.summary.attach_mode = Some(attach_mode.to_string());
         o.dataplane = Some(dataplane);
@@ -184,7 +142,7 @@ const COUNTERS: [CounterMetric; 8] = [
 /// Encode `summary` and `counters` (by interface) as metrics.
 fn encode(
     mut encoder: DescriptorEncoder,
-    summary: &EbpfSummary,
+    summary: &EbpfStatus,
     counters: &BTreeMap<String, Counters>,
 ) -> Result<(), fmt::Error> {
     for (name, help, field) in COUNTERS {
@@ -200,8 +158,8 @@ fn encode(
         None,
         MetricType::Gauge,
     )?;
-    for mode in [Mode::Off, Mode::RoutesOnly, Mode::Ebpf] {
-        let labels = [("mode", mode.label())];
+    for mode in EbpfMode::ALL {
+        let labels = [("mode", mode.as_str())];
         ConstGauge::new(i64::from(summary.mode == mode)).encode(family.encode_family(&labels)?)?;
     }
     for (name, help, value) in [
@@ -240,7 +198,7 @@ mod tests {
     use prometheus_client::registry::Registry;
 
     #[derive(Debug)]
-    struct Fixed(EbpfSummary, BTreeMap<String, Counters>);
+    struct Fixed(EbpfStatus, BTreeMap<String, Counters>);
 
     impl Collector for Fixed {
         fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
@@ -258,12 +216,12 @@ mod tests {
 
     #[test]
     fn counters_are_per_interface_and_the_mode_is_one_hot() {
-        let summary = EbpfSummary {
-            mode: Mode::Ebpf,
+        let summary = EbpfStatus {
+            mode: EbpfMode::Ebpf,
             attached_interfaces: 3,
             route_entries: 7,
             endpoint_entries: 2,
-            ..EbpfSummary::default()
+            ..EbpfStatus::default()
         };
         let c = Counters {
             forwarded_packets: 5,
@@ -291,9 +249,9 @@ mod tests {
     #[test]
     fn routes_only_shows_no_counters() {
         let o = EbpfObserver::default();
-        assert_eq!(o.summary().mode, Mode::Off);
+        assert_eq!(o.summary().mode, EbpfMode::Off);
         o.routes_only("kernel 5.10".into());
-        assert_eq!(o.summary().mode, Mode::RoutesOnly);
+        assert_eq!(o.summary().mode, EbpfMode::RoutesOnly);
         assert!(o.counters().is_empty());
         let text = render(Fixed(o.summary(), BTreeMap::new()));
         assert!(

@@ -9,9 +9,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::Result;
-use manul_tests::node::status;
+use manul_status::{NodeStatus, PeerStatus};
 use manul_tests::{Daemon, Host, Netns};
-use serde_json::Value;
 
 /// This package's manul-node in `host` (address `<ipv4>/24`) against
 /// `endpoint`, creating no default pool, with `env` on top; logged to
@@ -28,17 +27,20 @@ pub fn agent(host: &Host, endpoint: &str, logs: &Path, env: &[(&str, &str)]) -> 
     )
 }
 
+/// The agent's `/status` in `ns`, read as manulctl reads it.
+pub fn status(ns: &Netns) -> Result<NodeStatus> {
+    Ok(serde_json::from_value(manul_tests::node::status(ns)?)?)
+}
+
 /// The peer at `address` in `/status`, as a string error for `wait_until`.
-pub fn peer(ns: &Netns, address: IpAddr) -> Result<Value, String> {
+pub fn peer(ns: &Netns, address: IpAddr) -> Result<PeerStatus, String> {
     let s = status(ns).map_err(|e| e.to_string())?;
-    s["routing"]["peers"]
-        .as_array()
-        .and_then(|ps| {
-            ps.iter()
-                .find(|p| p["address"] == address.to_string())
-                .cloned()
-        })
-        .ok_or_else(|| format!("no peer {address}: {s}"))
+    s.routing
+        .peers
+        .iter()
+        .find(|p| p.address == address)
+        .cloned()
+        .ok_or_else(|| format!("no peer {address}: {:?}", s.routing.peers))
 }
 
 /// One address for `host` through manul-ipam (claims a block, the pool

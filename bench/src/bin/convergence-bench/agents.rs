@@ -24,12 +24,8 @@ pub fn agent(bins: &Path, host: &Host, endpoint: &str, logs: &Path) -> Result<Da
 pub fn established(ns: &Netns) -> usize {
     node::status(ns)
         .ok()
-        .and_then(|s| {
-            s["routing"]["peers"]
-                .as_array()
-                .map(|p| p.iter().filter(|p| p["state"] == "Established").count())
-        })
-        .unwrap_or(0)
+        .and_then(|s| serde_json::from_value::<manul_status::NodeStatus>(s).ok())
+        .map_or(0, |s| s.routing.established())
 }
 
 /// manul-cni `cmd` for pod `id` (namespace `pod`) on `host`; its result.

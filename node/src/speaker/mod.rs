@@ -18,22 +18,28 @@
 //!   speaker closes the old session gracefully first, so our Cease cannot
 //!   reach it on the old session and make it drop our routes.
 //!
-//! Best paths reach felix as [`Best`] messages: after each (re)start,
-//! once the speaker has converged (every peer Established and a second for
-//! its UPDATEs, at most [`CONVERGE_MAX`]), one `Replace` with the whole
-//! Loc-RIB, then `Changes`.
+//! Best paths reach felix as [`Best`] messages ([`converge`]): at each
+//! (re)start a `Hold`; once the speaker has converged (every peer
+//! Established and a second for its UPDATEs, at most
+//! [`converge::CONVERGE_MAX`]), one `Replace` with the whole Loc-RIB, then
+//! `Changes`. The speaker's peer table reaches [`DriverState::peers`]
+//! through its peer-state subscription, change by change.
+
+mod converge;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use manul_bgp::rib::BestChange;
 use manul_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use manul_confd::bgp::view::{NodeBgpView, PeerView};
 use manul_confd::bgp::{BgpChanges, BgpViewTask};
+use manul_status::HoldReason;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+pub use converge::{Best, PeerTable};
 
 use crate::peers;
 use crate::secrets::{self, Secrets};
@@ -41,25 +47,14 @@ use crate::secrets::{self, Secrets};
 /// How long a peer node's AS change waits before its session is reset.
 pub const PEER_AS_GRACE: Duration = Duration::from_secs(1);
 
-/// The longest felix waits for BGP before programming the kernel.
-pub const CONVERGE_MAX: Duration = Duration::from_secs(30);
-
-/// Best paths for felix.
-#[derive(Debug)]
-pub enum Best {
-    /// The whole Loc-RIB of a speaker that has converged: replaces
-    /// everything known before.
-    Replace(Vec<BestChange>),
-    /// Changes since.
-    Changes(Vec<BestChange>),
-}
-
-/// What the driver shows: the running speaker, peers held back and why,
-/// how often the speaker was restarted.
+/// What the driver shows: the running speaker and its peer table, peers
+/// held back and why, how often the speaker was restarted.
 #[derive(Debug, Clone, Default)]
 pub struct DriverState {
     /// The running speaker (`None`: no BGP on this node).
     pub speaker: Option<Speaker>,
+    /// The running speaker's peers, as it reports them.
+    pub peers: PeerTable,
     /// Peers not given to the speaker, with the reason.
     pub held: BTreeMap<IpAddr, String>,
     /// Speaker restarts since start (identity changes).
@@ -71,66 +66,6 @@ fn identity(c: &SpeakerConfig) -> SpeakerConfig {
     let mut c = c.clone();
     c.graceful_restart.restarting = false;
     c
-}
-
-/// Wait until every peer in the view is Established (then one more second
-/// for their UPDATEs), or [`CONVERGE_MAX`]. Peers held back (a password
-/// that cannot be read) are not waited for: they cannot come up.
-async fn converged(
-    sp: &Speaker,
-    view: &watch::Receiver<Arc<NodeBgpView>>,
-    state: &watch::Receiver<DriverState>,
-) {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < CONVERGE_MAX {
-        let wanted: Vec<IpAddr> = {
-            let held = &state.borrow().held;
-            view.borrow()
-                .peers
-                .keys()
-                .filter(|a| !held.contains_key(a))
-                .copied()
-                .collect()
-        };
-        if let Ok(status) = sp.status().await {
-            let up = |a: &IpAddr| {
-                status
-                    .iter()
-                    .any(|p| p.address == *a && p.state == "Established")
-            };
-            if wanted.iter().all(up) {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tracing::warn!("BGP not converged after {CONVERGE_MAX:?}: programming routes anyway");
-}
-
-/// Once `sp` has converged: its whole Loc-RIB, then its changes.
-async fn forward(
-    sp: Speaker,
-    view: watch::Receiver<Arc<NodeBgpView>>,
-    state: watch::Receiver<DriverState>,
-    tx: mpsc::UnboundedSender<Best>,
-) {
-    converged(&sp, &view, &state).await;
-    // Subscribe first, then read the Loc-RIB: changes in between are in
-    // both, and each carries the prefix's new best, so applying them after
-    // the whole table ends in the same state.
-    let Ok(mut rx) = sp.subscribe().await else {
-        return;
-    };
-    let Ok(all) = sp.routes().await else { return };
-    if tx.send(Best::Replace(all)).is_err() {
-        return;
-    }
-    while let Some(batch) = rx.recv().await {
-        if tx.send(Best::Changes(batch)).is_err() {
-            return;
-        }
-    }
 }
 
 /// Start a speaker, retrying while the previous one's port is released.
@@ -153,11 +88,22 @@ struct Driver {
     secrets: Secrets,
     best: mpsc::UnboundedSender<Best>,
     state: watch::Sender<DriverState>,
-    running: Option<(SpeakerConfig, Speaker, JoinHandle<()>)>,
+    running: Option<Running>,
     /// What the speaker was given, per peer.
     applied: BTreeMap<IpAddr, PeerConfig>,
     /// Peer nodes whose AS changed, and when their reset is due.
     deferred: BTreeMap<IpAddr, tokio::time::Instant>,
+}
+
+/// The running speaker and the tasks that follow it.
+struct Running {
+    /// Its identity ([`identity`]).
+    identity: SpeakerConfig,
+    speaker: Speaker,
+    /// [`converge::forward`].
+    forward: JoinHandle<()>,
+    /// [`converge::follow_peers`].
+    follow: JoinHandle<()>,
 }
 
 /// Whether the peering is with a node (which restarts itself on an AS change).
@@ -171,18 +117,18 @@ fn is_node(view: &PeerView) -> bool {
     }
 }
 
-/// Spawn the driver: it takes confd's BGP view changes from `view_task`
-/// (whose first change has been received: the view is whole) and sends
-/// best paths to `best`.
+/// Spawn the driver: it takes confd's BGP view from `view` (whose first
+/// change has been received: the view is whole) and sends best paths to
+/// `best`.
 pub fn spawn(
-    mut view_task: BgpViewTask,
+    view: BgpViewTask,
     secrets: Secrets,
     best: mpsc::UnboundedSender<Best>,
 ) -> (watch::Receiver<DriverState>, JoinHandle<()>) {
+    let BgpViewTask { view, mut changes } = view;
     let (state, state_rx) = watch::channel(DriverState::default());
-    let mut changes = std::mem::replace(&mut view_task.changes, mpsc::unbounded_channel().1);
     let mut d = Driver {
-        view: view_task.view.clone(),
+        view,
         secrets,
         best,
         state,
@@ -191,7 +137,6 @@ pub fn spawn(
         deferred: BTreeMap::new(),
     };
     let task = tokio::spawn(async move {
-        let _keep = view_task;
         d.reconfigure(false).await;
         let mut recheck = tokio::time::interval(secrets::RECHECK);
         loop {
@@ -219,7 +164,8 @@ impl Driver {
     /// (or at first), and give it the whole view.
     async fn reconfigure(&mut self, restarting: bool) {
         let wanted = self.wanted_config();
-        if let Some((cfg, sp, fwd)) = self.running.take() {
+        if let Some(old) = self.running.take() {
+            let cfg = &old.identity;
             tracing::info!(
                 old_as = cfg.asn, old_router_id = %cfg.router_id, old_cluster_id = ?cfg.cluster_id,
                 new = ?wanted.as_ref().map(|c| (c.asn, c.router_id, c.cluster_id)),
@@ -227,10 +173,15 @@ impl Driver {
             );
             // The forwarder goes first: a stopping speaker withdraws its
             // sessions' routes from its Loc-RIB, and felix must not see that.
-            fwd.abort();
-            let _ = fwd.await;
-            let _ = sp.shutdown(true).await;
-            self.state.send_modify(|s| s.restarts += 1);
+            old.forward.abort();
+            let _ = old.forward.await;
+            let _ = old.speaker.shutdown(true).await;
+            old.follow.abort();
+            let _ = old.follow.await;
+            self.state.send_modify(|s| {
+                s.restarts += 1;
+                s.peers.clear();
+            });
         }
         self.applied.clear();
         self.deferred.clear();
@@ -247,14 +198,26 @@ impl Driver {
             let _ = self.best.send(Best::Replace(Vec::new()));
             return;
         };
-        let fwd = tokio::spawn(forward(
+        let reason = if restarting {
+            HoldReason::SpeakerRestart
+        } else {
+            HoldReason::Start
+        };
+        let _ = self.best.send(Best::Hold(converge::hold(reason)));
+        let follow = tokio::spawn(converge::follow_peers(sp.clone(), self.state.clone()));
+        let forward = tokio::spawn(converge::forward(
             sp.clone(),
             self.view.clone(),
             self.state.subscribe(),
             self.best.clone(),
         ));
         self.state.send_modify(|s| s.speaker = Some(sp.clone()));
-        self.running = Some((identity(&cfg), sp, fwd));
+        self.running = Some(Running {
+            identity: identity(&cfg),
+            speaker: sp.clone(),
+            forward,
+            follow,
+        });
         let view = self.view.borrow().clone();
         let all = BgpChanges {
             globals: true,
@@ -275,7 +238,7 @@ impl Driver {
     async fn on_changes(&mut self, ch: &BgpChanges) {
         if ch.globals {
             let wanted = self.wanted_config().map(|c| identity(&c));
-            let running = self.running.as_ref().map(|(c, _, _)| c.clone());
+            let running = self.running.as_ref().map(|r| r.identity.clone());
             if wanted != running {
                 self.reconfigure(true).await;
                 return;
@@ -286,7 +249,7 @@ impl Driver {
 
     /// Give the speaker `ch`'s prefixes, then its peers.
     async fn apply(&mut self, ch: &BgpChanges) {
-        let Some((_, sp, _)) = &self.running else {
+        let Some(Running { speaker: sp, .. }) = &self.running else {
             return;
         };
         let sp = sp.clone();
@@ -396,7 +359,7 @@ impl Driver {
 
     /// Apply the peers whose grace is over, as the view has them now.
     async fn apply_deferred(&mut self) {
-        let Some((_, sp, _)) = &self.running else {
+        let Some(Running { speaker: sp, .. }) = &self.running else {
             self.deferred.clear();
             return;
         };
@@ -416,7 +379,7 @@ impl Driver {
 
     /// Read every peer's password again; apply those that changed.
     async fn recheck_passwords(&mut self) {
-        let Some((_, sp, _)) = &self.running else {
+        let Some(Running { speaker: sp, .. }) = &self.running else {
             return;
         };
         let sp = sp.clone();

@@ -1,0 +1,107 @@
+//! The routing wiring: confd's BGP view drives the speaker (peers added,
+//! changed and removed, prefixes originated and withdrawn, live), and
+//! confd's snapshot plus the speaker's best paths drive felix's desired
+//! kernel routes. No decisions here: confd decides peers and prefixes,
+//! the speaker decides best paths, felix decides routes.
+//!
+//! - the speaker's lifecycle (identity changes, passwords, its peer
+//!   table, when it has converged) is [`crate::speaker`]'s;
+//! - [`felix_loop`]: confd's snapshot and the remote prefixes to felix,
+//!   and the hold after a start or a speaker restart;
+//! - [`remote`]: the remote prefixes kept from the best paths (pure).
+//!
+//! What the node reports of all this is read from [`Routing`]'s watches by
+//! [`crate::status`], when asked.
+
+pub mod felix_loop;
+pub mod remote;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use manul_bgp::speaker::Speaker;
+use manul_confd::Confd;
+use manul_confd::bgp::BgpViewTask;
+use manul_confd::bgp::view::NodeBgpView;
+use manul_felix::Felix;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::felix_loop::{FelixFeed, FelixLoop};
+use self::remote::RemoteRoutes;
+use crate::metrics::Metrics;
+use crate::secrets::Secrets;
+use crate::speaker::{self, DriverState};
+
+/// The running wiring; dropping it stops its tasks (routes stay).
+#[derive(Debug)]
+pub struct Routing {
+    /// The BGP driver's state (the running speaker, its peers).
+    pub bgp: watch::Receiver<DriverState>,
+    /// confd's BGP view of this node.
+    pub view: watch::Receiver<Arc<NodeBgpView>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Routing {
+    /// The running speaker, when this node runs BGP.
+    pub fn speaker(&self) -> Option<Speaker> {
+        self.bgp.borrow().speaker.clone()
+    }
+}
+
+impl Drop for Routing {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start the speaker and the felix loop from `confd` (which must be in
+/// sync) for node `me`; the loop publishes on `feed`.
+pub async fn start(
+    confd: &Confd,
+    me: &str,
+    felix: Arc<Felix>,
+    secrets: Secrets,
+    metrics: Arc<Metrics>,
+    feed: watch::Sender<FelixFeed>,
+) -> Result<Routing> {
+    let mut bgp_view = BgpViewTask::spawn(confd.subscribe(), me);
+    // The first change is the whole view; the driver gives the speaker
+    // the whole view at its start anyway.
+    bgp_view
+        .changes
+        .recv()
+        .await
+        .context("confd's BGP view ended")?;
+    let view = bgp_view.view.clone();
+    let globals = view.borrow().globals.clone();
+    let (best_tx, best) = tokio::sync::mpsc::unbounded_channel();
+    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx);
+    let own: Vec<IpAddr> = [
+        globals.ipv4.map(|n| IpAddr::V4(n.addr())),
+        globals.ipv6.map(|n| IpAddr::V6(n.addr())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let felix_loop = FelixLoop {
+        felix,
+        sub: confd.subscribe(),
+        me: me.to_string(),
+        view: view.clone(),
+        remote: RemoteRoutes::new(own),
+        best,
+        metrics,
+        feed,
+        converged: false,
+    };
+    Ok(Routing {
+        bgp,
+        view,
+        tasks: vec![driver, tokio::spawn(felix_loop.run())],
+    })
+}
