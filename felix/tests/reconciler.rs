@@ -462,3 +462,85 @@ async fn a_pod_route_on_a_new_interface_is_kept_until_its_endpoint_arrives() {
         1
     );
 }
+
+/// `ip route show proto 80` per family, as counts.
+fn owned_counts(ns: &Netns) -> (usize, usize) {
+    let count = |fam: &str| {
+        ns.ip(&[fam, "-o", "route", "show", "proto", "80"])
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    (count("-4"), count("-6"))
+}
+
+/// What the reconciler's progress says the kernel holds, as counts.
+fn reported(r: &Reconciler) -> (usize, usize) {
+    let k = r.progress().kernel;
+    (k.ipv4, k.ipv6)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_what_the_kernel_holds_before_and_after_the_first_desired_set() {
+    require!(Need::Root, Need::Bin("ip"));
+    let ns = host();
+    // A previous run's routes (and one of BIRD's, not counted).
+    for args in [
+        &["route", "add", "blackhole", "10.65.0.0/26", "proto", "80"][..],
+        &[
+            "route",
+            "add",
+            "10.65.1.0/26",
+            "via",
+            "192.168.1.2",
+            "proto",
+            "80",
+        ],
+        &[
+            "route",
+            "add",
+            "fd00:65::/122",
+            "via",
+            "fd00:1::2",
+            "proto",
+            "80",
+        ],
+    ] {
+        ns.ip(args).unwrap();
+    }
+    let r = start(&ns).await;
+    let mut progress = r.watch_progress();
+    // Known before any desired set, and nothing written.
+    let p = tokio::time::timeout(
+        WAIT,
+        progress.wait_for(|p| p.kernel.ipv4 + p.kernel.ipv6 == 3),
+    )
+    .await
+    .expect("the dump in time")
+    .unwrap()
+    .clone();
+    assert_eq!((p.kernel.ipv4, p.kernel.ipv6), (2, 1));
+    assert_eq!(p.desired, None);
+    assert_eq!(owned_counts(&ns), (2, 1));
+    // A route someone else (the CNI plugin) writes meanwhile is counted
+    // from its notification; still nothing is written.
+    ns.ip(&["route", "add", "10.65.0.9/32", "dev", CALI, "proto", "80"])
+        .unwrap();
+    tokio::time::timeout(WAIT, progress.wait_for(|p| p.kernel.ipv4 == 3))
+        .await
+        .expect("the notification in time")
+        .unwrap();
+    assert_eq!(r.stats().writes(), 0);
+
+    // The first desired set: once processed, the count is the kernel's.
+    converge(&r, desired()).await;
+    assert_eq!(reported(&r), owned_counts(&ns));
+    assert_eq!(r.progress().desired, Some(desired().len()));
+    // A smaller set: the count follows the deletes as they are written.
+    let mut d = desired();
+    d.remove(&net("10.65.2.0/26"));
+    d.remove(&net("fd00:65:1::/122"));
+    converge(&r, d).await;
+    assert_eq!(reported(&r), owned_counts(&ns));
+}

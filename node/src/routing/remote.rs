@@ -58,3 +58,58 @@ impl RemoteRoutes {
         &self.routes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use manul_bgp::rib::{Path, PeerIndex};
+
+    use super::*;
+
+    fn change(prefix: &str, hops: &[&str], reachable: bool) -> BestChange {
+        let next_hops: Vec<IpAddr> = hops.iter().map(|h| h.parse().unwrap()).collect();
+        BestChange {
+            prefix: prefix.parse().unwrap(),
+            previous: None,
+            best: reachable.then(|| Path {
+                peer: PeerIndex(1),
+                path_id: 0,
+                attrs: Arc::new(Default::default()),
+                next_hop: next_hops[0],
+                stale: false,
+            }),
+            next_hops: next_hops.into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn keeps_reachable_prefixes_through_other_nodes_only() {
+        let own: IpAddr = "10.0.0.1".parse().unwrap();
+        let local: BTreeMap<IpNet, ()> = [("10.65.0.0/26".parse().unwrap(), ())].into();
+        let mut r = RemoteRoutes::new(vec![own]);
+        r.apply(
+            vec![
+                change("10.65.1.0/26", &["10.0.0.2", "10.0.0.3"], true),
+                // Through this node only: not a remote route.
+                change("10.65.2.0/26", &["10.0.0.1"], true),
+                // Our own block, reflected back to us.
+                change("10.65.0.0/26", &["10.0.0.2"], true),
+            ],
+            &local,
+        );
+        let ecmp: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        assert_eq!(
+            r.routes(),
+            &BTreeMap::from([("10.65.1.0/26".parse().unwrap(), ecmp)])
+        );
+        // Our address among the hops is dropped; unreachable goes.
+        r.apply(
+            vec![change("10.65.1.0/26", &["10.0.0.1", "10.0.0.3"], true)],
+            &local,
+        );
+        assert_eq!(r.routes()[&"10.65.1.0/26".parse().unwrap()].len(), 1);
+        r.apply(vec![change("10.65.1.0/26", &["10.0.0.3"], false)], &local);
+        assert_eq!(r.len(), 0);
+    }
+}
