@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use common::{agent, claim_block, peer, status};
-use manul_status::State;
+use manul_status::{HoldReason, State};
 use manul_tests::node::{RES, get, pool_json, wait_felix_route};
 use manul_tests::{Etcd, Lab, Need, require, scratch};
 
@@ -46,6 +46,7 @@ fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut back_at = None;
     let mut h2_gap: Option<(Instant, Instant)> = None;
+    let mut saw_hold = false;
     while Instant::now() < deadline {
         let routes = h1.ns.ip(&["route", "show", "proto", "80"])?;
         ensure!(
@@ -59,6 +60,13 @@ fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
         {
             let now = Instant::now();
             h2_gap = Some((h2_gap.map_or(now, |(first, _)| first), now));
+        }
+        // While the new speaker converges, host1 says it holds its
+        // remote routes, and why.
+        if let Ok(s) = status(&h1.ns)
+            && s.routing.routes.holding.map(|h| h.reason) == Some(HoldReason::SpeakerRestart)
+        {
+            saw_hold = true;
         }
         if back_at.is_none() {
             let p1 = peer(&h1.ns, h2.ipv4_ip());
@@ -82,6 +90,14 @@ fn a_changed_node_as_restarts_the_speaker_and_keeps_the_routes() -> Result<()> {
         "the sessions did not come back with AS 65001: host1 {:?}, host2 {:?}",
         status(&h1.ns)?.routing,
         status(&h2.ns)?.routing
+    );
+    ensure!(
+        saw_hold,
+        "host1 never reported holding its routes for the speaker restart"
+    );
+    ensure!(
+        status(&h1.ns)?.routing.routes.holding.is_none(),
+        "host1 still holding after the sessions came back"
     );
     // host2 resets its session to host1 (the AS it negotiated changed):
     // its route may go for a moment, and must be back.
