@@ -5,50 +5,36 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use nix::fcntl::{Flock, FlockArg};
+use nix::mount::{MsFlags, mount};
+use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
+
 use crate::ebpf::error::EbpfError;
 
 /// Where bpffs is normally mounted.
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
-/// bpffs's `statfs` magic.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-fn c_path(path: &Path) -> Result<std::ffi::CString, EbpfError> {
-    std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| EbpfError::Unsupported(e.to_string()))
-}
-
+/// Whether `path` is on a bpf filesystem.
 pub fn is_bpffs(path: &Path) -> Result<bool, EbpfError> {
-    let c = c_path(path)?;
-    // SAFETY: statfs is plain data; the path is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(EbpfError::Io(io::Error::last_os_error()));
-    }
-    #[allow(clippy::unnecessary_cast)]
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    let st = statfs(path).map_err(io::Error::from)?;
+    Ok(st.filesystem_type() == BPF_FS_MAGIC)
 }
 
 fn mount_bpffs(path: &Path) -> Result<(), EbpfError> {
-    let target = c_path(path)?;
-    let fstype = c"bpf";
-    // SAFETY: NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(EbpfError::Unsupported(format!(
+    mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| {
+        EbpfError::Unsupported(format!(
             "mounting bpffs on {}: {}",
             path.display(),
-            io::Error::last_os_error()
-        )));
-    }
-    Ok(())
+            io::Error::from(e)
+        ))
+    })
 }
 
 /// Mount bpffs at `root` unless it is there already; whether it is there
@@ -57,11 +43,8 @@ pub fn mount_once(root: &Path) -> Result<bool, EbpfError> {
     // Several processes starting at once (tests) must not stack mounts:
     // pins made under a lower one would vanish from view. Whoever holds
     // the lock on the directory checks again and mounts at most once.
-    let lock = fs::File::open(root)?;
-    // SAFETY: flock on an fd we own; released when `lock` closes.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
-        return Err(EbpfError::Io(io::Error::last_os_error()));
-    }
+    let lock = Flock::lock(fs::File::open(root)?, FlockArg::LockExclusive)
+        .map_err(|(_, e)| io::Error::from(e))?;
     if !is_bpffs(root)? {
         mount_bpffs(root)?;
         tracing::info!(path = %root.display(), "mounted the bpf filesystem");
