@@ -4,14 +4,11 @@
 
 /// Seconds on `CLOCK_MONOTONIC` (since boot).
 pub fn now() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    use nix::time::{ClockId, clock_gettime};
+    // CLOCK_MONOTONIC always exists.
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC);
+    debug_assert!(ts.is_ok());
+    ts.map_or(0.0, |ts| ts.tv_sec() as f64 + ts.tv_nsec() as f64 * 1e-9)
 }
 
 #[cfg(test)]

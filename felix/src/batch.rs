@@ -189,19 +189,9 @@ impl BatchWriter {
 /// Ask for a `size`-byte receive buffer, beyond `rmem_max` when allowed
 /// (SO_RCVBUFFORCE needs CAP_NET_ADMIN), else as much as SO_RCVBUF gives.
 pub(crate) fn force_rcvbuf(s: &Socket, size: usize) {
-    use std::os::fd::AsRawFd;
+    use nix::sys::socket::{setsockopt, sockopt::RcvBufForce};
     let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
+    if setsockopt(s, RcvBufForce, &(size as usize)).is_err() {
         let _ = s.set_rx_buf_sz(size);
     }
 }

@@ -72,17 +72,11 @@ struct Own {
 
 /// Whether the socket `fd` has nothing queued.
 fn queue_empty(fd: &impl AsRawFd) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::socket::{MsgFlags, recv};
     let mut b = [0u8; 1];
-    // SAFETY: a peek of at most one byte into a live buffer.
-    let rc = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            b.as_mut_ptr().cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    matches!(recv(fd.as_raw_fd(), &mut b, peek), Err(Errno::EAGAIN))
 }
 
 impl Drop for Events {

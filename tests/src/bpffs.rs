@@ -4,29 +4,21 @@
 //! sweeper if the test process is killed (see [`crate::scratch`]).
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
 
 use crate::scratch;
 
 /// Where bpffs is mounted.
 pub const BPFFS: &str = "/sys/fs/bpf";
 
-/// bpffs's `statfs` magic.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
 fn is_bpffs(path: &Path) -> Result<bool> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-    // SAFETY: statfs is plain data; the path is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error()).context(format!("statfs {}", path.display()));
-    }
-    #[allow(clippy::unnecessary_cast)]
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    let st = statfs(path).with_context(|| format!("statfs {}", path.display()))?;
+    Ok(st.filesystem_type() == BPF_FS_MAGIC)
 }
 
 /// Mount bpffs at [`BPFFS`] unless it is there, the way felix does: the
@@ -38,11 +30,11 @@ pub fn ensure_mounted() -> Result<()> {
     if is_bpffs(root)? {
         return Ok(());
     }
-    let lock = File::open(root).with_context(|| format!("opening {BPFFS}"))?;
-    // SAFETY: flock on an fd we own; released when `lock` closes.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error()).context(format!("locking {BPFFS}"));
-    }
+    let dir = File::open(root).with_context(|| format!("opening {BPFFS}"))?;
+    // Released when `_lock` drops, at the end.
+    let _lock = Flock::lock(dir, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("locking {BPFFS}"))?;
     if !is_bpffs(root)? {
         let st = Command::new("mount")
             .args(["-t", "bpf", "bpf", BPFFS])

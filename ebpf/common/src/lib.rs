@@ -167,10 +167,17 @@ impl Counters {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: each is #[repr(C)], Copy, made of integers and byte arrays
-    // with no padding (sizes asserted below), so any bit pattern is valid.
+    // aya::Pod asks for plain data: Copy, and every bit pattern of its size
+    // a valid value, with no padding bytes (which would be uninitialised).
+    // The sizes asserted below equal the sum of the fields, so none has
+    // padding.
+
+    // SAFETY: #[repr(C)], Copy, only u8, u32 and byte arrays; 24 bytes.
     unsafe impl aya::Pod for super::RouteValue {}
+    // SAFETY: #[repr(C)], Copy, only u8, u32 and byte arrays; its size is
+    // asserted to be that of its fields.
     unsafe impl aya::Pod for super::EndpointValue {}
+    // SAFETY: #[repr(C)], Copy, eight u64s.
     unsafe impl aya::Pod for super::Counters {}
 }
 

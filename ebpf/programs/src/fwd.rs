@@ -23,15 +23,17 @@ const AF_INET6: u8 = 10;
 /// The interface the packet came in on (the workload's host side).
 #[inline(always)]
 fn ifindex(ctx: &TcContext) -> u32 {
-    // SAFETY: the context pointer is valid for the program's run.
+    // SAFETY: `ctx.skb.skb` is the `__sk_buff` the kernel passed this
+    // program, valid for the whole run; the verifier checks the field read.
     unsafe { (*ctx.skb.skb).ifindex }
 }
 
 /// The endpoint sending on this interface, if felix knows it.
 #[inline(always)]
 pub(crate) fn endpoint(ifindex: u32) -> Option<&'static EndpointValue> {
-    // SAFETY: the value is only read, and hash values stay valid while
-    // the program runs (RCU).
+    // SAFETY: the value is only read, and only during this run: the kernel
+    // keeps a hash map value alive (RCU) until the program returns, even
+    // if user space deletes it meanwhile.
     unsafe { ENDPOINTS.get(ifindex) }
 }
 
@@ -76,7 +78,8 @@ fn to_local(ctx: &mut TcContext, from: u32, target: u32) -> Option<i32> {
         return None;
     }
     count(from, Outcome::Forwarded, ctx.len() as u64);
-    // SAFETY: a plain helper call.
+    // SAFETY: the helper takes two integers and touches no memory of
+    // ours; it records where the packet goes when the program returns.
     Some(unsafe { bpf_redirect_peer(target, 0) } as i32)
 }
 
@@ -94,12 +97,14 @@ fn after_fib(
             return None;
         }
         count(from, Outcome::Forwarded, ctx.len() as u64);
-        // SAFETY: a plain helper call.
+        // SAFETY: the helper takes two integers and touches no memory of
+        // ours; it records where the packet goes when the program returns.
         return Some(unsafe { bpf_redirect(params.ifindex, 0) } as i32);
     }
     if rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64 {
         count(from, Outcome::Forwarded, ctx.len() as u64);
-        // SAFETY: `nh` is a valid, initialised bpf_redir_neigh.
+        // SAFETY: `nh` is a live, initialised bpf_redir_neigh of the size
+        // passed, which the helper only reads.
         return Some(unsafe {
             bpf_redirect_neigh(
                 params.ifindex,
@@ -158,13 +163,17 @@ fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Opti
         decrement_ttl_v4(ctx, word)?;
         return to_local(ctx, ifi, route.ifindex);
     }
+    // SAFETY: a C struct of integers, arrays and unions of integers: all
+    // zeroes is a valid value (the helper's documented starting point).
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET;
     params.ifindex = ifi;
     params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16);
     params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
     params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
-    // SAFETY: `params` is a valid bpf_fib_lookup of the size passed.
+    // SAFETY: `ctx.as_ptr()` is this program's context; `params` is a live,
+    // initialised bpf_fib_lookup of the size passed (the helper reads and
+    // writes it).
     let rc = unsafe {
         fib_lookup(
             ctx.as_ptr(),
@@ -177,6 +186,8 @@ fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Opti
         return None;
     }
     decrement_ttl_v4(ctx, word)?;
+    // SAFETY: a C struct of integers and a union of integers: all zeroes
+    // is a valid value.
     let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
     nh.nh_family = AF_INET as u32;
     // SAFETY: the IPv4 member of unions the kernel filled in for AF_INET.
@@ -193,6 +204,17 @@ pub(crate) fn decrement_ttl_v4(ctx: &mut TcContext, word: u16) -> Option<()> {
     ctx.store(ETH_LEN + 8, &new, 0).ok()?;
     ctx.l3_csum_replace(ETH_LEN + 10, word as u64, new as u64, 2)
         .ok()
+}
+
+/// An IPv6 address as the kernel's `__u32[4]` (the same bytes in memory).
+#[inline(always)]
+fn words(a: [u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
 }
 
 /// IPv6: see the crate docs.
@@ -237,14 +259,16 @@ fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Op
         ctx.store(ETH_LEN + 7, &(hop_limit - 1), 0).ok()?;
         return to_local(ctx, ifi, route.ifindex);
     }
+    // SAFETY: as in `forward_v4`.
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET6;
     params.ifindex = ifi;
     params.__bindgen_anon_1.tot_len = (ctx.len() as u16).wrapping_sub(ETH_LEN as u16);
-    // SAFETY: same size, any bit pattern valid.
-    params.__bindgen_anon_3.ipv6_src = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(src) };
-    params.__bindgen_anon_4.ipv6_dst = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(dst) };
-    // SAFETY: `params` is a valid bpf_fib_lookup of the size passed.
+    params.__bindgen_anon_3.ipv6_src = words(src);
+    params.__bindgen_anon_4.ipv6_dst = words(dst);
+    // SAFETY: `ctx.as_ptr()` is this program's context; `params` is a live,
+    // initialised bpf_fib_lookup of the size passed (the helper reads and
+    // writes it).
     let rc = unsafe {
         fib_lookup(
             ctx.as_ptr(),
@@ -257,6 +281,7 @@ fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Op
         return None;
     }
     ctx.store(ETH_LEN + 7, &(hop_limit - 1), 0).ok()?;
+    // SAFETY: as in `forward_v4`.
     let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
     nh.nh_family = AF_INET6 as u32;
     // SAFETY: the IPv6 member of unions the kernel filled in for AF_INET6.

@@ -17,7 +17,8 @@ const PACKET_HOST: u32 = 0;
 /// Is the frame addressed to this host (not broadcast, not another MAC)?
 #[inline(always)]
 fn for_this_host(ctx: &TcContext) -> bool {
-    // SAFETY: the context pointer is valid for the program's run.
+    // SAFETY: `ctx.skb.skb` is the `__sk_buff` the kernel passed this
+    // program, valid for the whole run; the verifier checks the field read.
     unsafe { (*ctx.skb.skb).pkt_type == PACKET_HOST }
 }
 
@@ -29,7 +30,8 @@ fn deliver(ctx: &mut TcContext, target: u32) -> Option<i32> {
         return None;
     }
     count(target, Outcome::Delivered, ctx.len() as u64);
-    // SAFETY: a plain helper call.
+    // SAFETY: the helper takes two integers and touches no memory of
+    // ours; it records where the packet goes when the program returns.
     Some(unsafe { bpf_redirect_peer(target, 0) } as i32)
 }
 

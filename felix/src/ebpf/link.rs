@@ -1,51 +1,54 @@
 //! Interface index and MAC by name, inside a network namespace (the
 //! kernel answers for the namespace of the thread that asks).
 
-use std::ffi::CString;
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+
+use nix::net::if_::if_nametoindex;
 
 use crate::ebpf::entries::Link;
 use crate::netns::in_netns;
 
-/// Index and MAC of `name` in the current thread's namespace; `None` if
-/// there is no such interface.
-pub fn link_here(name: &str) -> Option<Link> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if ifindex == 0 {
-        return None;
+/// The hardware address of every interface here that has one, by name
+/// (one `getifaddrs` dump; its `AF_PACKET` entries). Bytes past the
+/// address's length are zero, as `SIOCGIFHWADDR` gives them.
+fn macs_here() -> io::Result<HashMap<String, [u8; 6]>> {
+    let mut out = HashMap::new();
+    for a in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
+        let Some(ll) = a.address.as_ref().and_then(|s| s.as_link_addr()) else {
+            continue;
+        };
+        let mut mac = [0u8; 6];
+        if let Some(addr) = ll.addr() {
+            let len = ll.halen().min(mac.len());
+            mac[..len].copy_from_slice(&addr[..len]);
+        }
+        out.insert(a.interface_name, mac);
     }
-    // SAFETY: a plain socket for the ioctl, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: ifreq is plain data; zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(c.as_bytes()) {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: `req` names the interface; the kernel fills ifru_hwaddr.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) };
-    // SAFETY: our fd.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return None;
-    }
-    // SAFETY: SIOCGIFHWADDR filled the hwaddr member.
-    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-    let mut mac = [0u8; 6];
-    for (m, d) in mac.iter_mut().zip(data.iter()) {
-        *m = *d as u8;
-    }
+    Ok(out)
+}
+
+/// `name`'s index, with its MAC from `macs` (zero if it has none).
+fn link_with(name: &str, macs: &HashMap<String, [u8; 6]>) -> Option<Link> {
+    let ifindex = if_nametoindex(name).ok()?;
+    let mac = macs.get(name).copied().unwrap_or_default();
     Some(Link { ifindex, mac })
 }
 
-/// [`link_here`] for each of `names`, inside `netns`.
+/// Index and MAC of `name` in the current thread's namespace; `None` if
+/// there is no such interface.
+pub fn link_here(name: &str) -> Option<Link> {
+    link_with(name, &macs_here().ok()?)
+}
+
+/// [`link_here`] for each of `names`, inside `netns` (one interface dump
+/// for all of them).
 pub fn links_in(netns: Option<&Path>, names: &[String]) -> io::Result<Vec<Option<Link>>> {
-    in_netns(netns, || Ok(names.iter().map(|n| link_here(n)).collect()))
+    in_netns(netns, || {
+        let macs = macs_here()?;
+        Ok(names.iter().map(|n| link_with(n, &macs)).collect())
+    })
 }
 
 /// The interfaces (inside `netns`) holding an address in one of `subnets`:

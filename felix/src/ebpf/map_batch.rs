@@ -6,11 +6,9 @@
 //! batch operations) take the whole list at once. A kernel that refuses
 //! them gets one call per entry, as before, decided once per dataplane.
 
-use std::os::fd::AsFd;
-
 use aya::Pod;
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{IterableMap, MapData, MapError};
+use aya::maps::{MapData, MapError};
 use aya::sys::SyscallError;
 use manul_ebpf_common::RouteValue;
 
@@ -57,7 +55,7 @@ pub fn put_all<K: Pod>(
         return Ok(());
     }
     if batching.0 {
-        match sys::map_update_batch(trie.map().fd().as_fd(), keys, values) {
+        match sys::map_update_batch(trie, keys, values) {
             Ok(()) => return Ok(()),
             Err(e) if unsupported(&e) => {
                 tracing::info!("this kernel has no batched map updates: one call per entry");
@@ -80,7 +78,7 @@ pub fn delete_all<K: Pod>(
 ) -> Result<(), MapError> {
     let mut done = 0;
     while batching.0 && done < keys.len() {
-        match sys::map_delete_batch(trie.map().fd().as_fd(), &keys[done..]) {
+        match sys::map_delete_batch(trie, &keys[done..]) {
             Ok(()) => return Ok(()),
             // The call stops at a missing key (`done` counts those before
             // it): skip it and go on.

@@ -11,9 +11,11 @@
 //!   summary of the running dataplane.
 //! - [`link`]: interface index and MAC by name in a namespace; uplinks.
 //! - [`legacy`]: clsact + `cls_bpf` attachments for kernels without TCX.
+//! - [`bpffs`]: the bpf filesystem: is a path on it, mount it once.
 //! - [`sys`]: the bpf(2) commands aya lacks (open a pin, detach a link now).
 //! - [`error`]: what can go wrong ([`EbpfError`]).
 
+pub mod bpffs;
 pub mod dataplane;
 pub mod driver;
 pub mod entries;

@@ -7,8 +7,12 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
+
+use aya::Pod;
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{IterableMap, MapData};
 
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_LINK_DETACH: libc::c_long = 34;
@@ -49,7 +53,13 @@ pub struct BatchError {
     pub done: usize,
 }
 
-fn map_batch(
+/// A `BPF_MAP_*_BATCH` call on `map` for `count` entries.
+///
+/// # Safety
+///
+/// `keys` (and `values`, unless 0) must be the addresses of `count` keys
+/// (values) of `map`'s key (value) size, readable for the whole call.
+unsafe fn map_batch(
     cmd: libc::c_long,
     map: BorrowedFd<'_>,
     keys: u64,
@@ -63,7 +73,10 @@ fn map_batch(
         map_fd: map.as_raw_fd() as u32,
         ..Default::default()
     };
-    match bpf(cmd, &mut attr) {
+    // SAFETY: `attr` is the `batch` member for a batch command, its
+    // pointers valid for `count` entries as this function's caller ensures
+    // (and `count` only ever shrinks by the conversion above).
+    match unsafe { bpf(cmd, &mut attr) } {
         Ok(_) => Ok(()),
         Err(error) => Err(BatchError {
             error,
@@ -73,37 +86,55 @@ fn map_batch(
     }
 }
 
-/// Set `keys[i]` to `values[i]` in `map`, all in one call. `K` and `V`
-/// must be the map's key and value types (plain data, as aya's `Pod`).
-pub fn map_update_batch<K: aya::Pod, V: aya::Pod>(
-    map: BorrowedFd<'_>,
-    keys: &[K],
+/// Set `keys[i]` to `values[i]` in `trie`, all in one call.
+pub fn map_update_batch<K: Pod, V: Pod>(
+    trie: &LpmTrie<MapData, K, V>,
+    keys: &[Key<K>],
     values: &[V],
 ) -> Result<(), BatchError> {
     let count = keys.len().min(values.len());
-    map_batch(
-        BPF_MAP_UPDATE_BATCH,
-        map,
-        keys.as_ptr() as u64,
-        values.as_ptr() as u64,
-        count,
-    )
+    // SAFETY: both slices hold at least `count` entries, and an `LpmTrie`
+    // exists only for a map whose key and value sizes are those of
+    // `Key<K>` and `V` (aya checks them when it is made).
+    unsafe {
+        map_batch(
+            BPF_MAP_UPDATE_BATCH,
+            trie.map().fd().as_fd(),
+            keys.as_ptr() as u64,
+            values.as_ptr() as u64,
+            count,
+        )
+    }
 }
 
-/// Delete `keys` from `map` in one call (stops at the first missing key).
-pub fn map_delete_batch<K: aya::Pod>(map: BorrowedFd<'_>, keys: &[K]) -> Result<(), BatchError> {
-    map_batch(
-        BPF_MAP_DELETE_BATCH,
-        map,
-        keys.as_ptr() as u64,
-        0,
-        keys.len(),
-    )
+/// Delete `keys` from `trie` in one call (stops at the first missing key).
+pub fn map_delete_batch<K: Pod, V: Pod>(
+    trie: &LpmTrie<MapData, K, V>,
+    keys: &[Key<K>],
+) -> Result<(), BatchError> {
+    // SAFETY: `keys` holds `keys.len()` entries of the map's key size
+    // (aya checked it when the `LpmTrie` was made); no values are read.
+    unsafe {
+        map_batch(
+            BPF_MAP_DELETE_BATCH,
+            trie.map().fd().as_fd(),
+            keys.as_ptr() as u64,
+            0,
+            keys.len(),
+        )
+    }
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid, initialised attribute struct of the size
-    // passed, laid out as the kernel's union member for `cmd`.
+/// The bpf(2) system call.
+///
+/// # Safety
+///
+/// `attr` must be laid out as the member of `union bpf_attr` that `cmd`
+/// reads, and every address in it must be valid for what the kernel does
+/// there for `cmd` (read or write) for the duration of the call.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a live, initialised `T` of the size passed, which
+    // the caller guarantees is right for `cmd`.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -128,8 +159,10 @@ pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
         bpf_fd: 0,
         file_flags: 0,
     };
-    let fd = bpf(BPF_OBJ_GET, &mut attr)?;
-    // SAFETY: a new fd the kernel just gave us.
+    // SAFETY: `ObjGet` is the member BPF_OBJ_GET reads (the `BPF_OBJ_*` one), and its
+    // path is a NUL-terminated string (`c`) that outlives the call.
+    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr) }?;
+    // SAFETY: BPF_OBJ_GET returned a new fd, which nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
@@ -138,5 +171,7 @@ pub fn link_detach(fd: &OwnedFd) -> io::Result<()> {
     let mut attr = LinkDetach {
         link_fd: fd.as_raw_fd() as u32,
     };
-    bpf(BPF_LINK_DETACH, &mut attr).map(drop)
+    // SAFETY: `LinkDetach` is the `link_detach` member BPF_LINK_DETACH
+    // reads; it holds no address.
+    unsafe { bpf(BPF_LINK_DETACH, &mut attr) }.map(drop)
 }
