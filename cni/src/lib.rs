@@ -6,7 +6,7 @@
 //! configuration on stdin; it answers with a result or a CNI error as JSON
 //! on stdout (exit status 1 on error). State lives only in etcd.
 //!
-//! - [`env`]: the `CNI_*` variables; [`conf`]: the network configuration;
+//! - [`env`](mod@env): the `CNI_*` variables; [`conf`]: the network configuration;
 //! - [`names`]: Calico's veth, handle and WorkloadEndpoint names;
 //! - [`workload`]: the WorkloadEndpoint; [`netlink`]: the veth pair;
 //! - [`commands`]: ADD, DEL, CHECK; [`gc`]: GC and STATUS;

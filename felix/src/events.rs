@@ -5,7 +5,7 @@
 //!
 //! A bulk write of N routes makes the kernel send N route notifications
 //! back, which tell felix nothing its writer's acknowledgements did not:
-//! before such a write the reconciler announces them ([`Events::expect_own`]),
+//! before such a write the reconciler announces them ([`OwnWrites::expect_own`]),
 //! and the reader drops that many route notifications carrying felix's
 //! protocol by a look at their header, without decoding them; after the
 //! write, the announcement is reduced by the writes that failed (they sent

@@ -11,7 +11,7 @@
 //! | WorkloadEndpoint | nothing |
 //!
 //! Peerings are kept per source and merged by address: when two sources
-//! name the same address the one with the greater [`PeerSource`] wins (an
+//! name the same address the one with the greater [`PeerSource`](super::view::PeerSource) wins (an
 //! explicit BGPPeer over a reverse peering over the mesh; one naming this node over a selector
 //! over a global one). The output, [`BgpChanges`], lists only the peers and
 //! prefixes whose value changed: a change to one BGPPeer changes only the

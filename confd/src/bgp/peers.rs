@@ -22,7 +22,7 @@
 //! - **Reverse peerings**: a node that a BGPPeer selects as a *peer*
 //!   (by `peerSelector`, or by `peerIP` + `asNumber`) peers back with the
 //!   nodes the BGPPeer applies to, so one BGPPeer makes both ends of each
-//!   session (see [`reverse`]). A forward peering to the same address wins.
+//!   session (see `reverse`). A forward peering to the same address wins.
 //! - **Route reflection**: a node with a cluster ID treats each iBGP peer
 //!   as a reflector client unless the peer is a node of the same cluster
 //!   (`peerIP` peers carry no cluster ID, so they are clients).

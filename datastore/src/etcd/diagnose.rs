@@ -2,7 +2,7 @@
 //!
 //! The gRPC client reports a refused client certificate only as "connection
 //! closed", and a plain-HTTP client talking to a TLS port the same way.
-//! So when a request fails at the transport level, [`TlsProbe::explain`]
+//! So when a request fails at the transport level, `TlsProbe::explain`
 //! connects once more by hand, with the same CA and client certificate,
 //! and reads what etcd says: a TLS alert (`CertificateRequired`,
 //! `BadCertificate`...), a server certificate this client cannot verify,
