@@ -25,7 +25,7 @@ use crate::session::events::{PeerCommand, PeerEvent};
 use crate::session::peer::{LocalIdentity, PeerTask};
 use crate::session::socket;
 use crate::speaker::status::{CapabilitySummary, PeerChange, PeerStatus, unix_now};
-use crate::speaker::{ExportMode, ImportMode, PeerConfig, SpeakerConfig};
+use crate::speaker::{ExportMode, ImportMode, PeerConfig, PeerError, SpeakerConfig};
 use crate::types::Family;
 use crate::wire::negotiate::Negotiated;
 use crate::wire::notification::{cease, code};
@@ -47,9 +47,9 @@ const EVENT_QUEUE: usize = 4;
 /// Commands from the [`crate::speaker::Speaker`] handle.
 #[derive(Debug)]
 pub(crate) enum Command {
-    AddPeer(PeerConfig, oneshot::Sender<Result<(), String>>),
-    UpdatePeer(PeerConfig, oneshot::Sender<Result<(), String>>),
-    RemovePeer(IpAddr, oneshot::Sender<Result<(), String>>),
+    AddPeer(PeerConfig, oneshot::Sender<Result<(), PeerError>>),
+    UpdatePeer(PeerConfig, oneshot::Sender<Result<(), PeerError>>),
+    RemovePeer(IpAddr, oneshot::Sender<Result<(), PeerError>>),
     Originate {
         prefix: IpNet,
         communities: Vec<Community>,
@@ -371,7 +371,7 @@ impl Core {
 
     // --- peers ---------------------------------------------------------------
 
-    fn add_peer(&mut self, cfg: PeerConfig, dynamic: bool) -> Result<PeerIndex, String> {
+    fn add_peer(&mut self, cfg: PeerConfig, dynamic: bool) -> Result<PeerIndex, PeerError> {
         self.add_peer_after(cfg, dynamic, None)
     }
 
@@ -383,9 +383,9 @@ impl Core {
         cfg: PeerConfig,
         dynamic: bool,
         previous: Option<JoinHandle<()>>,
-    ) -> Result<PeerIndex, String> {
+    ) -> Result<PeerIndex, PeerError> {
         if self.by_addr.contains_key(&cfg.address) {
-            return Err(format!("peer {} already exists", cfg.address));
+            return Err(PeerError::Exists(cfg.address));
         }
         let local_as = cfg.options.local_asn.unwrap_or(self.cfg.asn);
         let mut info = PeerInfo::new(cfg.address, Ipv4Addr::UNSPECIFIED, cfg.asn, local_as);
@@ -442,11 +442,8 @@ impl Core {
 
     /// Remove a peer; returns the task of its session, which ends once it
     /// has sent its Cease and closed.
-    fn remove_peer(&mut self, addr: IpAddr) -> Result<Option<JoinHandle<()>>, String> {
-        let index = self
-            .by_addr
-            .remove(&addr)
-            .ok_or_else(|| format!("no peer {addr}"))?;
+    fn remove_peer(&mut self, addr: IpAddr) -> Result<Option<JoinHandle<()>>, PeerError> {
+        let index = self.by_addr.remove(&addr).ok_or(PeerError::Unknown(addr))?;
         let mut task = None;
         if let Some(mut entry) = self.peers.remove(&index) {
             let _ = entry.commands.send(PeerCommand::Stop {
@@ -465,13 +462,13 @@ impl Core {
         Ok(task)
     }
 
-    fn update_peer(&mut self, cfg: PeerConfig) -> Result<(), String> {
+    fn update_peer(&mut self, cfg: PeerConfig) -> Result<(), PeerError> {
         let index = *self
             .by_addr
             .get(&cfg.address)
-            .ok_or_else(|| format!("no peer {}", cfg.address))?;
+            .ok_or(PeerError::Unknown(cfg.address))?;
         let Some(entry) = self.peers.get_mut(&index) else {
-            return Err(format!("no peer {}", cfg.address));
+            return Err(PeerError::Unknown(cfg.address));
         };
         if entry.cfg.needs_reset(&cfg) {
             let dynamic = entry.dynamic;

@@ -1,6 +1,5 @@
 //! [`Speaker`]: the async handle the node agent and `manul-bgpd` use.
 
-use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -11,24 +10,8 @@ use tokio::task::JoinHandle;
 use crate::rib::BestChange;
 use crate::session::socket::{self, SocketOptions};
 use crate::speaker::core::{Command, Core, accept_loop};
-use crate::speaker::{PeerChange, PeerConfig, PeerStatus, SpeakerConfig};
+use crate::speaker::{PeerChange, PeerConfig, PeerStatus, SpeakerConfig, SpeakerError};
 use crate::wire::{Community, LargeCommunity};
-
-/// The speaker stopped (its task ended).
-#[derive(Debug, thiserror::Error)]
-pub enum SpeakerError {
-    #[error("the BGP speaker has stopped")]
-    Stopped,
-    #[error("{0}")]
-    Rejected(String),
-    #[error("listening on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        source: io::Error,
-    },
-    #[error("starting the speaker's core thread: {0}")]
-    Runtime(io::Error),
-}
 
 /// A running speaker. Cheap to clone; every clone drives the same speaker.
 #[derive(Debug, Clone)]
@@ -95,24 +78,21 @@ impl Speaker {
 
     /// Add a peer; its session starts at once.
     pub async fn add_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::AddPeer(cfg, tx))
-            .await?
-            .map_err(SpeakerError::Rejected)
+        self.ask(|tx| Command::AddPeer(cfg, tx)).await??;
+        Ok(())
     }
 
     /// Change a peer. Only a change to what shapes its session (address,
     /// AS, password, timers, families...) restarts that one session.
     pub async fn update_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::UpdatePeer(cfg, tx))
-            .await?
-            .map_err(SpeakerError::Rejected)
+        self.ask(|tx| Command::UpdatePeer(cfg, tx)).await??;
+        Ok(())
     }
 
     /// Remove a peer (Cease / Administrative Shutdown) and its routes.
     pub async fn remove_peer(&self, address: IpAddr) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::RemovePeer(address, tx))
-            .await?
-            .map_err(SpeakerError::Rejected)
+        self.ask(|tx| Command::RemovePeer(address, tx)).await??;
+        Ok(())
     }
 
     /// Originate (or change the communities of) a prefix.

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod core;
+mod error;
 mod handle;
 pub mod status;
 
@@ -14,5 +15,6 @@ pub use config::{
     ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
     SpeakerConfig,
 };
-pub use handle::{Speaker, SpeakerError};
+pub use error::{PeerError, SpeakerError};
+pub use handle::Speaker;
 pub use status::{CapabilitySummary, PeerChange, PeerStatus};
