@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use manul_bgp::fsm::State;
 use manul_bgp::rib::BestChange;
-use manul_bgp::speaker::{ExportMode, PeerConfig, PeerOptions, Speaker};
+use manul_bgp::speaker::{ExportMode, PeerConfig, PeerError, PeerOptions, Speaker, SpeakerError};
 use manul_tests::{Bird, Lab, Need, require, wait_until};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -294,5 +294,41 @@ async fn a_speaker_with_many_sessions_stops_promptly() -> anyhow::Result<()> {
     for spoke in spokes {
         spoke.shutdown(false).await?;
     }
+    Ok(())
+}
+
+/// Refused peer changes say what was wrong, typed.
+#[tokio::test]
+async fn peer_changes_are_refused_with_typed_errors() -> anyhow::Result<()> {
+    let mut cfg = common::speaker_config("10.0.0.1", 65001, "127.0.0.1:0", false);
+    cfg.listen.clear();
+    let speaker = Speaker::start(cfg)?;
+    let mut p = peer("127.0.0.9", 65009);
+    p.options.passive = true;
+    let addr = p.address;
+    speaker.add_peer(p.clone()).await?;
+    let again = speaker.add_peer(p).await;
+    assert!(
+        matches!(again, Err(SpeakerError::Peer(PeerError::Exists(a))) if a == addr),
+        "{again:?}"
+    );
+    let other: IpAddr = "127.0.0.10".parse()?;
+    let update = speaker.update_peer(peer("127.0.0.10", 65010)).await;
+    assert!(
+        matches!(update, Err(SpeakerError::Peer(PeerError::Unknown(a))) if a == other),
+        "{update:?}"
+    );
+    speaker.remove_peer(addr).await?;
+    let removed = speaker.remove_peer(addr).await;
+    assert!(
+        matches!(removed, Err(SpeakerError::Peer(PeerError::Unknown(a))) if a == addr),
+        "{removed:?}"
+    );
+    assert_eq!(
+        removed.unwrap_err().to_string(),
+        "no peer 127.0.0.9",
+        "the message names the address"
+    );
+    speaker.shutdown(false).await?;
     Ok(())
 }

@@ -1,4 +1,7 @@
-//! What flows between a peer's task and the speaker core.
+//! What flows between a peer's task and the speaker core: the core's
+//! [`PeerCommand`]s (plain values) reach the task wrapped in a
+//! [`ToPeerTask`], next to what only the driver has (connections) or does
+//! (stopping tasks); the task reports [`PeerEvent`]s.
 
 use std::net::SocketAddr;
 
@@ -13,14 +16,9 @@ use crate::types::Family;
 use crate::wire::Notification;
 use crate::wire::negotiate::Negotiated;
 
-/// Core -> peer task.
-#[derive(Debug)]
+/// Core -> a peer's session: what to send or change.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerCommand {
-    /// Stop the session. `notify`: send Cease/Administrative Shutdown with
-    /// this message; `None` closes silently (graceful restart keeps routes).
-    Stop { notify: Option<String> },
-    /// A connection the listener accepted from this peer's address.
-    Incoming(TcpStream),
     /// Routes to announce and withdraw.
     Send(OutUpdate),
     /// End-of-RIB marker for a family (RFC 4724 §2).
@@ -33,6 +31,19 @@ pub enum PeerCommand {
     Reset(Notification),
     /// New settings that do not shape the session (see `PeerConfig::needs_reset`).
     Reconfigure(Box<PeerConfig>),
+}
+
+/// Driver -> peer task.
+#[derive(Debug)]
+pub enum ToPeerTask {
+    /// From the core.
+    Command(PeerCommand),
+    /// A connection the listener accepted from this peer's address.
+    Incoming(TcpStream),
+    /// Stop the session and end the task. `notify`: send Cease /
+    /// Administrative Shutdown with this message; `None` closes silently
+    /// (graceful restart keeps routes).
+    Stop { notify: Option<String> },
 }
 
 /// Peer task -> core.
@@ -73,5 +84,10 @@ pub enum PeerEvent {
     Problem {
         peer: PeerIndex,
         message: String,
+    },
+    /// The task is ending: nothing more comes from it, so its index may
+    /// be given to another peer.
+    Ended {
+        peer: PeerIndex,
     },
 }

@@ -1,7 +1,7 @@
 //! The task that runs one peer's session: it owns the [`Fsm`], the TCP
 //! connection(s) and the codec context, turns bytes into events and
 //! actions into bytes, and talks to the speaker core through
-//! [`PeerCommand`] / [`PeerEvent`].
+//! [`ToPeerTask`] / [`PeerEvent`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use crate::rib::PeerIndex;
 use crate::rib::adj_out::OutUpdate;
 use crate::rib::change::{RibChange, changes_from_update};
 use crate::session::conn::Connection;
-use crate::session::events::{PeerCommand, PeerEvent};
+use crate::session::events::{PeerCommand, PeerEvent, ToPeerTask};
 use crate::session::socket::{self, SocketOptions};
 use crate::speaker::{PeerConfig, SpeakerConfig};
 use crate::types::{Family, RouterId};
@@ -130,7 +130,7 @@ pub struct PeerTask {
     pending: Option<Pending>,
     ctx: Context,
     negotiated: Option<Negotiated>,
-    commands: mpsc::UnboundedReceiver<PeerCommand>,
+    commands: mpsc::UnboundedReceiver<ToPeerTask>,
     events: mpsc::Sender<PeerEvent>,
     /// Routes decoded from the last read, sent to the core as one batch.
     batch: Vec<RibChange>,
@@ -200,7 +200,7 @@ impl PeerTask {
         index: PeerIndex,
         cfg: PeerConfig,
         local: Arc<LocalIdentity>,
-        commands: mpsc::UnboundedReceiver<PeerCommand>,
+        commands: mpsc::UnboundedReceiver<ToPeerTask>,
         events: mpsc::Sender<PeerEvent>,
     ) -> Self {
         let fsm = Fsm::new(fsm_config(&local, &cfg));
@@ -221,23 +221,25 @@ impl PeerTask {
         }
     }
 
-    /// Run until told to stop (or the core goes away).
+    /// Run until told to stop (or the core goes away); the last event
+    /// reported is [`PeerEvent::Ended`].
     pub async fn run(mut self) {
         self.step(Event::ManualStart).await;
         loop {
             let deadline = self.fsm.next_deadline();
             tokio::select! {
                 cmd = self.commands.recv() => match cmd {
-                    Some(PeerCommand::Stop { notify }) => {
+                    Some(ToPeerTask::Stop { notify }) => {
                         self.step(Event::ManualStop { notify }).await;
                         self.close();
-                        return;
+                        break;
                     }
-                    Some(cmd) => self.command(cmd).await,
+                    Some(ToPeerTask::Incoming(stream)) => self.incoming(stream).await,
+                    Some(ToPeerTask::Command(cmd)) => self.command(cmd).await,
                     None => {
                         self.step(Event::ManualStop { notify: None }).await;
                         self.close();
-                        return;
+                        break;
                     }
                 },
                 read = read_more(&mut self.conn) => match read {
@@ -276,13 +278,11 @@ impl PeerTask {
                 }
             }
         }
+        self.emit(PeerEvent::Ended { peer: self.index }).await;
     }
 
     async fn command(&mut self, cmd: PeerCommand) {
         match cmd {
-            // Handled by `run` before it gets here.
-            PeerCommand::Stop { .. } => {}
-            PeerCommand::Incoming(stream) => self.incoming(stream).await,
             PeerCommand::Send(out) => self.send_routes(&out),
             PeerCommand::EndOfRib(family) => {
                 if self.can_send(family) {

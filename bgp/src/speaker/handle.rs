@@ -1,6 +1,5 @@
 //! [`Speaker`]: the async handle the node agent and `manul-bgpd` use.
 
-use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -10,25 +9,10 @@ use tokio::task::JoinHandle;
 
 use crate::rib::BestChange;
 use crate::session::socket::{self, SocketOptions};
-use crate::speaker::core::{Command, Core, accept_loop};
-use crate::speaker::{PeerChange, PeerConfig, PeerStatus, SpeakerConfig};
+use crate::speaker::core::Input;
+use crate::speaker::driver::{Command, Driver, accept_loop};
+use crate::speaker::{PeerChange, PeerConfig, PeerError, PeerStatus, SpeakerConfig, SpeakerError};
 use crate::wire::{Community, LargeCommunity};
-
-/// The speaker stopped (its task ended).
-#[derive(Debug, thiserror::Error)]
-pub enum SpeakerError {
-    #[error("the BGP speaker has stopped")]
-    Stopped,
-    #[error("{0}")]
-    Rejected(String),
-    #[error("listening on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        source: io::Error,
-    },
-    #[error("starting the speaker's core thread: {0}")]
-    Runtime(io::Error),
-}
 
 /// A running speaker. Cheap to clone; every clone drives the same speaker.
 #[derive(Debug, Clone)]
@@ -72,8 +56,8 @@ impl Speaker {
             tokio::spawn(accept_loop(l.clone(), tx.clone()));
         }
         let sessions = tokio::runtime::Handle::current();
-        let core = Core::new(cfg, listeners, tx.clone(), rx, sessions);
-        let task = spawn_core(core)?;
+        let driver = Driver::new(cfg, listeners, tx.clone(), rx, sessions);
+        let task = spawn_core(driver)?;
         Ok(Self {
             commands: tx,
             task: Arc::new(std::sync::Mutex::new(Some(task))),
@@ -82,6 +66,12 @@ impl Speaker {
 
     fn send(&self, cmd: Command) -> Result<(), SpeakerError> {
         self.commands.send(cmd).map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Send the core an input and wait for its answer.
+    async fn change(&self, input: Input) -> Result<(), SpeakerError> {
+        let reply: Result<(), PeerError> = self.ask(|tx| Command::Input(input, Some(tx))).await?;
+        Ok(reply?)
     }
 
     async fn ask<T>(
@@ -95,24 +85,18 @@ impl Speaker {
 
     /// Add a peer; its session starts at once.
     pub async fn add_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::AddPeer(cfg, tx))
-            .await?
-            .map_err(SpeakerError::Rejected)
+        self.change(Input::AddPeer(cfg)).await
     }
 
     /// Change a peer. Only a change to what shapes its session (address,
     /// AS, password, timers, families...) restarts that one session.
     pub async fn update_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::UpdatePeer(cfg, tx))
-            .await?
-            .map_err(SpeakerError::Rejected)
+        self.change(Input::UpdatePeer(cfg)).await
     }
 
     /// Remove a peer (Cease / Administrative Shutdown) and its routes.
     pub async fn remove_peer(&self, address: IpAddr) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::RemovePeer(address, tx))
-            .await?
-            .map_err(SpeakerError::Rejected)
+        self.change(Input::RemovePeer(address)).await
     }
 
     /// Originate (or change the communities of) a prefix.
@@ -122,16 +106,17 @@ impl Speaker {
         communities: Vec<Community>,
         large_communities: Vec<LargeCommunity>,
     ) -> Result<(), SpeakerError> {
-        self.send(Command::Originate {
+        let input = Input::Originate {
             prefix,
             communities,
             large_communities,
-        })
+        };
+        self.send(Command::Input(input, None))
     }
 
     /// Stop originating a prefix.
     pub fn withdraw(&self, prefix: IpNet) -> Result<(), SpeakerError> {
-        self.send(Command::Withdraw(prefix))
+        self.send(Command::Input(Input::Withdraw(prefix), None))
     }
 
     /// Best-path changes from now on, after a first batch with the whole
@@ -185,7 +170,7 @@ impl Speaker {
 /// Run the core on a thread of its own (a single-threaded runtime), so that
 /// a full table's RIB work never competes with the sessions that decode it
 /// on the caller's runtime. The returned task ends when the core does.
-fn spawn_core(core: Core) -> Result<JoinHandle<()>, SpeakerError> {
+fn spawn_core(core: Driver) -> Result<JoinHandle<()>, SpeakerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

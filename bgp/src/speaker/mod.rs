@@ -1,12 +1,16 @@
 //! The speaker: the API the node agent (and `manul-bgpd`) drives.
 //!
-//! [`Speaker::start`] binds the listeners and spawns the core task
-//! (`core`): it owns the RIB and runs a task per peer
-//! ([`crate::session::peer`]). Peers can be added, changed and removed
-//! live; prefixes originated and withdrawn; best-path changes subscribed to.
+//! [`Speaker::start`] binds the listeners and starts the core on a thread
+//! of its own: [`core`] decides (a state machine without I/O over the RIB
+//! and the peers), `driver` does (channels, listeners, timers, a task per
+//! peer, [`crate::session::peer`]). Peers can be added, changed and
+//! removed live; prefixes originated and withdrawn; best-path and peer
+//! status changes subscribed to.
 
 pub mod config;
-mod core;
+pub mod core;
+mod driver;
+mod error;
 mod handle;
 pub mod status;
 
@@ -14,5 +18,6 @@ pub use config::{
     ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
     SpeakerConfig,
 };
-pub use handle::{Speaker, SpeakerError};
+pub use error::{PeerError, SpeakerError};
+pub use handle::Speaker;
 pub use status::{CapabilitySummary, PeerChange, PeerStatus};

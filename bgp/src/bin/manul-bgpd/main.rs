@@ -1,5 +1,7 @@
 //! `manul-bgpd`: the speaker as a standalone daemon, driven by a TOML file.
 //! Used by interop tests and benchmarks; the node agent embeds the speaker.
+//! Built with the crate's `bgpd` feature, which brings its dependencies
+//! (`cargo build -p manul-bgp --features bgpd`).
 
 mod config;
 mod status;

@@ -1,0 +1,205 @@
+//! Peers coming and going: configured ones added, changed and removed
+//! through the API, dynamic ones accepted from listen ranges.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::fsm::State;
+use crate::policy::Policy;
+use crate::rib::{AdjRibOut, PeerIndex, PeerInfo};
+use crate::session::events::PeerCommand;
+use crate::speaker::core::drain::Drained;
+use crate::speaker::core::{Core, Output, PeerEntry, Retired};
+use crate::speaker::{ExportMode, ImportMode, PeerConfig, PeerError};
+
+fn import_policy(mode: ImportMode) -> Policy {
+    match mode {
+        ImportMode::All => Policy::accept_all(),
+        ImportMode::None => Policy::reject_all(),
+    }
+}
+
+fn export_policy(mode: ExportMode) -> Policy {
+    match mode {
+        ExportMode::Originated => Policy::node_default_export(),
+        ExportMode::All => Policy::accept_all(),
+        ExportMode::None => Policy::reject_all(),
+    }
+}
+
+impl Core {
+    pub(super) fn add_peer(
+        &mut self,
+        cfg: PeerConfig,
+        dynamic: bool,
+    ) -> Result<PeerIndex, PeerError> {
+        self.add_peer_after(cfg, dynamic, None)
+    }
+
+    /// Add a peer whose session starts only once that of `previous` (the
+    /// peer it replaces, just stopped) has ended, so the old session's
+    /// Cease reaches the neighbour before the new session's OPEN.
+    fn add_peer_after(
+        &mut self,
+        cfg: PeerConfig,
+        dynamic: bool,
+        previous: Option<PeerIndex>,
+    ) -> Result<PeerIndex, PeerError> {
+        if self.by_addr.contains_key(&cfg.address) {
+            return Err(PeerError::Exists(cfg.address));
+        }
+        let local_as = cfg.options.local_asn.unwrap_or(self.cfg.asn);
+        let mut info = PeerInfo::new(cfg.address, Ipv4Addr::UNSPECIFIED, cfg.asn, local_as);
+        info.rr_client = cfg.options.route_reflector_client;
+        info.next_hop_self = cfg.options.next_hop_self;
+        let index = self.rib.add_peer(
+            info,
+            import_policy(cfg.options.import),
+            export_policy(cfg.options.export),
+        );
+        if let Some(pw) = &cfg.options.password {
+            self.out.push(Output::ListenerKey {
+                address: cfg.address,
+                key: Some(pw.clone()),
+            });
+        }
+        self.out.push(Output::StartSession {
+            peer: index,
+            cfg: Box::new(cfg.clone()),
+            after: previous,
+        });
+        self.by_addr.insert(cfg.address, index);
+        self.peers.insert(
+            index,
+            PeerEntry {
+                asn: cfg.asn,
+                cfg,
+                adj_out: AdjRibOut::new(index),
+                state: State::Idle,
+                established_at: None,
+                established_count: 0,
+                negotiated: None,
+                last_error: None,
+                generation: 0,
+                stale_families: BTreeSet::new(),
+                eor: BTreeSet::new(),
+                dynamic,
+            },
+        );
+        Ok(index)
+    }
+
+    /// Remove a peer: its session ends with a Cease, its paths go.
+    pub(super) fn remove_peer(&mut self, addr: IpAddr) -> Result<(), PeerError> {
+        self.remove_peer_index(addr).map(drop)
+    }
+
+    fn remove_peer_index(&mut self, addr: IpAddr) -> Result<PeerIndex, PeerError> {
+        let index = self.by_addr.remove(&addr).ok_or(PeerError::Unknown(addr))?;
+        if let Some(mut entry) = self.peers.remove(&index) {
+            self.out.push(Output::StopSession {
+                peer: index,
+                notify: Some("peer removed from configuration".into()),
+            });
+            entry.adj_out.clear();
+            if entry.cfg.options.password.is_some() {
+                self.out.push(Output::ListenerKey {
+                    address: addr,
+                    key: None,
+                });
+            }
+        }
+        self.retired.insert(index, Retired::default());
+        self.queue_drain(index, Drained::All { forget: true });
+        Ok(index)
+    }
+
+    /// Change a peer: a change to what shapes its session replaces the
+    /// session; anything else applies to the running one.
+    pub(super) fn update_peer(&mut self, cfg: PeerConfig) -> Result<(), PeerError> {
+        let index = *self
+            .by_addr
+            .get(&cfg.address)
+            .ok_or(PeerError::Unknown(cfg.address))?;
+        let Some(entry) = self.peers.get_mut(&index) else {
+            return Err(PeerError::Unknown(cfg.address));
+        };
+        if entry.cfg.needs_reset(&cfg) {
+            let dynamic = entry.dynamic;
+            let previous = self.remove_peer_index(cfg.address)?;
+            return self.add_peer_after(cfg, dynamic, Some(previous)).map(drop);
+        }
+        let import_changed = entry.cfg.options.import != cfg.options.import;
+        let previous_export = self
+            .rib
+            .set_policies(
+                index,
+                import_policy(cfg.options.import),
+                export_policy(cfg.options.export),
+            )
+            .ok();
+        if let Some(mut info) = self.rib.peer(index).cloned() {
+            info.rr_client = cfg.options.route_reflector_client;
+            info.next_hop_self = cfg.options.next_hop_self;
+            let _ = self.rib.set_peer_info(index, info);
+        }
+        entry.cfg = cfg.clone();
+        let mut commands = vec![PeerCommand::Reconfigure(Box::new(cfg))];
+        if entry.state == State::Established {
+            if import_changed {
+                // RFC 2918: ask for the routes again rather than reset.
+                if let Some(n) = &entry.negotiated {
+                    commands.extend(n.families.iter().map(|f| PeerCommand::RequestRefresh(*f)));
+                }
+            }
+            if !self.deferring {
+                let out = entry.adj_out.sync(&mut self.rib, previous_export.as_ref());
+                if !out.is_empty() {
+                    commands.push(PeerCommand::Send(out));
+                }
+            }
+        }
+        for command in commands {
+            self.out.push(Output::ToPeer {
+                peer: index,
+                command,
+            });
+        }
+        Ok(())
+    }
+
+    /// A connection from `remote`: to its configured peer, or to a new
+    /// dynamic peer from a matching listen range; otherwise refused (no
+    /// [`Output::Accept`]: the driver drops it).
+    pub(super) fn incoming(&mut self, remote: SocketAddr) {
+        let addr = match remote.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        if let Some(&peer) = self.by_addr.get(&addr) {
+            self.out.push(Output::Accept { peer });
+            return;
+        }
+        let Some(range) = self
+            .cfg
+            .listen_ranges
+            .iter()
+            .find(|r| r.range.contains(&addr))
+        else {
+            tracing::debug!(%remote, "connection from an unknown address refused");
+            return;
+        };
+        let mut options = range.options.clone();
+        options.passive = true;
+        let cfg = PeerConfig {
+            address: addr,
+            port: remote.port(),
+            asn: range.asn.unwrap_or(0),
+            options,
+        };
+        match self.add_peer(cfg, true) {
+            Ok(peer) => self.out.push(Output::Accept { peer }),
+            Err(e) => tracing::warn!(%remote, "dynamic peer: {e}"),
+        }
+    }
+}
