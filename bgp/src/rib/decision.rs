@@ -47,14 +47,17 @@ pub enum Ineligible {
 }
 
 /// Loop checks on a received route's attributes; `session_as` is the AS we
-/// present on the session it came in on (checked besides the configured one).
+/// present on the session it came in on (checked besides the configured
+/// one), `allow_own_as` how often either may appear (the peer's
+/// allowas-in).
 pub fn check_loops(
     attrs: &PathAttributes,
     cfg: &RibConfig,
     session_as: Asn,
+    allow_own_as: u8,
 ) -> Result<(), Ineligible> {
     let path = attrs.as_path.as_ref();
-    let allowed = usize::from(cfg.allow_own_as);
+    let allowed = usize::from(allow_own_as);
     // RFC 4271 §9.1.2: a route whose AS_PATH contains our AS is excluded;
     // "allowas-in" tolerates up to `allow_own_as` occurrences.
     if aspath::count(path, cfg.local_as) > allowed

@@ -56,6 +56,10 @@ pub struct PeerInfo {
     pub rr_client: bool,
     /// Advertise ourselves as next hop to this (iBGP) neighbour too.
     pub next_hop_self: bool,
+    /// How many times our AS may appear in an AS_PATH received from this
+    /// neighbour before the route is a loop (0 = the RFC 4271 §9.1.2
+    /// rule; >0 = "allowas-in", Calico's `numAllowedLocalASNumbers`).
+    pub allow_own_as: u8,
     /// Our IPv4 address on this session: the next hop when we are it.
     pub local_v4: Option<Ipv4Addr>,
     /// Our IPv6 address on this session: the next hop when we are it.
@@ -73,6 +77,7 @@ impl PeerInfo {
             local_as,
             rr_client: false,
             next_hop_self: false,
+            allow_own_as: 0,
             local_v4: None,
             local_v6: None,
         }
@@ -103,9 +108,6 @@ pub struct RibConfig {
     pub router_id: RouterId,
     /// CLUSTER_ID when reflecting; `None` means the router ID (RFC 4456 §7).
     pub cluster_id: Option<RouterId>,
-    /// How many times our AS may appear in a received AS_PATH before the
-    /// route is a loop (0 = the RFC 4271 §9.1.2 rule; >0 = "allowas-in").
-    pub allow_own_as: u8,
     /// Report all equally good next hops (ECMP) and not only the best's.
     pub multipath: bool,
 }
@@ -116,7 +118,6 @@ impl RibConfig {
             local_as,
             router_id,
             cluster_id: None,
-            allow_own_as: 0,
             multipath: false,
         }
     }

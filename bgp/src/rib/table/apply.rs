@@ -31,7 +31,7 @@ impl Rib {
         let Some(slot) = self.slot(peer) else { return };
         let info = &slot.info;
         let kind = info.kind();
-        let session_as = info.local_as;
+        let (session_as, allow_own_as) = (info.local_as, info.allow_own_as);
         let by_prefix = slot.import.by_prefix();
         // The next hop lives in the route so that attributes share better.
         attrs.next_hop = None;
@@ -39,7 +39,8 @@ impl Rib {
         if kind == PeerKind::Ebgp {
             attrs.local_pref = None;
         }
-        let verdict: Result<(), Ineligible> = decision::check_loops(&attrs, &self.cfg, session_as);
+        let verdict: Result<(), Ineligible> =
+            decision::check_loops(&attrs, &self.cfg, session_as, allow_own_as);
         if verdict.is_err() {
             // Excluded from the decision process (RFC 4271 §9.1.2, RFC 4456
             // §8): treated as a withdrawal of what the peer had before.

@@ -197,10 +197,10 @@ fn loop_detection_honours_allowed_own_as_count() {
     assert!(announce(&mut rib, a, P, attrs(&[65001, LOCAL_AS]), "192.0.2.10").is_empty());
     assert_eq!(rib.len(), 0);
 
-    let mut cfg = config();
-    cfg.allow_own_as = 1;
-    let mut rib = Rib::new(cfg);
-    let a = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
+    let mut rib = Rib::new(config());
+    let mut allowing = info("192.0.2.10", "1.1.1.1", 65001);
+    allowing.allow_own_as = 1;
+    let a = add(&mut rib, allowing);
     announce(&mut rib, a, P, attrs(&[65001, LOCAL_AS]), "192.0.2.10");
     assert_eq!(best_peer(&rib, P), Some(a));
     // Twice is more than allowed: treated as a withdrawal.

@@ -52,6 +52,7 @@ impl Core {
         let mut info = PeerInfo::new(cfg.address, Ipv4Addr::UNSPECIFIED, cfg.asn, local_as);
         info.rr_client = cfg.options.route_reflector_client;
         info.next_hop_self = cfg.options.next_hop_self;
+        info.allow_own_as = cfg.options.allow_own_as;
         let index = self.rib.add_peer(
             info,
             import_policy(cfg.options.import),
@@ -129,7 +130,11 @@ impl Core {
             let previous = self.remove_peer_index(cfg.address)?;
             return self.add_peer_after(cfg, dynamic, Some(previous)).map(drop);
         }
-        let import_changed = entry.cfg.options.import != cfg.options.import;
+        // What the peer sent is judged again (a route refresh) when what
+        // we accept from it changed: the import policy, or how often our
+        // AS may appear in its paths.
+        let import_changed = entry.cfg.options.import != cfg.options.import
+            || entry.cfg.options.allow_own_as != cfg.options.allow_own_as;
         let previous_export = self
             .rib
             .set_policies(
@@ -141,6 +146,7 @@ impl Core {
         if let Some(mut info) = self.rib.peer(index).cloned() {
             info.rr_client = cfg.options.route_reflector_client;
             info.next_hop_self = cfg.options.next_hop_self;
+            info.allow_own_as = cfg.options.allow_own_as;
             let _ = self.rib.set_peer_info(index, info);
         }
         entry.cfg = cfg.clone();
