@@ -121,8 +121,12 @@ async fn peer_changes_follow_a_session_from_added_to_removed() -> anyhow::Result
             s.state == State::Established && s.capabilities.is_some()
         })
         .await;
+    // A change is sent per pass, so the states a session passes through
+    // within one pass (Connect, OpenSent, OpenConfirm: all of them on a
+    // fast loopback) may not be seen; it is sent Idle when added and
+    // Established once up.
     assert_eq!(f.states.first(), Some(&State::Idle), "{:?}", f.states);
-    assert!(f.states.contains(&State::OpenSent), "{:?}", f.states);
+    assert_eq!(f.states.last(), Some(&State::Established), "{:?}", f.states);
     assert_eq!(up.established_count, 1);
     assert_eq!(up.asn, 65002);
     let at = up.established_at.expect("established_at set");

@@ -145,38 +145,24 @@ fn report_matches_kernel(bin: &Path, h: usize, when: &str) -> Result<NodeStatus>
     Ok(status)
 }
 
-/// Add pod `p` to host `h` through manul-cni, as `scripts/lab` does.
+/// Add pod `p` to host `h` through manul-cni, as `scripts/lab` does
+/// (the lab's names: namespace `manul-lab-hHpP`, container `lab-hH-pP`).
 fn add_pod(bin: &Path, h: usize, p: usize) -> Result<()> {
     let pod = format!("manul-lab-h{h}p{p}");
     let out = Command::new("ip").args(["netns", "add", &pod]).output()?;
     ensure!(out.status.success(), "ip netns add: {}", text(&out));
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{ETCD}","nodename":"host{h}","ipam":{{"type":"manul-ipam","assign_ipv4":"true"}}}}"#
-    );
-    let mut child = Command::new("nsenter")
+    let mut plugin = Command::new("nsenter");
+    plugin
         .arg(format!("--net=/run/netns/manul-lab-host{h}"))
-        .arg(bin.join("manul-cni"))
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", format!("lab-h{h}-p{p}"))
-        .env("CNI_NETNS", format!("/run/netns/{pod}"))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", bin)
-        .env(
-            "CNI_ARGS",
-            format!("K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-h{h}-{p}"),
-        )
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(conf.as_bytes())?;
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "CNI ADD: {}", text(&out));
+        .arg(bin.join("manul-cni"));
+    manul_tests::node::cni_call(
+        plugin,
+        &format!("host{h}"),
+        "ADD",
+        &format!("lab-h{h}-p{p}"),
+        Path::new(&format!("/run/netns/{pod}")),
+        ETCD,
+    )?;
     Ok(())
 }
 

@@ -103,16 +103,34 @@ pub fn cni(
     pod: &Netns,
     endpoint: &str,
 ) -> Result<Value> {
+    cni_call(
+        host.ns.command(bin),
+        &host.name,
+        cmd,
+        id,
+        &pod.path(),
+        endpoint,
+    )
+}
+
+/// [`cni`] with the plugin's command given (`plugin`: manul-cni, set to
+/// run in the node `node`'s network namespace) and the pod's namespace
+/// by path: for hosts the harness did not make (`scripts/lab`'s).
+pub fn cni_call(
+    mut plugin: std::process::Command,
+    node: &str,
+    cmd: &str,
+    id: &str,
+    pod: &Path,
+    endpoint: &str,
+) -> Result<Value> {
     let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{endpoint}","nodename":"{}","ipam":{{"assign_ipv4":"true"}}}}"#,
-        host.name
+        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{endpoint}","nodename":"{node}","ipam":{{"assign_ipv4":"true"}}}}"#
     );
-    let mut child = host
-        .ns
-        .command(bin)
+    let mut child = plugin
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", pod.path())
+        .env("CNI_NETNS", pod)
         .env("CNI_IFNAME", "eth0")
         .env(
             "CNI_ARGS",

@@ -131,8 +131,11 @@ impl Speaker {
     /// (`Changed`; empty when there are none), then, after each change
     /// the speaker makes, one message with a `Changed` for each peer whose
     /// status differs from the one last sent and a `Removed` for each peer
-    /// removed (dynamic peers included). Costs nothing while nobody is
-    /// subscribed; dropping the receiver unsubscribes.
+    /// removed (dynamic peers included). Changes are compared once per
+    /// pass of the core, so a state a session passes through within one
+    /// pass (OpenSent on the way to Established, say) may not be sent:
+    /// each message is the peers' status as of that pass. Costs nothing
+    /// while nobody is subscribed; dropping the receiver unsubscribes.
     pub async fn subscribe_peers(
         &self,
     ) -> Result<mpsc::UnboundedReceiver<Vec<PeerChange>>, SpeakerError> {
