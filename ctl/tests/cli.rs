@@ -416,3 +416,58 @@ fn help_completion_and_usage_errors() {
     let r = ctl(nowhere, &["get", "--no-such-flag"], None);
     assert_eq!(r.code, 1, "{r:?}");
 }
+
+#[test]
+fn applying_an_ipip_pool_warns_what_nodes_need_and_writes_it() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    let pools = "\
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: tunnelled
+spec:
+  cidr: 10.70.0.0/16
+  ipipMode: CrossSubnet
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: plain
+spec:
+  cidr: 10.71.0.0/16
+  ipipMode: Never
+";
+    let r = ctl(&ep, &["apply", "-f", "-"], Some(pools));
+    assert_eq!(r.code, 0, "{r:?}");
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{r:?}");
+    for want in [
+        "IPPool \"tunnelled\"",
+        "ipipMode CrossSubnet",
+        "does not build IPIP tunnels",
+        "ipip module",
+        "vxlanMode CrossSubnet",
+    ] {
+        assert!(warnings[0].contains(want), "{want} in {}", warnings[0]);
+    }
+    // Warned, and written all the same (it is valid Calico).
+    assert!(
+        r.stdout
+            .contains("ippool.projectcalico.org/tunnelled created"),
+        "{r:?}"
+    );
+    assert_eq!(
+        raw(
+            &etcd,
+            "/calico/resources/v3/projectcalico.org/ippools/tunnelled"
+        )["spec"]["ipipMode"],
+        "CrossSubnet"
+    );
+    Ok(())
+}

@@ -12,9 +12,14 @@
 //!   workload address) is never routed away. In a VXLAN pool (`Always`, or
 //!   `CrossSubnet` when the next hop is outside this node's subnet) the
 //!   route goes via the remote node's VXLAN tunnel address, onlink on
-//!   `vxlan.calico` (IPv6: `vxlan-v6.calico`), as Calico does. In an IPIP pool, where the kernel has
-//!   no IPIP (no `ipip` module), the pool gets an error and its remote
-//!   routes are left out; everything else is programmed.
+//!   `vxlan.calico` (IPv6: `vxlan-v6.calico`), as Calico does.
+//!
+//! IPIP is refused, honestly: manul builds no IPIP tunnels (yet), so a
+//! pool with `ipipMode` other than `Never` gets a [`PoolError`] naming the
+//! reason (this kernel has no IPIP at all, or manul does not build IPIP
+//! tunnels) and its remote routes are left out — never programmed
+//! without the encapsulation the pool asks for, which would send its
+//! traffic out bare and lose it. Everything else is programmed.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -142,17 +147,8 @@ pub fn desired_routes(inputs: &Inputs) -> Desired {
             continue;
         }
         let pool = pool_of(&inputs.pools, prefix);
-        if let Some(pool) = pool.filter(|p| p.ipip != Encap::Never && !inputs.ipip_available) {
-            let err = PoolError {
-                pool: pool.name.clone(),
-                reason: "IPIP mode, but this kernel has no IPIP support (no ipip module); \
-                         its remote routes are not programmed"
-                    .into(),
-            };
-            if !out.errors.contains(&err) {
-                out.errors.push(err);
-            }
-            continue;
+        if pool.is_some_and(|p| p.ipip != Encap::Never) {
+            continue; // refused below, with the reason
         }
         let mut hops: Vec<NextHop> = Vec::new();
         for nh in next_hops {
@@ -191,7 +187,34 @@ pub fn desired_routes(inputs: &Inputs) -> Desired {
             out.routes.insert(*prefix, Target::Via(hops));
         }
     }
+    out.errors = ipip_refusals(inputs);
     out
+}
+
+/// Every IPIP pool, refused with the reason (see the module docs).
+pub fn ipip_refusals(inputs: &Inputs) -> Vec<PoolError> {
+    inputs
+        .pools
+        .iter()
+        .filter(|p| p.ipip != Encap::Never)
+        .map(|p| PoolError {
+            pool: p.name.clone(),
+            reason: format!(
+                "ipipMode {}: {}; its remote routes are not programmed (use vxlanMode instead)",
+                if p.ipip == Encap::Always {
+                    "Always"
+                } else {
+                    "CrossSubnet"
+                },
+                if inputs.ipip_available {
+                    "manul-node does not build IPIP tunnels yet"
+                } else {
+                    "this kernel has no IPIP support (no ipip module), and manul-node does not \
+                     build IPIP tunnels yet"
+                }
+            ),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -301,6 +324,28 @@ mod tests {
             "via fd00:65:1::1 dev vxlan-v6.calico onlink"
         );
         assert!(!d.routes.contains_key(&net("fd00:65:2::/122")));
+    }
+
+    #[test]
+    fn ipip_is_refused_even_where_the_kernel_has_it() {
+        let mut i = base();
+        i.pools[0].ipip = Encap::CrossSubnet;
+        i.ipip_available = true;
+        i.remote
+            .insert(net("10.65.1.0/26"), vec![ip("192.168.2.3")]);
+        let d = desired_routes(&i);
+        assert!(
+            !d.routes.contains_key(&net("10.65.1.0/26")),
+            "{:?}",
+            d.routes
+        );
+        // Local routes stay.
+        assert_eq!(d.routes[&net("10.65.0.0/26")], Target::Blackhole);
+        assert_eq!(d.errors.len(), 1);
+        let e = d.errors[0].to_string();
+        assert!(e.contains("ipipMode CrossSubnet"), "{e}");
+        assert!(e.contains("does not build IPIP tunnels"), "{e}");
+        assert!(!e.contains("no ipip module"), "{e}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod run;
 pub mod tunnel;
 pub mod vxlan;
 
-pub use desired::{Desired, Inputs, desired_routes};
+pub use desired::{Desired, Inputs, PoolError, desired_routes};
 pub use plan::Ownership;
 pub use reconciler::{Progress, Reconciler, ReconcilerConfig, Stats};
 pub use route::{DesiredRoutes, NextHop, Target};

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use manul_confd::Snapshot;
 
 use crate::calico;
-use crate::desired::{Inputs, desired_routes};
+use crate::desired::{Inputs, PoolError, desired_routes};
 use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint, Hosts};
 use crate::overlay::{OverlayDriver, Overlays};
 use crate::reconciler::{Progress, Reconciler, ReconcilerConfig, StartError, Stats};
@@ -54,6 +54,8 @@ pub struct Felix {
     overlay: OverlayDriver,
     ebpf: Option<EbpfDriver>,
     observer: EbpfObserver,
+    /// Pools whose routes are not programmed, and why.
+    refused: tokio::sync::watch::Sender<Vec<PoolError>>,
 }
 
 impl Felix {
@@ -80,6 +82,7 @@ impl Felix {
             overlay,
             ebpf,
             observer: config.observer,
+            refused: tokio::sync::watch::channel(Vec::new()).0,
         })
     }
 
@@ -103,7 +106,9 @@ impl Felix {
 
     /// [`Felix::update`] from inputs already made.
     pub fn set_inputs(&self, inputs: &Inputs, endpoints: Vec<Endpoint>, hosts: Hosts) -> Update {
-        let routes = desired_routes(inputs).routes;
+        let desired = desired_routes(inputs);
+        self.refuse(desired.errors);
+        let routes = desired.routes;
         let count = routes.len();
         let ebpf_generation = match &self.ebpf {
             Some(driver) => driver.set_desired(EbpfDesired {
@@ -121,6 +126,26 @@ impl Felix {
             overlay_generation: 0,
             routes: count,
         }
+    }
+
+    /// Record the pools refused now; log each newly refused pool once.
+    fn refuse(&self, errors: Vec<PoolError>) {
+        self.refused.send_if_modified(|old| {
+            if *old == errors {
+                return false;
+            }
+            for e in errors.iter().filter(|e| !old.contains(e)) {
+                tracing::error!(pool = %e.pool, "felix: {e}");
+            }
+            *old = errors;
+            true
+        });
+    }
+
+    /// The pools whose routes felix does not program, and why, as they
+    /// change.
+    pub fn watch_refused(&self) -> tokio::sync::watch::Receiver<Vec<PoolError>> {
+        self.refused.subscribe()
     }
 
     /// Wait until `update`'s routes are written and its eBPF and overlay

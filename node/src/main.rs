@@ -203,6 +203,7 @@ async fn run(cfg: Config) -> Result<()> {
         datastore: confd.status_watch(),
         felix: felix.watch_progress(),
         writes: Arc::clone(felix.stats()),
+        refused: felix.watch_refused(),
         feed: feed_rx,
         ebpf,
         bgp: Arc::new(OnceLock::new()),

@@ -11,6 +11,7 @@
 //! | `manul_routes_kernel` | `family` (`ipv4`, `ipv6`) | routes felix owns that the kernel holds |
 //! | `manul_routes_desired` | | kernel routes felix wants (0 before its first desired set) |
 //! | `manul_routes_holding` | | 1 while felix holds its writes (after a start or a speaker restart, until BGP has converged) |
+//! | `manul_pool_refused` | `pool` | 1 for each IP pool whose remote routes felix does not program (an IPIP pool: manul builds no IPIP tunnels; `/status` says why) |
 //! | `manul_routes_remote_prefixes` | | remote prefixes learned over BGP |
 //! | `manul_route_writes` | | route writes since start |
 //! | `manul_routes_failed`, `manul_routes_blocked` | | routes not written now |
@@ -53,6 +54,7 @@ pub struct Metrics {
     received: Family<Labels, Gauge>,
     advertised: Family<Labels, Gauge>,
     kernel: Family<Labels, Gauge>,
+    refused: Family<Labels, Gauge>,
     plain: Vec<(&'static str, Gauge)>,
     datastore_errors: Family<Labels, Counter>,
     reconcile: Histogram,
@@ -106,6 +108,12 @@ impl Default for Metrics {
             "Routes felix owns that the kernel holds, by family",
             kernel.clone(),
         );
+        let refused = Family::<Labels, Gauge>::default();
+        registry.register(
+            "manul_pool_refused",
+            "1 for each IP pool whose remote routes felix does not program",
+            refused.clone(),
+        );
         // Brought up to confd's own count at scrape time.
         let datastore_errors = Family::<Labels, Counter>::default();
         registry.register(
@@ -146,6 +154,7 @@ impl Default for Metrics {
             received,
             advertised,
             kernel,
+            refused,
             plain,
             datastore_errors,
             reconcile,
@@ -226,7 +235,12 @@ impl Metrics {
                 .get_or_create(&vec![("operation".to_string(), op.clone())]);
             c.inc_by(n.saturating_sub(c.get()));
         }
-        for f in [&self.established, &self.received, &self.advertised] {
+        for f in [
+            &self.established,
+            &self.received,
+            &self.advertised,
+            &self.refused,
+        ] {
             f.clear();
         }
         let routing = &status.routing;
@@ -246,6 +260,11 @@ impl Metrics {
                 .set(p.prefixes_advertised as i64);
         }
         let r = &routing.routes;
+        for p in &r.refused_pools {
+            self.refused
+                .get_or_create(&vec![("pool".to_string(), p.pool.clone())])
+                .set(1);
+        }
         for (family, n) in [("ipv4", r.kernel.ipv4), ("ipv6", r.kernel.ipv6)] {
             self.kernel
                 .get_or_create(&vec![("family".to_string(), family.to_string())])
@@ -337,6 +356,10 @@ mod tests {
             desired: Some(5),
             remote_prefixes: 3,
             writes: 9,
+            refused_pools: vec![manul_status::RefusedPool {
+                pool: "tunnelled".into(),
+                reason: "ipipMode Always: ...".into(),
+            }],
             ..Default::default()
         };
         let text = m.render(&status);
@@ -350,17 +373,20 @@ mod tests {
             "manul_bgp_originated_prefixes 1",
             "manul_datastore_in_sync 1",
             r#"manul_datastore_errors_total{operation="watch"} 2"#,
+            r#"manul_pool_refused{pool="tunnelled"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         // A peer that is gone disappears; counters follow confd's.
         status.datastore.errors.insert("watch".into(), 3);
         status.routing.peers.clear();
+        status.routing.routes.refused_pools.clear();
         let text = m.render(&status);
         assert!(
             text.contains(r#"manul_datastore_errors_total{operation="watch"} 3"#),
             "{text}"
         );
         assert!(!text.contains("10.0.0.2"), "{text}");
+        assert!(!text.contains("tunnelled"), "{text}");
     }
 }

@@ -17,7 +17,8 @@ use manul_confd::bgp::view::NodeBgpView;
 use manul_felix::Progress;
 use manul_felix::ebpf::EbpfObserver;
 use manul_status::{
-    DatastoreStatus, KernelRoutes, NodeStatus, PeerStatus, PeerType, RoutingStatus, unix_seconds,
+    DatastoreStatus, KernelRoutes, NodeStatus, PeerStatus, PeerType, RefusedPool, RoutingStatus,
+    unix_seconds,
 };
 use tokio::sync::watch;
 
@@ -37,6 +38,8 @@ pub struct Sources {
     pub felix: watch::Receiver<Arc<Progress>>,
     /// Route writes so far.
     pub writes: Arc<manul_felix::Stats>,
+    /// Pools felix does not program, and why.
+    pub refused: watch::Receiver<Vec<manul_felix::PoolError>>,
     /// The felix loop's inputs (remote prefixes, hold).
     pub feed: watch::Receiver<FelixFeed>,
     pub ebpf: EbpfObserver,
@@ -83,6 +86,15 @@ impl Sources {
             blocked: progress.blocked.len(),
             writes: self.writes.writes(),
             holding: feed.holding,
+            refused_pools: self
+                .refused
+                .borrow()
+                .iter()
+                .map(|e| RefusedPool {
+                    pool: e.pool.clone(),
+                    reason: e.reason.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -29,6 +29,19 @@ pub struct KernelRoutes {
     pub writes: u64,
     /// Set while felix holds its writes.
     pub holding: Option<Hold>,
+    /// Pools whose remote routes felix does not program, and why (an
+    /// IPIP pool: manul builds no IPIP tunnels).
+    #[serde(default)]
+    pub refused_pools: Vec<RefusedPool>,
+}
+
+/// A pool felix does not program routes for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedPool {
+    /// The IPPool's name.
+    pub pool: String,
+    /// Why, for an operator.
+    pub reason: String,
 }
 
 /// A count per address family.

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use datastore::DatastoreStatus;
 pub use ebpf::{EbpfMode, EbpfStatus};
-pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes};
+pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes, RefusedPool};
 /// A session's state: the BGP FSM's own (RFC 4271 §8.2.2).
 pub use manul_bgp::fsm::State;
 pub use routing::{PeerStatus, PeerType, RoutingStatus};

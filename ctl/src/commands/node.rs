@@ -98,6 +98,9 @@ fn kernel_routes(r: &KernelRoutes, now: u64) -> String {
         r.failed,
         r.blocked,
     );
+    for p in &r.refused_pools {
+        line += &format!("Pool {} not programmed: {}\n", p.pool, p.reason);
+    }
     if let Some(h) = &r.holding {
         let until = match h.until {
             Some(t) if t > now => {
@@ -249,6 +252,23 @@ mod tests {
         }
         assert!(!t.contains("an old error"), "{t}");
         assert!(!t.contains("Holding"), "{t}");
+        assert!(!t.contains("not programmed"), "{t}");
+    }
+
+    #[test]
+    fn names_each_refused_pool_and_why() {
+        let mut s = status();
+        s.routing.routes.refused_pools = vec![manul_status::RefusedPool {
+            pool: "tunnelled".into(),
+            reason: "ipipMode Always: manul-node does not build IPIP tunnels yet".into(),
+        }];
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains(
+                "Pool tunnelled not programmed: ipipMode Always: manul-node does not build IPIP tunnels yet"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! reported as `created`, `configured` or `unchanged`.
 
 pub mod plan;
+pub mod warn;
 
 use std::path::PathBuf;
 
@@ -170,6 +171,11 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
         ..Problems::default()
     };
     let items = plan::check_input(parsed, &mut problems);
+    if problems.invalid.is_empty() {
+        for w in warn::warnings(&items) {
+            eprintln!("{w}");
+        }
+    }
     let stored = async {
         let ds = ctx.datastore().await?;
         let steps = plan::check_stored(&ds, items, &mut problems).await?;
