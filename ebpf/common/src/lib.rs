@@ -9,6 +9,7 @@
 //! | [`ROUTES_V6`] | LPM trie | prefix length + 16 address bytes | [`RouteValue`] |
 //! | [`ENDPOINTS`] | hash | host-side interface index (`u32`) | [`EndpointValue`] |
 //! | [`COUNTERS`] | per-CPU hash | host-side interface index (`u32`) | [`Counters`] |
+//! | [`STACK_FLOWS`] | LRU hash | [`FlowKey`]: a workload's end of a connection | `u8` (1) |
 
 #![no_std]
 
@@ -20,6 +21,9 @@ pub const ROUTES_V6: &str = "routes_v6";
 pub const ENDPOINTS: &str = "endpoints";
 /// Per-endpoint counters map name.
 pub const COUNTERS: &str = "counters";
+/// The map of connections the kernel's stack carries (the programs write
+/// it; felix only pins and removes it).
+pub const STACK_FLOWS: &str = "stack_flows";
 /// The workload-ingress TC program's name in the object file.
 pub const PROG_WORKLOAD_INGRESS: &str = "workload_ingress";
 /// The uplink-ingress TC program's name in the object file.
@@ -29,6 +33,10 @@ pub const PROG_UPLINK_INGRESS: &str = "uplink_ingress";
 pub const DEFAULT_ROUTES: u32 = 65_536;
 /// Default capacity of the endpoint and counter maps.
 pub const DEFAULT_ENDPOINTS: u32 = 4_096;
+/// Capacity of [`STACK_FLOWS`]: connections of this host's workloads that
+/// the stack carries at once (least recently used ones are forgotten
+/// first; every packet of a connection refreshes it).
+pub const DEFAULT_STACK_FLOWS: u32 = 262_144;
 
 /// Most IPv4 addresses one endpoint may send from.
 pub const MAX_V4: usize = 4;
@@ -75,6 +83,30 @@ pub struct RouteValue {
     pub ifindex: u32,
     /// The next hop (remote routes): 4 bytes of IPv4 then zeros, or IPv6.
     pub next_hop: [u8; 16],
+}
+
+/// A local workload's end of a connection: its address, its port (TCP,
+/// UDP or SCTP, as on the wire), the protocol and the family (4 or 6;
+/// an IPv4 address fills the first 4 bytes, the rest are 0).
+///
+/// A workload's packet that the programs hand to the kernel's stack
+/// (its destination is not a pod they forward to: a Service IP that
+/// kube-proxy rewrites, an external address that is masqueraded, this
+/// host) records its source end here; a packet the programs would carry
+/// straight to a workload whose destination end is recorded goes to the
+/// stack instead, so that replies pass the same conntrack entry (and
+/// its NAT) as the requests did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    /// The workload's address.
+    pub addr: [u8; 16],
+    /// Its port, in network order.
+    pub port: u16,
+    /// IP protocol number (6, 17, 132).
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
 }
 
 /// A workload endpoint, by its host-side interface.
@@ -179,8 +211,11 @@ mod pod {
     unsafe impl aya::Pod for super::EndpointValue {}
     // SAFETY: #[repr(C)], Copy, eight u64s.
     unsafe impl aya::Pod for super::Counters {}
+    // SAFETY: #[repr(C)], Copy, a byte array, a u16 and two u8s; 20 bytes.
+    unsafe impl aya::Pod for super::FlowKey {}
 }
 
 const _: () = assert!(core::mem::size_of::<RouteValue>() == 24);
 const _: () = assert!(core::mem::size_of::<EndpointValue>() == 24 + 4 * MAX_V4 + 16 * MAX_V6);
 const _: () = assert!(core::mem::size_of::<Counters>() == 64);
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 20);

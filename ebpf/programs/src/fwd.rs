@@ -15,6 +15,7 @@ use aya_ebpf::{
 use manul_ebpf_common::{EndpointValue, RouteValue, flags, kind};
 
 use crate::ETH_LEN;
+use crate::flows::{self, Ports};
 use crate::maps::{ENDPOINTS, Outcome, ROUTES_V4, ROUTES_V6, count};
 
 const AF_INET: u8 = 2;
@@ -139,17 +140,30 @@ pub fn ipv4(mut ctx: TcContext) -> i32 {
         count(ifi, Outcome::Spoofed, ctx.len() as u64);
         return TC_ACT_SHOT as i32;
     }
-    match forward_v4(&mut ctx, ifi, src, dst) {
+    let ports = flows::ports_v4(&ctx);
+    match forward_v4(&mut ctx, ifi, src, dst, &ports) {
         Some(rc) => rc,
-        None => pass(&ctx, ifi),
+        None => {
+            flows::remember(&ports, flows::v4(src), 4);
+            pass(&ctx, ifi)
+        }
     }
 }
 
 #[inline(always)]
-fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Option<i32> {
+fn forward_v4(
+    ctx: &mut TcContext,
+    ifi: u32,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ports: &Ports,
+) -> Option<i32> {
     let route = *ROUTES_V4.get(Key::new(32, dst))?;
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
         return None;
+    }
+    if matches!(ports, Ports::Unknown) {
+        return None; // a fragment, an extension header: the stack's
     }
     // TTL and checksum: the word holding TTL and protocol.
     let word: u16 = ctx.load(ETH_LEN + 8).ok()?;
@@ -160,6 +174,10 @@ fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Opti
     if route.kind == kind::LOCAL_WORKLOAD {
         // Nothing changes before it is sure to be redirected.
         local_target(ifi, route.ifindex)?;
+        // A reply of a connection the stack carries (NAT): the stack's.
+        if !flows::fast(ports, flows::v4(dst), 4) {
+            return None;
+        }
         decrement_ttl_v4(ctx, word)?;
         return to_local(ctx, ifi, route.ifindex);
     }
@@ -238,17 +256,30 @@ pub fn ipv6(mut ctx: TcContext) -> i32 {
         count(ifi, Outcome::Spoofed, ctx.len() as u64);
         return TC_ACT_SHOT as i32;
     }
-    match forward_v6(&mut ctx, ifi, src, dst) {
+    let ports = flows::ports_v6(&ctx);
+    match forward_v6(&mut ctx, ifi, src, dst, &ports) {
         Some(rc) => rc,
-        None => pass(&ctx, ifi),
+        None => {
+            flows::remember(&ports, src, 6);
+            pass(&ctx, ifi)
+        }
     }
 }
 
 #[inline(always)]
-fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Option<i32> {
+fn forward_v6(
+    ctx: &mut TcContext,
+    ifi: u32,
+    src: [u8; 16],
+    dst: [u8; 16],
+    ports: &Ports,
+) -> Option<i32> {
     let route = *ROUTES_V6.get(Key::new(128, dst))?;
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
         return None;
+    }
+    if matches!(ports, Ports::Unknown) {
+        return None; // a fragment, an extension header: the stack's
     }
     let hop_limit: u8 = ctx.load(ETH_LEN + 7).ok()?;
     if hop_limit <= 1 {
@@ -256,6 +287,9 @@ fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Op
     }
     if route.kind == kind::LOCAL_WORKLOAD {
         local_target(ifi, route.ifindex)?;
+        if !flows::fast(ports, dst, 6) {
+            return None;
+        }
         ctx.store(ETH_LEN + 7, &(hop_limit - 1), 0).ok()?;
         return to_local(ctx, ifi, route.ifindex);
     }

@@ -15,16 +15,21 @@
 //!    FIB is asked (`bpf_fib_lookup`); with a resolved neighbour the MACs are
 //!    rewritten and the packet redirected out of the egress interface, else
 //!    `bpf_redirect_neigh` resolves it;
-//! 5. anything else (host addresses, blackholes, unknown, TTL about to
-//!    expire, tunnelled blocks): handed to the stack unchanged.
+//! 5. anything else (host addresses, Service IPs, external addresses,
+//!    blackholes, unknown, TTL about to expire, tunnelled blocks, IP
+//!    fragments): handed to the stack unchanged, and the sender's end of
+//!    the connection is recorded (`flows`): packets for that end (the
+//!    replies) then take the stack too, through the conntrack entry (and
+//!    NAT: kube-proxy's Service DNAT, masquerade) the requests made.
 //!
 //! Every outcome for a known endpoint is counted per endpoint (per CPU).
 //!
 //! `uplink_ingress` runs at TC ingress of the host's uplink: a packet
 //! addressed to this host (by MAC) for a local workload is redirected
 //! straight into it (MACs rewritten, TTL/hop limit decremented,
-//! `bpf_redirect_peer`) and counted as delivered to that endpoint;
-//! everything else goes to the stack.
+//! `bpf_redirect_peer`) and counted as delivered to that endpoint — unless
+//! it belongs to a connection the stack carries (`flows`); everything else
+//! goes to the stack.
 
 #![no_std]
 #![no_main]
@@ -32,6 +37,7 @@
 // bpfel, u32 on the host): the casts are needed somewhere.
 #![allow(clippy::unnecessary_cast)]
 
+mod flows;
 mod fwd;
 mod maps;
 mod uplink;

@@ -4,9 +4,12 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, LpmTrie, PerCpuHashMap},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuHashMap},
 };
-use manul_ebpf_common::{Counters, DEFAULT_ENDPOINTS, DEFAULT_ROUTES, EndpointValue, RouteValue};
+use manul_ebpf_common::{
+    Counters, DEFAULT_ENDPOINTS, DEFAULT_ROUTES, DEFAULT_STACK_FLOWS, EndpointValue, FlowKey,
+    RouteValue,
+};
 
 /// IPv4 routes by prefix.
 #[map(name = "routes_v4")]
@@ -19,6 +22,11 @@ pub static ROUTES_V6: LpmTrie<[u8; 16], RouteValue> = LpmTrie::pinned(DEFAULT_RO
 /// Workload endpoints by host-side interface index.
 #[map(name = "endpoints")]
 pub static ENDPOINTS: HashMap<u32, EndpointValue> = HashMap::pinned(DEFAULT_ENDPOINTS, 0);
+
+/// Workload connection ends the stack carries (see
+/// [`manul_ebpf_common::FlowKey`]).
+#[map(name = "stack_flows")]
+pub static STACK_FLOWS: LruHashMap<FlowKey, u8> = LruHashMap::pinned(DEFAULT_STACK_FLOWS, 0);
 
 /// Per-endpoint counters, per CPU.
 #[map(name = "counters")]

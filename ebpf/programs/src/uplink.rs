@@ -8,6 +8,7 @@ use aya_ebpf::{
 use manul_ebpf_common::kind;
 
 use crate::ETH_LEN;
+use crate::flows;
 use crate::fwd::{decrement_ttl_v4, endpoint, set_macs};
 use crate::maps::{Outcome, ROUTES_V4, ROUTES_V6, count};
 
@@ -51,6 +52,10 @@ fn deliver_v4(ctx: &mut TcContext) -> Option<i32> {
         return None;
     }
     endpoint(route.ifindex)?;
+    // A reply of a connection the stack carries (NAT): the stack's.
+    if !flows::fast(&flows::ports_v4(ctx), flows::v4(dst), 4) {
+        return None;
+    }
     let word: u16 = ctx.load(ETH_LEN + 8).ok()?;
     if word.to_ne_bytes()[0] <= 1 {
         return None;
@@ -75,6 +80,9 @@ fn deliver_v6(ctx: &mut TcContext) -> Option<i32> {
         return None;
     }
     endpoint(route.ifindex)?;
+    if !flows::fast(&flows::ports_v6(ctx), dst, 6) {
+        return None;
+    }
     let hop_limit: u8 = ctx.load(ETH_LEN + 7).ok()?;
     if hop_limit <= 1 {
         return None;

@@ -12,6 +12,8 @@ use manul_felix::desired::Workload;
 use manul_felix::ebpf::{Endpoint, link::links_in};
 use manul_tests::Netns;
 
+pub mod hosts;
+
 pub struct Pod {
     pub ns: Netns,
     pub host_if: String,
