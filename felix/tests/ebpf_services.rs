@@ -9,7 +9,9 @@
 //! (this host), in IPv4 and IPv6. A connects to each Service IP and
 //! exchanges data; the backend sees A's own address (no SNAT). The same
 //! flows are shown to work before the programs are attached (the rules are
-//! right), and plain pod-to-pod traffic still takes the fast path.
+//! right), and plain pod-to-pod traffic still takes the fast path, also
+//! the acknowledgements of a bulk transfer whose large segments go to
+//! the stack.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -251,6 +253,39 @@ async fn replies_of_service_connections_go_back_through_conntrack() {
     assert!(
         after >= before + 4,
         "direct replies from C were not delivered by the program: {before} -> {after}"
+    );
+
+    // A bulk transfer from A to C: its large segments go to the stack
+    // (they do not fit the fast path), but C's acknowledgements keep
+    // coming through host1's uplink program (A's end is not recorded:
+    // C is a workload, nothing rewrites it).
+    let before = counters(&dp1, h1, &a).delivered_packets;
+    let listener =
+        c.ns.run(|| TcpListener::bind(SocketAddr::new(IpAddr::V4(c.v4), 9091)))
+            .unwrap();
+    let sink = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match s.read(&mut buf).unwrap() {
+                0 => return total,
+                n => total += n,
+            }
+        }
+    });
+    a.ns.run(|| {
+        let mut s = TcpStream::connect(SocketAddr::new(IpAddr::V4(c.v4), 9091)).unwrap();
+        let chunk = vec![7u8; 65536];
+        for _ in 0..128 {
+            s.write_all(&chunk).unwrap();
+        }
+    });
+    assert_eq!(sink.join().unwrap(), 128 * 65536);
+    let after = counters(&dp1, h1, &a).delivered_packets;
+    assert!(
+        after >= before + 20,
+        "C's acknowledgements of a bulk transfer left the fast path: {before} -> {after}"
     );
     drop((dp1, dp2));
 }

@@ -90,7 +90,7 @@ pub struct RouteValue {
 /// an IPv4 address fills the first 4 bytes, the rest are 0).
 ///
 /// A workload's packet that the programs hand to the kernel's stack
-/// (its destination is not a pod they forward to: a Service IP that
+/// for a destination that is not a workload (a Service IP that
 /// kube-proxy rewrites, an external address that is masqueraded, this
 /// host) records its source end here; a packet the programs would carry
 /// straight to a workload whose destination end is recorded goes to the

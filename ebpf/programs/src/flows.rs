@@ -1,6 +1,7 @@
 //! Connections the kernel's stack carries (`stack_flows`, see
 //! [`manul_ebpf_common::FlowKey`]): a workload's packet handed to the
-//! stack records the workload's end of its connection; a packet the
+//! stack for a destination that is not a workload (the stack may rewrite
+//! it) records the workload's end of its connection; a packet the
 //! programs would carry straight to a workload goes to the stack instead
 //! when the workload's end is recorded. So the replies of a connection
 //! kube-proxy rewrote (a Service IP to a backend pod) pass the conntrack

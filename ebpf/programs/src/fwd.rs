@@ -118,6 +118,16 @@ fn after_fib(
     None
 }
 
+/// Is the destination a workload (here or on another host)? Traffic to a
+/// workload's own address is never rewritten by the stack (kube-proxy
+/// rewrites Service IPs, masquerade applies to destinations outside the
+/// pools), so the stack carrying it (a TTL about to expire, a large
+/// segment, a tunnel) needs no record in `flows`.
+#[inline(always)]
+fn to_workload(route: Option<&RouteValue>) -> bool {
+    route.is_some_and(|r| r.kind == kind::LOCAL_WORKLOAD || r.kind == kind::REMOTE_WORKLOAD)
+}
+
 /// Remote routes the programs forward themselves: untunnelled workload blocks.
 #[inline(always)]
 fn fast_remote(route: &RouteValue) -> bool {
@@ -141,10 +151,13 @@ pub fn ipv4(mut ctx: TcContext) -> i32 {
         return TC_ACT_SHOT as i32;
     }
     let ports = flows::ports_v4(&ctx);
-    match forward_v4(&mut ctx, ifi, src, dst, &ports) {
+    let route = ROUTES_V4.get(Key::new(32, dst)).copied();
+    match route.and_then(|r| forward_v4(&mut ctx, ifi, src, dst, r, &ports)) {
         Some(rc) => rc,
         None => {
-            flows::remember(&ports, flows::v4(src), 4);
+            if !to_workload(route.as_ref()) {
+                flows::remember(&ports, flows::v4(src), 4);
+            }
             pass(&ctx, ifi)
         }
     }
@@ -156,9 +169,9 @@ fn forward_v4(
     ifi: u32,
     src: [u8; 4],
     dst: [u8; 4],
+    route: RouteValue,
     ports: &Ports,
 ) -> Option<i32> {
-    let route = *ROUTES_V4.get(Key::new(32, dst))?;
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
         return None;
     }
@@ -257,10 +270,13 @@ pub fn ipv6(mut ctx: TcContext) -> i32 {
         return TC_ACT_SHOT as i32;
     }
     let ports = flows::ports_v6(&ctx);
-    match forward_v6(&mut ctx, ifi, src, dst, &ports) {
+    let route = ROUTES_V6.get(Key::new(128, dst)).copied();
+    match route.and_then(|r| forward_v6(&mut ctx, ifi, src, dst, r, &ports)) {
         Some(rc) => rc,
         None => {
-            flows::remember(&ports, src, 6);
+            if !to_workload(route.as_ref()) {
+                flows::remember(&ports, src, 6);
+            }
             pass(&ctx, ifi)
         }
     }
@@ -272,9 +288,9 @@ fn forward_v6(
     ifi: u32,
     src: [u8; 16],
     dst: [u8; 16],
+    route: RouteValue,
     ports: &Ports,
 ) -> Option<i32> {
-    let route = *ROUTES_V6.get(Key::new(128, dst))?;
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
         return None;
     }
