@@ -22,7 +22,6 @@
 //!   pipeline writes, retry per route.
 //! - [`run`]: [`Felix`], felix as the agent runs it (kernel routes and the
 //!   eBPF dataplane from one desired state), and [`cleanup`].
-//! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
 //! - [`vxlan`]: the `vxlan.calico` and `vxlan-v6.calico` devices and
 //!   their ARP/NDP and FDB entries.
 
@@ -40,7 +39,6 @@ pub mod plan;
 pub mod reconciler;
 pub mod route;
 pub mod run;
-pub mod tunnel;
 pub mod vxlan;
 
 pub use desired::{Desired, Inputs, desired_routes};
