@@ -118,18 +118,20 @@ fn vtep_of(node: &manul_datastore::resources::Node, family: Family) -> Option<Vt
         Family::V4 => Vtep {
             node_ip: IpAddr::V4(bgp.ipv4_net().ok()??.addr()),
             tunnel: IpAddr::V4(node.spec.ipv4_vxlan_tunnel_addr.parse().ok()?),
-            mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr)?,
+            mac: node.vtep_mac(false),
         },
         Family::V6 => Vtep {
             node_ip: IpAddr::V6(bgp.ipv6_net().ok()??.addr()),
             tunnel: IpAddr::V6(node.spec.ipv6_vxlan_tunnel_addr.parse().ok()?),
-            mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr_v6)?,
+            mac: node.vtep_mac(true),
         },
     })
 }
 
 /// Node `me`'s overlay of `family`: `None` when it has no VTEP of that
-/// family (no VXLAN pool, or its tunnel address / MAC not assigned yet).
+/// family (no VXLAN pool, or its tunnel address not assigned yet). A Node
+/// without a VTEP MAC has the one Calico's felix derives from its name
+/// ([`manul_datastore::resources::calico_vtep_mac`]).
 pub fn overlay_from_snapshot(snap: &Snapshot, me: &str, family: Family) -> Option<Overlay> {
     let local = vtep_of(snap.node(me)?, family)?;
     let remotes = snap
