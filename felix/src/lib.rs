@@ -12,6 +12,9 @@
 //! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
+//! - [`mtu`]: the host, VXLAN and pod MTUs (pure); [`mtu_driver`]: the
+//!   task that finds the uplink's MTU, publishes the MTUs and writes the
+//!   pod MTU for the CNI plugin.
 //! - [`overlay`]: the task that keeps the VXLAN devices and their ARP/FDB
 //!   entries right (desired changes, notifications, a timer).
 //! - [`plan`]: ownership and the minimal diff (pure).
@@ -32,6 +35,8 @@ pub mod ebpf;
 pub mod events;
 pub mod interface;
 pub mod kernel;
+pub mod mtu;
+pub mod mtu_driver;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;

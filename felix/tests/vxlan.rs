@@ -220,6 +220,14 @@ struct Agent {
     _confd: Confd,
     _felix: Arc<Felix>,
     pump: JoinHandle<()>,
+    /// Holds the pod MTU file.
+    scratch: manul_tests::scratch::ScratchDir,
+}
+
+impl Agent {
+    fn mtu_file(&self) -> std::path::PathBuf {
+        self.scratch.path().join("mtu")
+    }
 }
 
 impl Drop for Agent {
@@ -232,11 +240,18 @@ async fn agent(ds: Datastore, h: &Host) -> Agent {
     let mut cfg = ConfdConfig::new(h.name.clone());
     cfg.backoff_max = Duration::from_millis(500);
     let confd = Confd::start(ds, cfg);
+    let scratch = manul_tests::scratch::run()
+        .tempdir(&format!("mtu-{}", h.name))
+        .unwrap();
     let felix = Arc::new(
         Felix::start(FelixConfig {
             routes: ReconcilerConfig {
                 netns: Some(h.ns.path()),
                 ..ReconcilerConfig::default()
+            },
+            mtu: manul_felix::mtu::MtuConfig {
+                file: Some(scratch.path().join("mtu")),
+                ..Default::default()
             },
             ..FelixConfig::default()
         })
@@ -260,6 +275,7 @@ async fn agent(ds: Datastore, h: &Host) -> Agent {
         _confd: confd,
         _felix: felix,
         pump,
+        scratch,
     }
 }
 
@@ -343,6 +359,18 @@ async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_
         link6.contains("vxlan id 6096") && link6.contains("dstport 4789"),
         "{link6}"
     );
+    // MTUs: the uplink's (1500) less 50 (IPv4), 70 (IPv6); the pods get
+    // the smaller.
+    wait("A's VXLAN MTUs and pod MTU file", || {
+        let (l, l6) = (
+            show(&a, &["link", "show", "vxlan.calico"]),
+            show(&a, &["link", "show", "vxlan-v6.calico"]),
+        );
+        let file = std::fs::read_to_string(_agent_a.mtu_file()).unwrap_or_default();
+        (l.contains(" mtu 1450 ") && l6.contains(" mtu 1430 ") && file == "1430")
+            .then_some(())
+            .ok_or(format!("{l}{l6}file {file:?}"))
+    });
     assert!(link6.contains("local fd00:1::1"), "{link6}");
     let entries = |h: &Host| {
         (
