@@ -7,8 +7,9 @@
 //! It runs from the first inputs on — before felix writes any route — so
 //! a pod added while felix still holds its writes after a start gets the
 //! right MTU. It looks again when the inputs change, when the uplink's
-//! link or any address changes (link and address notifications), and on
-//! a timer (Calico's felix checks the host MTU periodically too).
+//! link changes or the node's address is added or removed anywhere (link
+//! and address notifications), and on a timer (Calico's felix checks the
+//! host MTU periodically too).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -128,16 +129,22 @@ pub fn write_mtu_file(path: &Path, mtu: u32) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Whether `msg` may change the uplink or its MTU.
-fn concerns(msg: &Event, uplink: Option<u32>) -> bool {
+/// Whether `msg` may change the uplink (the interface holding `addr`,
+/// `index` when found) or its MTU: the uplink's link, or `addr` added or
+/// removed anywhere (a pod's interface coming and going is not).
+fn concerns(msg: &Event, addr: Option<IpAddr>, index: Option<u32>) -> bool {
     let NetlinkPayload::InnerMessage(inner) = &msg.payload else {
         return matches!(msg.payload, NetlinkPayload::Overrun(_));
     };
     match inner {
         RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l) => {
-            uplink.is_none_or(|i| i == l.header.index)
+            index == Some(l.header.index)
         }
-        RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_) => true,
+        RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
+            a.attributes.iter().any(|x| {
+                matches!(x, AddressAttribute::Local(l) | AddressAttribute::Address(l) if Some(*l) == addr)
+            })
+        }
         _ => false,
     }
 }
@@ -209,9 +216,10 @@ async fn run(
                         events_open = false;
                         continue;
                     };
-                    let mut relevant = concerns(&first, index);
+                    let addr = inputs.and_then(|i| i.uplink);
+                    let mut relevant = concerns(&first, addr, index);
                     while let Some(msg) = events.try_next() {
-                        relevant |= concerns(&msg, index);
+                        relevant |= concerns(&msg, addr, index);
                     }
                     if relevant {
                         break;

@@ -5,7 +5,8 @@
 //! - `Always` pools, IPv4 (`vxlan.calico`, VNI 4096) and IPv6
 //!   (`vxlan-v6.calico`, VNI 6096): the pods reach each other through the
 //!   tunnels; ARP/NDP and FDB entries deleted by hand are back within a
-//!   second; removing a node removes its routes and entries.
+//!   second; removing a node removes its routes and entries; the devices'
+//!   MTUs and the pod MTU file follow the uplink's MTU.
 //! - `CrossSubnet` pools with a third host on the first host's subnet:
 //!   the off-subnet host is reached through the tunnel, the same-subnet
 //!   one directly, and every pod reaches every other.
@@ -457,6 +458,19 @@ async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_
             && !e.3.contains("fd00:2::2");
         gone.then_some(())
             .ok_or(format!("routes {r:?} {r6:?} entries {e:?}"))
+    });
+
+    // The uplink's MTU changes: the devices and the pod MTU follow.
+    a.ns.ip(&["link", "set", "eth0", "mtu", "1400"]).unwrap();
+    wait("A's MTUs follow its uplink's", || {
+        let (l, l6) = (
+            show(&a, &["link", "show", "vxlan.calico"]),
+            show(&a, &["link", "show", "vxlan-v6.calico"]),
+        );
+        let file = std::fs::read_to_string(_agent_a.mtu_file()).unwrap_or_default();
+        (l.contains(" mtu 1350 ") && l6.contains(" mtu 1330 ") && file == "1330")
+            .then_some(())
+            .ok_or(format!("{l}{l6}file {file:?}"))
     });
 }
 
