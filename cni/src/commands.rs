@@ -47,6 +47,7 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<Value> {
         ));
     }
     let netns = env.netns.clone().expect("ADD requires CNI_NETNS");
+    let mtu = conf.pod_mtu()?;
     let wl = Workload::new(env, &conf.node_name()?);
     let ds = connect(conf).await?;
     let ipam = Ipam::new(ds.clone());
@@ -80,11 +81,10 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<Value> {
         }
         e
     };
-    let wired =
-        match netlink::setup(&host, &netns, &wl.host_veth, &wl.ifname, conf.mtu, &nets).await {
-            Ok(w) => w,
-            Err(e) => return Err(undo(e).await),
-        };
+    let wired = match netlink::setup(&host, &netns, &wl.host_veth, &wl.ifname, mtu, &nets).await {
+        Ok(w) => w,
+        Err(e) => return Err(undo(e).await),
+    };
     if let Err(e) = wl.write(&ds, &wl.endpoint(&ips, &wired.pod_mac)).await {
         return Err(undo(e).await);
     }

@@ -16,7 +16,8 @@
 //! | `etcd_ca_cert_file`, `etcd_cert_file`, `etcd_key_file` | TLS (PEM files) | none |
 //! | `nodename` | this host's Calico node name | the file `nodename_file`, else the hostname |
 //! | `nodename_file` | | `/var/lib/calico/nodename` (what calico-node writes) |
-//! | `mtu` | MTU of both veth ends | the kernel's (1500) |
+//! | `mtu` | MTU of both veth ends (0: unset) | the number in `mtu_file`, else the kernel's (1500) |
+//! | `mtu_file` | where the node agent writes the pod MTU (manul's key; Calico's plugin reads its fixed path) | `/var/lib/calico/mtu` (what calico-node and manul-node write) |
 //! | `ipam.assign_ipv4` / `ipam.assign_ipv6` | families to assign (`"true"`/`"false"`, as Calico) | `true` / `false` |
 //! | `ipam.ipv4_pools` / `ipam.ipv6_pools` | only these pools (CIDRs) | every pool selecting the host |
 //!
@@ -28,10 +29,12 @@ use ipnet::IpNet;
 use manul_datastore::EtcdConfig;
 use serde::Deserialize;
 
-use crate::error::{CniError, DECODE_FAILURE, INVALID_CONFIG, Result};
+use crate::error::{CniError, DECODE_FAILURE, INVALID_CONFIG, IO_FAILURE, Result};
 
 /// Calico's default `nodename_file`.
 pub const DEFAULT_NODENAME_FILE: &str = "/var/lib/calico/nodename";
+/// Where calico-node (and manul-node) write the pod MTU.
+pub const DEFAULT_MTU_FILE: &str = "/var/lib/calico/mtu";
 
 /// The parsed network configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,6 +66,9 @@ pub struct NetConf {
     /// MTU of the veth pair.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Where to read the pod MTU when `mtu` is unset.
+    #[serde(default)]
+    pub mtu_file: Option<PathBuf>,
     /// IPAM options.
     #[serde(default)]
     pub ipam: IpamConf,
@@ -172,6 +178,41 @@ impl NetConf {
         Ok(c)
     }
 
+    /// The pods' MTU, as Calico's plugin takes it: `mtu` when set (and not
+    /// 0), else the number the node agent wrote to `mtu_file` (a missing
+    /// file: none, the kernel's default); a file that cannot be read or
+    /// holds no number is an error, as in Calico.
+    pub fn pod_mtu(&self) -> Result<Option<u32>> {
+        if let Some(m) = self.mtu.filter(|m| *m != 0) {
+            return Ok(Some(m));
+        }
+        let file = self
+            .mtu_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MTU_FILE));
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CniError::new(
+                    IO_FAILURE,
+                    format!("failed to read MTU file {}: {e}", file.display()),
+                ));
+            }
+        };
+        let mtu: u32 = text.trim().parse().map_err(|_| {
+            CniError::new(
+                INVALID_CONFIG,
+                format!(
+                    "MTU file {} holds {:?}, not an MTU",
+                    file.display(),
+                    text.trim()
+                ),
+            )
+        })?;
+        Ok((mtu != 0).then_some(mtu))
+    }
+
     /// This host's node name: `nodename`, else the first line of
     /// `nodename_file`, else the hostname.
     pub fn node_name(&self) -> Result<String> {
@@ -218,6 +259,28 @@ mod tests {
         assert_eq!(c.pools(), vec!["10.65.0.0/16".parse::<IpNet>().unwrap()]);
         let e = c.etcd(|_| None).unwrap();
         assert_eq!(e.endpoints, ["http://a:2379", "http://b:2379"]);
+    }
+
+    #[test]
+    fn the_mtu_comes_from_the_config_else_the_agents_file() {
+        let dir = std::env::temp_dir().join(format!("manul-cni-mtu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mtu");
+        let conf = |json: &str| NetConf::parse(json.as_bytes()).unwrap();
+        let with_file = format!(r#"{{"mtu_file":"{}"}}"#, file.display());
+        // No file yet: the kernel's default.
+        assert_eq!(conf(&with_file).pod_mtu().unwrap(), None);
+        std::fs::write(&file, "1450").unwrap();
+        assert_eq!(conf(&with_file).pod_mtu().unwrap(), Some(1450));
+        // The configuration's own wins; 0 means unset.
+        let both = format!(r#"{{"mtu":1400,"mtu_file":"{}"}}"#, file.display());
+        assert_eq!(conf(&both).pod_mtu().unwrap(), Some(1400));
+        let zero = format!(r#"{{"mtu":0,"mtu_file":"{}"}}"#, file.display());
+        assert_eq!(conf(&zero).pod_mtu().unwrap(), Some(1450));
+        std::fs::write(&file, "lots").unwrap();
+        let e = conf(&with_file).pod_mtu().unwrap_err();
+        assert!(e.msg.contains("not an MTU"), "{}", e.msg);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

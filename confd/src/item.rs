@@ -4,18 +4,20 @@
 //! The mapping is per node: of the cluster-wide keys confd watches, a node
 //! keeps every IPPool, BGPPeer, BGPFilter and Node; the global
 //! BGPConfiguration and its own (`node.<name>`); its own block affinities;
-//! the blocks it borrows addresses from (another node's block with an
-//! allocation whose `node` attribute names this node), reduced to those
-//! addresses; and its own WorkloadEndpoints (`spec.node`). Everything else
-//! under `/calico/` (handles, other nodes' affinities, the IPAM config) is
-//! not kept.
+//! every IPAM block, reduced to who owns what in it ([`BlockOwners`]: the
+//! affine node, and the addresses other nodes hold in it — how Calico's
+//! felix routes VXLAN pools, and which addresses this node borrows); and
+//! its own WorkloadEndpoints (`spec.node`). Everything else under
+//! `/calico/` (handles, other nodes' affinities, the IPAM config) is not
+//! kept. A block's reduction changes only when its affinity or a
+//! borrowed address changes, not with each pod its own node adds.
 //!
 //! A value that does not decode is treated as absent, with a warning naming
 //! the key — as libcalico-go's watcher cache treats a parse error as a
 //! deletion. So a later re-list, which skips the same value, agrees with
 //! what the watch did, and nothing stale stays behind.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -42,8 +44,8 @@ pub enum ItemKey {
     Node(String),
     /// This node's affinity to a block.
     Affinity(IpNet),
-    /// Another node's block this node borrows addresses from.
-    BorrowedBlock(IpNet),
+    /// An IPAM block (any node's).
+    Block(IpNet),
     /// One of this node's WorkloadEndpoints.
     Workload {
         /// Its namespace.
@@ -68,10 +70,54 @@ pub enum Item {
     Node(Arc<Node>),
     /// This node's affinity: its state, `None` when marked deleted.
     Affinity(Option<AffinityState>),
-    /// The addresses of a borrowed block that this node uses.
-    BorrowedBlock(Arc<BTreeSet<IpAddr>>),
+    /// Who owns what in a block.
+    Block(Arc<BlockOwners>),
     /// A WorkloadEndpoint of this node.
     Workload(Arc<WorkloadEndpoint>),
+}
+
+/// An IPAM block reduced to who owns what in it (Calico's felix reads the
+/// same: the block's `affinity`, and its `NonAffineAllocations`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockOwners {
+    /// The node the block is affine to (`affinity: host:<node>`), if any.
+    pub host: Option<String>,
+    /// Addresses in the block allocated to another node than `host`, by
+    /// their `node` attribute (allocations without one are left out, as
+    /// Calico's felix leaves them: their node is not known).
+    pub others: BTreeMap<IpAddr, String>,
+}
+
+impl BlockOwners {
+    /// The reduction of `block`.
+    pub fn of(block: &AllocationBlock) -> BlockOwners {
+        let host = block.host().map(str::to_owned);
+        let others = block
+            .allocations
+            .iter()
+            .enumerate()
+            .filter_map(|(ordinal, a)| {
+                let attr = block.attributes.get(usize::try_from((*a)?).ok()?)?;
+                let node = attr.secondary.get(manul_datastore::ipam::attr::NODE)?;
+                (!node.is_empty() && Some(node.as_str()) != host.as_deref())
+                    .then(|| Some((nth_address(&block.cidr, ordinal)?, node.clone())))?
+            })
+            .collect();
+        BlockOwners { host, others }
+    }
+
+    /// The addresses node `me` holds in this block while the block is not
+    /// its own (borrowed addresses).
+    pub fn borrowed_by(&self, me: &str) -> BTreeSet<IpAddr> {
+        if self.host.as_deref() == Some(me) {
+            return BTreeSet::new();
+        }
+        self.others
+            .iter()
+            .filter(|(_, n)| *n == me)
+            .map(|(a, _)| *a)
+            .collect()
+    }
 }
 
 /// What a key's value says for this node.
@@ -85,8 +131,8 @@ pub enum Decoded {
 }
 
 /// The item a key maps to for node `me`, from the key alone; `None` when
-/// such keys are not kept. (A Workload or borrowed-block key maps to an item
-/// whatever its value; the value decides whether it is present.)
+/// such keys are not kept. (A Workload key maps to an item whatever its
+/// value; the value decides whether it is present.)
 pub fn item_key(me: &str, key: &str) -> Option<ItemKey> {
     // Handles are the bulk of IPAM churn: drop them before parsing.
     if key.starts_with("/calico/ipam/v2/handle/") {
@@ -111,7 +157,7 @@ pub fn item_key(me: &str, key: &str) -> Option<ItemKey> {
             }),
         },
         Key::BlockAffinity { host, cidr } => (host == me).then_some(ItemKey::Affinity(cidr)),
-        Key::Block { cidr } => Some(ItemKey::BorrowedBlock(cidr)),
+        Key::Block { cidr } => Some(ItemKey::Block(cidr)),
         Key::Handle { .. } | Key::IpamConfig => None,
     }
 }
@@ -156,14 +202,13 @@ fn decode_value(me: &str, key: &ItemKey, value: &[u8]) -> Result<Option<Item>, S
             let a: BlockAffinity = serde_json::from_slice(value).map_err(|e| e.to_string())?;
             Item::Affinity((!a.deleted).then_some(a.state))
         }
-        ItemKey::BorrowedBlock(_) => {
+        ItemKey::Block(_) => {
             let block: AllocationBlock =
                 serde_json::from_slice(value).map_err(|e| e.to_string())?;
-            let addrs = borrowed_addresses(me, &block);
-            if addrs.is_empty() {
+            if block.deleted {
                 return Ok(None);
             }
-            Item::BorrowedBlock(Arc::new(addrs))
+            Item::Block(Arc::new(BlockOwners::of(&block)))
         }
     }))
 }
@@ -172,30 +217,10 @@ fn decode_value(me: &str, key: &ItemKey, value: &[u8]) -> Result<Option<Item>, S
 /// another node's (or no node's): allocations whose attribute says
 /// `node: me`. Empty for this node's own blocks.
 pub fn borrowed_addresses(me: &str, block: &AllocationBlock) -> BTreeSet<IpAddr> {
-    if block.host() == Some(me) || block.deleted {
+    if block.deleted {
         return BTreeSet::new();
     }
-    let mine: BTreeSet<u32> = block
-        .attributes
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| {
-            a.secondary
-                .get(manul_datastore::ipam::attr::NODE)
-                .is_some_and(|n| n == me)
-        })
-        .filter_map(|(i, _)| u32::try_from(i).ok())
-        .collect();
-    if mine.is_empty() {
-        return BTreeSet::new();
-    }
-    block
-        .allocations
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.is_some_and(|i| mine.contains(&i)))
-        .filter_map(|(ordinal, _)| nth_address(&block.cidr, ordinal))
-        .collect()
+    BlockOwners::of(block).borrowed_by(me)
 }
 
 fn nth_address(cidr: &IpNet, n: usize) -> Option<IpAddr> {
@@ -282,5 +307,47 @@ mod tests {
         let got = borrowed_addresses(ME, &block);
         assert_eq!(got, ["10.65.1.2".parse::<IpAddr>().unwrap()].into());
         assert!(borrowed_addresses("node-b", &block).is_empty());
+    }
+
+    #[test]
+    fn a_block_reduces_to_its_host_and_the_addresses_other_nodes_hold() {
+        let block: AllocationBlock = serde_json::from_value(serde_json::json!({
+            "cidr": "10.65.1.0/29",
+            "affinity": "host:node-b",
+            "allocations": [0, 1, 2, null, 3, 0, null, null],
+            "unallocated": [3, 6, 7],
+            "attributes": [
+                {"handle_id": "h1", "secondary": {"node": "node-b"}},
+                {"handle_id": "h2", "secondary": {"node": "node-a"}},
+                {"handle_id": "h3", "secondary": {"node": "node-c"}},
+                {"handle_id": "h4", "secondary": {}}
+            ],
+            "deleted": false,
+            "sequenceNumber": 3,
+            "sequenceNumberForAllocation": {}
+        }))
+        .unwrap();
+        let owners = BlockOwners::of(&block);
+        assert_eq!(owners.host.as_deref(), Some("node-b"));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The host's own allocations (0, 5) and one with no node (4) are
+        // not listed.
+        assert_eq!(
+            owners.others,
+            BTreeMap::from([
+                (ip("10.65.1.1"), "node-a".to_string()),
+                (ip("10.65.1.2"), "node-c".to_string())
+            ])
+        );
+        assert_eq!(owners.borrowed_by("node-a"), [ip("10.65.1.1")].into());
+        assert!(owners.borrowed_by("node-b").is_empty());
+        // A block no node is affine to: every attributed allocation is another node's.
+        let mut free = block.clone();
+        free.affinity = None;
+        assert_eq!(BlockOwners::of(&free).others.len(), 4);
+        // Only the reduction matters: the host adding a pod changes nothing.
+        let mut more = block.clone();
+        more.allocations[6] = Some(0);
+        assert_eq!(BlockOwners::of(&more), owners);
     }
 }

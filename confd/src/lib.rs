@@ -17,6 +17,6 @@ pub mod item;
 pub mod snapshot;
 pub mod sync;
 
-pub use item::{Item, ItemKey};
+pub use item::{BlockOwners, Item, ItemKey};
 pub use snapshot::{Delta, Snapshot};
 pub use sync::{Batch, Cause, Confd, ConfdConfig, Status, Subscription};

@@ -20,7 +20,7 @@ use manul_datastore::resources::{
     node_config_name,
 };
 
-use crate::item::{Item, ItemKey};
+use crate::item::{BlockOwners, Item, ItemKey};
 
 /// One change: `old` → `new` at `key` (`None` = absent).
 #[derive(Debug, Clone, PartialEq)]
@@ -190,14 +190,25 @@ impl Snapshot {
             .map(|(c, _)| c)
     }
 
-    /// Blocks of other nodes this node borrows from, with the addresses it uses.
-    pub fn borrowed(&self) -> impl Iterator<Item = (IpNet, &BTreeSet<IpAddr>)> + '_ {
+    /// Every IPAM block (any node's) and who owns what in it.
+    pub fn blocks(&self) -> impl Iterator<Item = (IpNet, &BlockOwners)> + '_ {
         self.items
-            .range(from(ItemKey::BorrowedBlock(IpNet::default())))
+            .range(from(ItemKey::Block(IpNet::default())))
             .map_while(|(k, v)| match (k, v) {
-                (ItemKey::BorrowedBlock(cidr), Item::BorrowedBlock(a)) => Some((*cidr, &**a)),
+                (ItemKey::Block(cidr), Item::Block(b)) => Some((*cidr, &**b)),
                 _ => None,
             })
+    }
+
+    /// Blocks of other nodes node `me` borrows from, with the addresses it
+    /// uses (the snapshot's own node: the one its confd runs for).
+    pub fn borrowed<'a>(
+        &'a self,
+        me: &'a str,
+    ) -> impl Iterator<Item = (IpNet, BTreeSet<IpAddr>)> + 'a {
+        self.blocks()
+            .map(move |(cidr, b)| (cidr, b.borrowed_by(me)))
+            .filter(|(_, addrs)| !addrs.is_empty())
     }
 
     /// This node's WorkloadEndpoints.

@@ -47,6 +47,7 @@ fn node_status_shows_the_agents_peers() -> Result<()> {
         .env("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
         .env("NO_DEFAULT_POOLS", "true");
     let logs = scratch::run().tempdir("ctl-agent")?;
+    cmd.env("MANUL_MTU_FILE", logs.path().join("mtu"));
     let _agent = Daemon::spawn("manul-node", cmd, &logs.path().join("agent.log"))?;
     let ctl = |args: &[&str]| -> Result<(bool, String, String)> {
         let out = ns

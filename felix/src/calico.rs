@@ -1,9 +1,23 @@
 //! From confd's snapshot to felix's [`Inputs`]: this node's confirmed
 //! blocks and workloads, the pools' encapsulation modes, this node's
-//! subnets (for `CrossSubnet`) and every node's VXLAN tunnel address. The
-//! remote prefixes come from the BGP speaker, passed in by the caller.
+//! subnets (for `CrossSubnet`) and every node's VXLAN tunnel address.
 //! Also the eBPF dataplane's endpoints ([`endpoints`]) and host addresses
 //! ([`hosts`]).
+//!
+//! Remote prefixes come from two places, as in Calico:
+//!
+//! - in a **VXLAN pool** (`vxlanMode` `Always` or `CrossSubnet`) felix
+//!   computes them itself from the IPAM blocks ([`vxlan_remote`], Calico's
+//!   `L3RouteResolver`): each remote block via the node it is affine to,
+//!   each address another node holds in a block (borrowed) via that node.
+//!   Prefixes BGP learned in such a pool are dropped, as Calico's BIRD
+//!   never programs them ("VXLAN routes are handled by Felix"). This works
+//!   with or without BGP: a VXLAN-only cluster has no BGP at all;
+//! - in any other pool, from the BGP speaker, passed in by the caller.
+//!
+//! Either way the next hops are node addresses; [`crate::desired`] turns
+//! them into VXLAN routes via the node's tunnel address (or, for
+//! `CrossSubnet` within this node's subnet, plain routes via the node).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -40,13 +54,67 @@ pub fn ipip_available() -> bool {
     std::path::Path::new("/sys/module/ipip").exists()
 }
 
-/// Felix's inputs for node `me`.
+/// Whether `mode` makes a pool a VXLAN pool.
+fn is_vxlan(mode: VxlanMode) -> bool {
+    matches!(mode, VxlanMode::Always | VxlanMode::CrossSubnet)
+}
+
+/// The pool holding `prefix` (the longest match) is a VXLAN pool.
+fn in_vxlan_pool(snap: &Snapshot, prefix: &IpNet) -> bool {
+    snap.pools()
+        .map(|(_, p)| &p.spec)
+        .filter(|p| p.cidr.contains(prefix))
+        .max_by_key(|p| p.cidr.prefix_len())
+        .is_some_and(|p| is_vxlan(p.vxlan_mode()))
+}
+
+/// Node `name`'s address of `prefix`'s family (its Node's BGP address).
+fn node_address(snap: &Snapshot, name: &str, prefix: &IpNet) -> Option<IpAddr> {
+    let bgp = snap.node(name)?.spec.bgp.as_ref()?;
+    match prefix {
+        IpNet::V4(_) => Some(IpAddr::V4(bgp.ipv4_net().ok()??.addr())),
+        IpNet::V6(_) => Some(IpAddr::V6(bgp.ipv6_net().ok()??.addr())),
+    }
+}
+
+/// The remote prefixes of VXLAN pools, from the IPAM blocks, with the
+/// address of the node holding each (Calico's felix `routesFromBlock`):
+/// a block via its affine node, an address another node holds in a block
+/// via that node (a /32 or /128). This node's own are left out, and so
+/// are those of nodes whose address is not known.
+pub fn vxlan_remote(snap: &Snapshot, me: &str) -> BTreeMap<IpNet, Vec<IpAddr>> {
+    let mut out = BTreeMap::new();
+    for (cidr, owners) in snap.blocks() {
+        if !in_vxlan_pool(snap, &cidr) {
+            continue;
+        }
+        let host = owners.host.as_deref().map(|h| (cidr, h));
+        let others = owners
+            .others
+            .iter()
+            .map(|(ip, node)| (IpNet::from(*ip), node.as_str()));
+        for (prefix, node) in host.into_iter().chain(others) {
+            if node == me {
+                continue;
+            }
+            if let Some(ip) = node_address(snap, node, &prefix) {
+                out.insert(prefix, vec![ip]);
+            }
+        }
+    }
+    out
+}
+
+/// Felix's inputs for node `me`; `remote`: the prefixes BGP learned (only
+/// those outside VXLAN pools are used).
 pub fn inputs(
     snap: &Snapshot,
     me: &str,
-    remote: BTreeMap<IpNet, Vec<IpAddr>>,
+    mut remote: BTreeMap<IpNet, Vec<IpAddr>>,
     ipip_available: bool,
 ) -> Inputs {
+    remote.retain(|prefix, _| !in_vxlan_pool(snap, prefix));
+    remote.extend(vxlan_remote(snap, me));
     let mut local_subnets = Vec::new();
     if let Some(bgp) = snap.node(me).and_then(|n| n.spec.bgp.as_ref()) {
         if let Ok(Some(v4)) = bgp.ipv4_net() {
@@ -141,4 +209,102 @@ pub fn hosts(snap: &Snapshot, me: &str) -> Hosts {
         list.extend(addrs.into_iter().flatten());
     }
     hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use manul_confd::{BlockOwners, Item, ItemKey};
+    use manul_datastore::resources::{IpPool, IpPoolSpec, Node, NodeBgpSpec, NodeSpec};
+
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut snap = Snapshot::new();
+        for (name, cidr, mode) in [
+            ("vx", "10.65.0.0/16", VxlanMode::Always),
+            ("plain", "10.66.0.0/16", VxlanMode::Never),
+        ] {
+            let mut spec = IpPoolSpec::new(net(cidr));
+            spec.vxlan_mode = Some(mode);
+            snap.set(
+                ItemKey::IpPool(name.into()),
+                Some(Item::IpPool(Arc::new(IpPool::new(name, spec)))),
+            );
+        }
+        for (name, addr) in [("a", "192.168.1.1/24"), ("b", "192.168.1.2/24")] {
+            let spec = NodeSpec {
+                bgp: Some(NodeBgpSpec {
+                    ipv4_address: addr.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            snap.set(
+                ItemKey::Node(name.into()),
+                Some(Item::Node(Arc::new(Node::new(name, spec)))),
+            );
+        }
+        let block = |host: Option<&str>, others: &[(&str, &str)]| {
+            Some(Item::Block(Arc::new(BlockOwners {
+                host: host.map(str::to_owned),
+                others: others
+                    .iter()
+                    .map(|(a, n)| (ip(a), (*n).to_owned()))
+                    .collect(),
+            })))
+        };
+        // a's block, with an address b borrowed; b's block, with one a
+        // borrowed; a block of a node with no Node; a block in the
+        // plain pool.
+        snap.set(
+            ItemKey::Block(net("10.65.0.0/26")),
+            block(Some("a"), &[("10.65.0.9", "b")]),
+        );
+        snap.set(
+            ItemKey::Block(net("10.65.0.64/26")),
+            block(Some("b"), &[("10.65.0.70", "a")]),
+        );
+        snap.set(
+            ItemKey::Block(net("10.65.0.128/26")),
+            block(Some("gone"), &[]),
+        );
+        snap.set(ItemKey::Block(net("10.66.0.0/26")), block(Some("b"), &[]));
+        snap
+    }
+
+    #[test]
+    fn vxlan_routes_come_from_the_blocks_of_vxlan_pools() {
+        let snap = snapshot();
+        assert_eq!(
+            vxlan_remote(&snap, "a"),
+            BTreeMap::from([
+                (net("10.65.0.9/32"), vec![ip("192.168.1.2")]),
+                (net("10.65.0.64/26"), vec![ip("192.168.1.2")]),
+            ])
+        );
+        // BGP's prefixes in the VXLAN pool are dropped, the others kept.
+        let bgp = BTreeMap::from([
+            (net("10.65.0.64/26"), vec![ip("192.168.1.7")]),
+            (net("10.65.1.0/26"), vec![ip("192.168.1.7")]),
+            (net("10.66.0.0/26"), vec![ip("192.168.1.2")]),
+        ]);
+        let i = inputs(&snap, "a", bgp, false);
+        assert_eq!(
+            i.remote,
+            BTreeMap::from([
+                (net("10.65.0.9/32"), vec![ip("192.168.1.2")]),
+                (net("10.65.0.64/26"), vec![ip("192.168.1.2")]),
+                (net("10.66.0.0/26"), vec![ip("192.168.1.2")]),
+            ])
+        );
+    }
 }

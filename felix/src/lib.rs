@@ -12,6 +12,9 @@
 //! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
+//! - [`mtu`]: the host, VXLAN and pod MTUs (pure); [`mtu_driver`]: the
+//!   task that finds the uplink's MTU, publishes the MTUs and writes the
+//!   pod MTU for the CNI plugin.
 //! - [`overlay`]: the task that keeps the VXLAN devices and their ARP/FDB
 //!   entries right (desired changes, notifications, a timer).
 //! - [`plan`]: ownership and the minimal diff (pure).
@@ -22,7 +25,6 @@
 //!   pipeline writes, retry per route.
 //! - [`run`]: [`Felix`], felix as the agent runs it (kernel routes and the
 //!   eBPF dataplane from one desired state), and [`cleanup`].
-//! - [`tunnel`]: this node's VXLAN tunnel address and VTEP MAC (IPAM, Node).
 //! - [`vxlan`]: the `vxlan.calico` and `vxlan-v6.calico` devices and
 //!   their ARP/NDP and FDB entries.
 
@@ -33,6 +35,8 @@ pub mod ebpf;
 pub mod events;
 pub mod interface;
 pub mod kernel;
+pub mod mtu;
+pub mod mtu_driver;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;
@@ -40,7 +44,6 @@ pub mod plan;
 pub mod reconciler;
 pub mod route;
 pub mod run;
-pub mod tunnel;
 pub mod vxlan;
 
 pub use desired::{Desired, Inputs, PoolError, desired_routes};

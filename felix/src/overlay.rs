@@ -8,6 +8,7 @@
 //! - link, address and neighbour notifications about the devices (one
 //!   deleted, an address removed, an ARP or FDB entry deleted or changed
 //!   by hand) trigger a repair at once;
+//! - a change of the MTUs ([`crate::mtu_driver`]) sets the devices' MTU;
 //! - everything is applied again on a timer, and a second after a failure.
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::events::{Event, Events, group};
+use crate::mtu::Mtus;
 use crate::vxlan::{Family, Overlay, VxlanManager, overlay_from_snapshot};
 
 /// After a failed apply, the next one comes this soon.
@@ -67,10 +69,12 @@ impl Drop for OverlayDriver {
 }
 
 impl OverlayDriver {
-    /// Open the netlink sockets in `netns` and start the task.
+    /// Open the netlink sockets in `netns` and start the task; the
+    /// devices' MTUs follow `mtus` (`None`: left as the kernel makes them).
     pub async fn start(
         netns: Option<PathBuf>,
         resync_interval: Duration,
+        mtus: watch::Receiver<Option<Mtus>>,
     ) -> std::io::Result<OverlayDriver> {
         let manager = VxlanManager::open(netns.clone()).await?;
         let events = Events::open(
@@ -91,6 +95,7 @@ impl OverlayDriver {
             desired_rx,
             applied_tx,
             resync_interval,
+            mtus,
         ));
         Ok(OverlayDriver {
             desired,
@@ -151,6 +156,7 @@ async fn run(
     mut desired_rx: watch::Receiver<(u64, Arc<Overlays>)>,
     applied: watch::Sender<u64>,
     resync_interval: Duration,
+    mut mtus: watch::Receiver<Option<Mtus>>,
 ) {
     while desired_rx.borrow_and_update().0 == 0 {
         if desired_rx.changed().await.is_err() {
@@ -161,12 +167,21 @@ async fn run(
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer.tick().await; // the first tick is immediate
     let mut events_open = true;
+    let mut mtus_open = true;
     loop {
         let (generation, overlays) = desired_rx.borrow_and_update().clone();
+        let mtu = *mtus.borrow_and_update();
         let mut clean = true;
         let mut indexes = Vec::new();
         for family in Family::ALL {
-            match manager.apply(family, overlays.get(family)).await {
+            let device_mtu = mtu.map(|m| match family {
+                Family::V4 => m.vxlan,
+                Family::V6 => m.vxlan_v6,
+            });
+            match manager
+                .apply(family, overlays.get(family), device_mtu)
+                .await
+            {
                 Ok(w) if w != Default::default() => {
                     tracing::info!(device = family.device(), writes = ?w, "felix: VXLAN overlay written")
                 }
@@ -186,6 +201,13 @@ async fn run(
             tokio::select! {
                 changed = desired_rx.changed() => {
                     if changed.is_err() { return }
+                    break;
+                }
+                changed = mtus.changed(), if mtus_open => {
+                    if changed.is_err() {
+                        mtus_open = false;
+                        continue;
+                    }
                     break;
                 }
                 event = events.next(), if events_open => {

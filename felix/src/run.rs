@@ -1,6 +1,7 @@
 //! [`Felix`]: felix as the node agent runs it — one desired state, from
 //! confd's snapshot and BGP's remote prefixes, fed to the kernel route
-//! [`Reconciler`], the VXLAN [`OverlayDriver`] and, when enabled, the eBPF
+//! [`Reconciler`], the VXLAN [`OverlayDriver`] (with the MTUs of the
+//! [`MtuDriver`]) and, when enabled, the eBPF
 //! [`EbpfDriver`] (maps written from the same desired routes, programs
 //! attached to the workloads' interfaces). When the eBPF dataplane is
 //! enabled but this host cannot run it, felix logs why once and runs
@@ -17,6 +18,8 @@ use manul_confd::Snapshot;
 use crate::calico;
 use crate::desired::{Inputs, PoolError, desired_routes};
 use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint, Hosts};
+use crate::mtu::{MtuConfig, MtuInputs, Mtus};
+use crate::mtu_driver::MtuDriver;
 use crate::overlay::{OverlayDriver, Overlays};
 use crate::reconciler::{Progress, Reconciler, ReconcilerConfig, StartError, Stats};
 
@@ -31,6 +34,8 @@ pub struct FelixConfig {
     /// Where the eBPF dataplane's state is reported (metrics, status);
     /// the caller keeps a clone.
     pub observer: EbpfObserver,
+    /// The VXLAN MTU overrides and where the pod MTU is written.
+    pub mtu: MtuConfig,
 }
 
 /// What one [`Felix::update`] handed on.
@@ -51,6 +56,7 @@ pub struct Update {
 #[derive(Debug)]
 pub struct Felix {
     routes: Reconciler,
+    mtu: MtuDriver,
     overlay: OverlayDriver,
     ebpf: Option<EbpfDriver>,
     observer: EbpfObserver,
@@ -74,11 +80,21 @@ impl Felix {
             }
             None => None,
         };
-        let overlay =
-            OverlayDriver::start(routes_config.netns.clone(), routes_config.resync_interval)
-                .await?;
+        let mtu = MtuDriver::start(
+            routes_config.netns.clone(),
+            config.mtu,
+            routes_config.resync_interval,
+        )
+        .await?;
+        let overlay = OverlayDriver::start(
+            routes_config.netns.clone(),
+            routes_config.resync_interval,
+            mtu.watch(),
+        )
+        .await?;
         Ok(Felix {
             routes: Reconciler::start(routes_config).await?,
+            mtu,
             overlay,
             ebpf,
             observer: config.observer,
@@ -96,6 +112,7 @@ impl Felix {
         remote: BTreeMap<IpNet, Vec<IpAddr>>,
         ipip_available: bool,
     ) -> Update {
+        self.mtu.set_inputs(MtuInputs::from_snapshot(snap, me));
         let overlay_generation = self.overlay.set_desired(Overlays::from_snapshot(snap, me));
         let inputs = calico::inputs(snap, me, remote, ipip_available);
         Update {
@@ -158,6 +175,19 @@ impl Felix {
             d.wait_generation(update.ebpf_generation).await;
         }
         self.routes.wait_generation(update.generation).await
+    }
+
+    /// Settle the MTUs (uplink, VXLAN devices, the pod MTU file) for node
+    /// `me` from `snap`, without writing anything else: for the time
+    /// before the first [`Felix::update`], while routes are held, so pods
+    /// added then get the right MTU.
+    pub fn set_mtu_inputs(&self, snap: &Snapshot, me: &str) {
+        self.mtu.set_inputs(MtuInputs::from_snapshot(snap, me));
+    }
+
+    /// The MTUs in force as they change (`None` until the first inputs).
+    pub fn watch_mtu(&self) -> tokio::sync::watch::Receiver<Option<Mtus>> {
+        self.mtu.watch()
     }
 
     /// The route reconciler's progress.

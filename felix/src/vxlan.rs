@@ -5,8 +5,9 @@
 //! | IPv4 | `vxlan.calico` | 4096 | 4789 | /32 | `ipv4VXLANTunnelAddr`, `vxlanTunnelMACAddr`, `bgp.ipv4Address` |
 //! | IPv6 | `vxlan-v6.calico` | 6096 | 4789 | /128 | `ipv6VXLANTunnelAddr`, `vxlanTunnelMACAddrV6`, `bgp.ipv6Address` |
 //!
-//! The device (learning off, source = this node's address of that family)
-//! carries this node's tunnel address and its VTEP MAC; for every remote
+//! The device (learning off, source = this node's address of that family,
+//! MTU from [`crate::mtu`]) carries this node's tunnel address and its
+//! VTEP MAC; for every remote
 //! VTEP a permanent neighbour entry (tunnel address → its MAC: ARP or NDP)
 //! and a permanent FDB entry (its MAC → its node address). Routes to
 //! remote blocks go via the remote tunnel address, onlink on the device
@@ -118,18 +119,20 @@ fn vtep_of(node: &manul_datastore::resources::Node, family: Family) -> Option<Vt
         Family::V4 => Vtep {
             node_ip: IpAddr::V4(bgp.ipv4_net().ok()??.addr()),
             tunnel: IpAddr::V4(node.spec.ipv4_vxlan_tunnel_addr.parse().ok()?),
-            mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr)?,
+            mac: node.vtep_mac(false),
         },
         Family::V6 => Vtep {
             node_ip: IpAddr::V6(bgp.ipv6_net().ok()??.addr()),
             tunnel: IpAddr::V6(node.spec.ipv6_vxlan_tunnel_addr.parse().ok()?),
-            mac: parse_mac(&node.spec.vxlan_tunnel_mac_addr_v6)?,
+            mac: node.vtep_mac(true),
         },
     })
 }
 
 /// Node `me`'s overlay of `family`: `None` when it has no VTEP of that
-/// family (no VXLAN pool, or its tunnel address / MAC not assigned yet).
+/// family (no VXLAN pool, or its tunnel address not assigned yet). A Node
+/// without a VTEP MAC has the one Calico's felix derives from its name
+/// ([`manul_datastore::resources::calico_vtep_mac`]).
 pub fn overlay_from_snapshot(snap: &Snapshot, me: &str, family: Family) -> Option<Overlay> {
     let local = vtep_of(snap.node(me)?, family)?;
     let remotes = snap
@@ -179,6 +182,7 @@ struct Device {
     port: Option<u16>,
     local: Option<IpAddr>,
     mac: Option<Vec<u8>>,
+    mtu: Option<u32>,
     up: bool,
 }
 
@@ -189,11 +193,13 @@ fn device_of(msg: &LinkMessage) -> Device {
         port: None,
         local: None,
         mac: None,
+        mtu: None,
         up: msg.header.flags.contains(LinkFlags::Up),
     };
     for a in &msg.attributes {
         match a {
             LinkAttribute::Address(m) => d.mac = Some(m.clone()),
+            LinkAttribute::Mtu(m) => d.mtu = Some(*m),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Data(InfoData::Vxlan(v)) = i {
@@ -241,12 +247,14 @@ impl VxlanManager {
         Ok(self.device(family).await?.map(|d| d.index))
     }
 
-    /// Make `family`'s device match `overlay` (`None`: no device at all).
-    /// An overlay whose addresses are not of `family` counts as none.
+    /// Make `family`'s device match `overlay` (`None`: no device at all),
+    /// with MTU `mtu` (`None`: as the kernel made it). An overlay whose
+    /// addresses are not of `family` counts as none.
     pub async fn apply(
         &self,
         family: Family,
         overlay: Option<&Overlay>,
+        mtu: Option<u32>,
     ) -> Result<VxlanWrites, VxlanError> {
         let mut w = VxlanWrites::default();
         let of_family = |ip: &IpAddr| ip.is_ipv4() == (family == Family::V4);
@@ -289,11 +297,12 @@ impl VxlanManager {
                     IpAddr::V4(a) => builder.local(a),
                     IpAddr::V6(a) => builder.local6(a),
                 };
-                let msg = builder
-                    .learning(false)
-                    .address(o.local.mac.to_vec())
-                    .up()
-                    .build();
+                let builder = builder.learning(false).address(o.local.mac.to_vec());
+                let builder = match mtu {
+                    Some(m) => builder.mtu(m),
+                    None => builder,
+                };
+                let msg = builder.up().build();
                 self.handle
                     .link()
                     .add(msg)
@@ -306,17 +315,19 @@ impl VxlanManager {
                     .ok_or_else(|| err("creating")(rtnetlink::Error::RequestFailed))?
             }
         };
-        if device.mac.as_deref() != Some(&o.local.mac[..]) || !device.up {
-            let msg = LinkUnspec::new_with_index(device.index)
-                .address(o.local.mac.to_vec())
-                .up()
-                .build();
+        let wrong_mtu = mtu.is_some_and(|m| device.mtu != Some(m));
+        if device.mac.as_deref() != Some(&o.local.mac[..]) || !device.up || wrong_mtu {
+            let msg = LinkUnspec::new_with_index(device.index).address(o.local.mac.to_vec());
+            let msg = match mtu {
+                Some(m) => msg.mtu(m),
+                None => msg,
+            };
             self.handle
                 .link()
-                .set(msg)
+                .set(msg.up().build())
                 .execute()
                 .await
-                .map_err(err("setting MAC / up"))?;
+                .map_err(err("setting MAC / MTU / up"))?;
             w.device += 1;
         }
         w.addresses = self.addresses(family, device.index, o.local.tunnel).await?;

@@ -115,6 +115,7 @@ async fn agent(etcd: &Etcd, ns: &Netns, pins: &Path, observer: EbpfObserver) -> 
                 ..DriverConfig::default()
             }),
             observer,
+            ..FelixConfig::default()
         })
         .await
         .unwrap(),

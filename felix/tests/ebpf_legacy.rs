@@ -53,6 +53,7 @@ async fn felix(host: &Netns, pins: &PinDir, observer: EbpfObserver) -> Felix {
             ..DriverConfig::default()
         }),
         observer,
+        ..FelixConfig::default()
     })
     .await
     .unwrap()

@@ -5,25 +5,25 @@
 //! - `Always` pools, IPv4 (`vxlan.calico`, VNI 4096) and IPv6
 //!   (`vxlan-v6.calico`, VNI 6096): the pods reach each other through the
 //!   tunnels; ARP/NDP and FDB entries deleted by hand are back within a
-//!   second; removing a node removes its routes and entries.
+//!   second; removing a node removes its routes and entries; the devices'
+//!   MTUs and the pod MTU file follow the uplink's MTU.
 //! - `CrossSubnet` pools with a third host on the first host's subnet:
 //!   the off-subnet host is reached through the tunnel, the same-subnet
 //!   one directly, and every pod reaches every other.
 //!
-//! The remote blocks, which the BGP speaker learns in the node agent, are
-//! handed in by the test.
+//! The remote routes come from the IPAM blocks the test writes (each
+//! host's block affine to it, holding its tunnel address and its pod's),
+//! as Calico's felix computes VXLAN routes: no BGP prefix is handed in.
 
 #[path = "../../confd/tests/common/mod.rs"]
 mod common;
 mod pods;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{WAIT, connect};
-use ipnet::IpNet;
 use manul_confd::{Confd, ConfdConfig};
 use manul_datastore::etcd::Datastore;
 use manul_felix::{Felix, FelixConfig, ReconcilerConfig};
@@ -177,6 +177,31 @@ async fn write_host(ds: &Datastore, h: &Host) {
             r#"{"state":"confirmed","deleted":false}"#.into(),
         )
         .await;
+        // The block itself: ordinal 1 the tunnel address, 2 the pod's.
+        let allocations: Vec<serde_json::Value> = (0..64)
+            .map(|i| match i {
+                1 => json!(0),
+                2 => json!(1),
+                _ => serde_json::Value::Null,
+            })
+            .collect();
+        let unallocated: Vec<u32> = (0..64).filter(|i| *i != 1 && *i != 2).collect();
+        put(
+            ds,
+            &format!(
+                "/calico/ipam/v2/assignment/{family}/block/{}",
+                block.replace('/', "-")
+            ),
+            json!({"cidr":block,"affinity":format!("host:{}", h.name),
+                   "allocations":allocations,"unallocated":unallocated,
+                   "attributes":[
+                       {"handle_id":format!("vxlan-tunnel-addr-{}", h.name),
+                        "secondary":{"node":h.name,"type":"vxlanTunnelAddress"}},
+                       {"handle_id":"k8s-pod-network.pod","secondary":{"node":h.name}}],
+                   "deleted":false,"sequenceNumber":0,"sequenceNumberForAllocation":{}})
+            .to_string(),
+        )
+        .await;
     }
     put(
         ds,
@@ -191,25 +216,19 @@ async fn write_host(ds: &Datastore, h: &Host) {
     .await;
 }
 
-/// What BGP would have learned on `h`: the others' blocks via their
-/// addresses.
-fn remote(h: &Host, all: &[&Host]) -> BTreeMap<IpNet, Vec<IpAddr>> {
-    all.iter()
-        .filter(|o| o.n != h.n)
-        .flat_map(|o| {
-            [
-                (o.block().parse().unwrap(), vec![o.ip().parse().unwrap()]),
-                (o.block6().parse().unwrap(), vec![o.ip6().parse().unwrap()]),
-            ]
-        })
-        .collect()
-}
-
 /// confd → felix for one host, as manul-node wires them.
 struct Agent {
     _confd: Confd,
     _felix: Arc<Felix>,
     pump: JoinHandle<()>,
+    /// Holds the pod MTU file.
+    scratch: manul_tests::scratch::ScratchDir,
+}
+
+impl Agent {
+    fn mtu_file(&self) -> std::path::PathBuf {
+        self.scratch.path().join("mtu")
+    }
 }
 
 impl Drop for Agent {
@@ -218,15 +237,22 @@ impl Drop for Agent {
     }
 }
 
-async fn agent(ds: Datastore, h: &Host, remote: BTreeMap<IpNet, Vec<IpAddr>>) -> Agent {
+async fn agent(ds: Datastore, h: &Host) -> Agent {
     let mut cfg = ConfdConfig::new(h.name.clone());
     cfg.backoff_max = Duration::from_millis(500);
     let confd = Confd::start(ds, cfg);
+    let scratch = manul_tests::scratch::run()
+        .tempdir(&format!("mtu-{}", h.name))
+        .unwrap();
     let felix = Arc::new(
         Felix::start(FelixConfig {
             routes: ReconcilerConfig {
                 netns: Some(h.ns.path()),
                 ..ReconcilerConfig::default()
+            },
+            mtu: manul_felix::mtu::MtuConfig {
+                file: Some(scratch.path().join("mtu")),
+                ..Default::default()
             },
             ..FelixConfig::default()
         })
@@ -239,7 +265,8 @@ async fn agent(ds: Datastore, h: &Host, remote: BTreeMap<IpNet, Vec<IpAddr>>) ->
     let f = Arc::clone(&felix);
     let pump = tokio::spawn(async move {
         loop {
-            f.update(sub.snapshot(), &me, remote.clone(), false);
+            // No BGP: VXLAN routes are felix's own.
+            f.update(sub.snapshot(), &me, BTreeMap::new(), false);
             if sub.recv().await.is_none() {
                 return;
             }
@@ -249,6 +276,7 @@ async fn agent(ds: Datastore, h: &Host, remote: BTreeMap<IpNet, Vec<IpAddr>>) ->
         _confd: confd,
         _felix: felix,
         pump,
+        scratch,
     }
 }
 
@@ -307,8 +335,8 @@ async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_
     pools(&ds, "Always").await;
     write_host(&ds, &a).await;
     write_host(&ds, &b).await;
-    let _agent_a = agent(connect(etcd.endpoint()).await, &a, remote(&a, &[&a, &b])).await;
-    let _agent_b = agent(connect(etcd.endpoint()).await, &b, remote(&b, &[&a, &b])).await;
+    let _agent_a = agent(connect(etcd.endpoint()).await, &a).await;
+    let _agent_b = agent(connect(etcd.endpoint()).await, &b).await;
 
     wait_route(
         &a,
@@ -332,6 +360,18 @@ async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_
         link6.contains("vxlan id 6096") && link6.contains("dstport 4789"),
         "{link6}"
     );
+    // MTUs: the uplink's (1500) less 50 (IPv4), 70 (IPv6); the pods get
+    // the smaller.
+    wait("A's VXLAN MTUs and pod MTU file", || {
+        let (l, l6) = (
+            show(&a, &["link", "show", "vxlan.calico"]),
+            show(&a, &["link", "show", "vxlan-v6.calico"]),
+        );
+        let file = std::fs::read_to_string(_agent_a.mtu_file()).unwrap_or_default();
+        (l.contains(" mtu 1450 ") && l6.contains(" mtu 1430 ") && file == "1430")
+            .then_some(())
+            .ok_or(format!("{l}{l6}file {file:?}"))
+    });
     assert!(link6.contains("local fd00:1::1"), "{link6}");
     let entries = |h: &Host| {
         (
@@ -419,6 +459,19 @@ async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_
         gone.then_some(())
             .ok_or(format!("routes {r:?} {r6:?} entries {e:?}"))
     });
+
+    // The uplink's MTU changes: the devices and the pod MTU follow.
+    a.ns.ip(&["link", "set", "eth0", "mtu", "1400"]).unwrap();
+    wait("A's MTUs follow its uplink's", || {
+        let (l, l6) = (
+            show(&a, &["link", "show", "vxlan.calico"]),
+            show(&a, &["link", "show", "vxlan-v6.calico"]),
+        );
+        let file = std::fs::read_to_string(_agent_a.mtu_file()).unwrap_or_default();
+        (l.contains(" mtu 1350 ") && l6.contains(" mtu 1330 ") && file == "1330")
+            .then_some(())
+            .ok_or(format!("{l}{l6}file {file:?}"))
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,7 +495,7 @@ async fn cross_subnet_tunnels_only_off_subnet_and_every_pod_reaches_every_other(
     }
     let mut agents = Vec::new();
     for h in all {
-        agents.push(agent(connect(etcd.endpoint()).await, h, remote(h, &all)).await);
+        agents.push(agent(connect(etcd.endpoint()).await, h).await);
     }
     // A: B is on the other subnet (tunnel), C on A's own (direct).
     wait_route(

@@ -20,6 +20,8 @@
 //! - [`check`]: the leak check and its [`Report`] (with a progress hook,
 //!   [`Ipam::check_with_progress`]); [`repair`]: applying one.
 //! - `store`: counted, typed compare-and-swap access ([`Stats`]).
+//! - [`tunnel`]: a node's VXLAN tunnel addresses and VTEP MACs, kept as
+//!   calico-node's `allocateip` keeps them (IPAM handle, Node fields).
 //!
 //! Every write is compare-and-swap, retried up to [`store::MAX_RETRIES`]
 //! times after a conflict. Values read from etcd never cause a panic: a
@@ -41,6 +43,7 @@ pub mod reclaim;
 pub mod release;
 pub mod repair;
 pub mod store;
+pub mod tunnel;
 
 pub use assign::AutoAssignArgs;
 pub use block::Released;

@@ -92,6 +92,59 @@ pub struct Config {
     /// Where the HTTP status endpoint listens (keep it on loopback).
     #[arg(long, env = "MANUL_STATUS_LISTEN", default_value = "127.0.0.1:9099")]
     pub status_listen: SocketAddr,
+    /// How pods on different nodes reach each other (Calico's
+    /// CALICO_NETWORKING_BACKEND): `bird` (BGP: the speaker runs, remote
+    /// blocks are learned from peers; VXLAN pools' routes are computed
+    /// from IPAM as Calico's felix does), `vxlan` (no BGP at all: remote
+    /// blocks of VXLAN pools from IPAM block affinities and the Nodes'
+    /// VTEPs), `none` (no BGP; the same as `vxlan` for what manul routes).
+    #[arg(
+        long,
+        env = "CALICO_NETWORKING_BACKEND",
+        default_value = "bird",
+        value_enum
+    )]
+    pub networking_backend: Backend,
+    /// MTU of vxlan.calico (Calico's FELIX_VXLANMTU); 0: the uplink's
+    /// MTU less 50.
+    #[arg(long, env = "FELIX_VXLANMTU", default_value_t = 0)]
+    pub vxlan_mtu: u32,
+    /// MTU of vxlan-v6.calico (Calico's FELIX_VXLANMTUV6); 0: the uplink's
+    /// MTU less 70.
+    #[arg(long = "vxlan-mtu-v6", env = "FELIX_VXLANMTUV6", default_value_t = 0)]
+    pub vxlan_mtu_v6: u32,
+    /// Where the pod MTU is written for the CNI plugin (its `mtu_file`),
+    /// as calico-node writes it; agents sharing one filesystem (the lab,
+    /// tests) need one each.
+    #[arg(long, env = "MANUL_MTU_FILE", default_value = manul_felix::mtu::DEFAULT_MTU_FILE)]
+    pub mtu_file: std::path::PathBuf,
+}
+
+/// Calico's `CALICO_NETWORKING_BACKEND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// BGP (calico-node's BIRD; manul's own speaker).
+    Bird,
+    /// VXLAN only: no BGP anywhere.
+    Vxlan,
+    /// No BGP (Calico's policy-only mode).
+    None,
+}
+
+impl Backend {
+    /// Whether this node runs BGP.
+    pub fn bgp(self) -> bool {
+        self == Backend::Bird
+    }
+
+    /// The name as the variable takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Bird => "bird",
+            Backend::Vxlan => "vxlan",
+            Backend::None => "none",
+        }
+    }
 }
 
 impl Config {
@@ -182,11 +235,17 @@ mod tests {
             "ETCD_ENDPOINTS",
             "CALICO_IPV4POOL_CIDR",
             "NO_DEFAULT_POOLS",
+            "CALICO_NETWORKING_BACKEND",
+            "FELIX_VXLANMTU",
+            "FELIX_VXLANMTUV6",
+            "MANUL_MTU_FILE",
         ] {
             assert!(help.contains(&format!("env: {v}")), "{v} missing:\n{help}");
         }
         assert!(help.contains("[default: 192.168.0.0/16]"), "{help}");
         assert!(help.contains("[default: first-found]"), "{help}");
+        assert!(help.contains("[default: bird]"), "{help}");
+        assert!(help.contains("[default: /var/lib/calico/mtu]"), "{help}");
     }
 
     #[test]
@@ -234,5 +293,23 @@ mod tests {
         assert_eq!(c.as_number, Some(65001));
         assert!(c.no_default_pools);
         assert_eq!(c.node_name().unwrap(), "h1");
+        assert_eq!(c.networking_backend, Backend::Bird);
+        let c = Config::try_parse_from([
+            "manul-node",
+            "--networking-backend",
+            "vxlan",
+            "--vxlan-mtu",
+            "1400",
+            "--vxlan-mtu-v6",
+            "1380",
+        ])
+        .unwrap();
+        assert_eq!(c.networking_backend, Backend::Vxlan);
+        assert!(!c.networking_backend.bgp());
+        assert_eq!((c.vxlan_mtu, c.vxlan_mtu_v6), (1400, 1380));
+        let e = Config::try_parse_from(["manul-node", "--networking-backend", "gobgp"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bird") && e.contains("vxlan"), "{e}");
     }
 }

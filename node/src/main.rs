@@ -36,8 +36,10 @@
 //! 3. start confd (the live view of etcd) and felix (which learns what
 //!    the kernel holds, and writes nothing yet), and serve `/status`,
 //!    `/metrics`, `/liveness`, `/readiness` ([`http`], [`status`]);
-//! 4. once confd is in sync, the BGP speaker and the felix loop
-//!    ([`routing`], [`speaker`], [`peers`]);
+//! 4. once confd is in sync: felix settles the MTUs (the pod MTU file
+//!    for the CNI plugin), the tunnel address task keeps this node's VXLAN
+//!    tunnel addresses ([`tunnel`]), and the BGP speaker (backend `bird`)
+//!    and the felix loop start ([`routing`], [`speaker`], [`peers`]);
 //! 5. stop on SIGTERM/SIGINT leaving everything in place: kernel routes
 //!    stay, BGP sessions close without a Cease so peers keep our routes
 //!    (graceful restart). `--cleanup` instead removes every route felix owns
@@ -54,6 +56,7 @@ mod routing;
 mod secrets;
 mod speaker;
 mod status;
+mod tunnel;
 
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -159,6 +162,7 @@ async fn run(cfg: Config) -> Result<()> {
             tracing::info!(cidr = %pool.cidr, "default pool created");
         }
     }
+    let ipam = manul_ipam::Ipam::new(ds.clone());
     let confd = Confd::start(ds, ConfdConfig::new(name.clone()));
 
     // felix learns what the kernel holds now; it writes nothing before
@@ -174,6 +178,11 @@ async fn run(cfg: Config) -> Result<()> {
             ..Default::default()
         }),
         observer: ebpf.clone(),
+        mtu: manul_felix::mtu::MtuConfig {
+            vxlan: Some(cfg.vxlan_mtu),
+            vxlan_v6: Some(cfg.vxlan_mtu_v6),
+            file: Some(cfg.mtu_file.clone()),
+        },
         ..Default::default()
     };
     let felix = Arc::new(
@@ -192,6 +201,7 @@ async fn run(cfg: Config) -> Result<()> {
         }),
     });
 
+    let (tunnels_tx, tunnels_rx) = watch::channel(tunnel::TunnelState::default());
     let mut metrics = metrics::Metrics::default();
     metrics.register(Box::new(ebpf.clone()));
     let metrics = Arc::new(metrics);
@@ -207,6 +217,13 @@ async fn run(cfg: Config) -> Result<()> {
         feed: feed_rx,
         ebpf,
         bgp: Arc::new(OnceLock::new()),
+        backend: match cfg.networking_backend {
+            config::Backend::Bird => manul_status::Backend::Bird,
+            config::Backend::Vxlan => manul_status::Backend::Vxlan,
+            config::Backend::None => manul_status::Backend::None,
+        },
+        tunnels: tunnels_rx,
+        mtu: felix.watch_mtu(),
     };
     let bgp_sources = Arc::clone(&sources.bgp);
     let listener = tokio::net::TcpListener::bind(cfg.status_listen)
@@ -223,6 +240,10 @@ async fn run(cfg: Config) -> Result<()> {
         .wait_for(|s| s.in_sync)
         .await
         .context("confd stopped before its first sync")?;
+    // The MTUs do not wait for BGP: a pod added while felix holds its
+    // route writes must get the right one.
+    felix.set_mtu_inputs(confd.subscribe().snapshot(), &name);
+    let tunnels = tunnel::spawn(ipam, name.clone(), confd.subscribe(), tunnels_tx);
     let routing = routing::start(
         &confd,
         &name,
@@ -230,6 +251,7 @@ async fn run(cfg: Config) -> Result<()> {
         secrets::Secrets::new(&cfg.secrets_dir),
         metrics,
         feed,
+        cfg.networking_backend,
     )
     .await?;
     let _ = bgp_sources.set(BgpSources {
@@ -243,6 +265,7 @@ async fn run(cfg: Config) -> Result<()> {
         _ = int.recv() => tracing::info!("SIGINT: stopping, leaving routes in place"),
     }
     server.abort();
+    tunnels.abort();
     if let Some(sp) = &routing.speaker() {
         let _ = sp.shutdown(true).await;
     }

@@ -1,7 +1,8 @@
 //! The node's status, built in one place: [`Sources::collect`] reads the
 //! latest state each part publishes (confd's sync, the speaker driver and
 //! its peer table, confd's BGP view, felix's progress, the felix loop's
-//! feed, the eBPF observer) and makes one [`NodeStatus`]. `/status`,
+//! feed, the eBPF observer, the tunnel address task, felix's MTUs) and
+//! makes one [`NodeStatus`]. `/status`,
 //! `/metrics` and `/readiness` each call it when asked, so none of them
 //! trails what the parts know: the moment felix has written a route or a
 //! session changed state, the next answer shows it.
@@ -17,13 +18,14 @@ use manul_confd::bgp::view::NodeBgpView;
 use manul_felix::Progress;
 use manul_felix::ebpf::EbpfObserver;
 use manul_status::{
-    DatastoreStatus, KernelRoutes, NodeStatus, PeerStatus, PeerType, RefusedPool, RoutingStatus,
-    unix_seconds,
+    DatastoreStatus, KernelRoutes, NetworkStatus, NodeStatus, PeerStatus, PeerType, RefusedPool,
+    RoutingStatus, Vtep, unix_seconds,
 };
 use tokio::sync::watch;
 
 use crate::routing::felix_loop::FelixFeed;
 use crate::speaker::DriverState;
+use crate::tunnel::TunnelState;
 
 /// Where the status comes from.
 #[derive(Debug, Clone)]
@@ -45,6 +47,12 @@ pub struct Sources {
     pub ebpf: EbpfObserver,
     /// BGP, once routing has started (after confd's first sync).
     pub bgp: Arc<OnceLock<BgpSources>>,
+    /// `CALICO_NETWORKING_BACKEND`.
+    pub backend: manul_status::Backend,
+    /// The tunnel address task's last outcome.
+    pub tunnels: watch::Receiver<TunnelState>,
+    /// felix's MTUs.
+    pub mtu: watch::Receiver<Option<manul_felix::mtu::Mtus>>,
 }
 
 /// The BGP side's sources.
@@ -72,6 +80,31 @@ impl Sources {
             datastore: datastore_status(&self.datastore.borrow()),
             routing,
             ebpf: self.ebpf.summary(),
+            network: self.network(),
+        }
+    }
+
+    fn network(&self) -> NetworkStatus {
+        let t = self.tunnels.borrow().clone();
+        let vtep = |device: &str, t: Option<manul_ipam::tunnel::Tunnel>| {
+            t.map(|t| Vtep {
+                device: device.to_owned(),
+                address: t.address,
+                mac: manul_datastore::resources::format_mac(&t.mac),
+            })
+        };
+        NetworkStatus {
+            backend: self.backend,
+            vxlan_v4: vtep(manul_felix::desired::VXLAN_DEVICE, t.tunnels.v4),
+            vxlan_v6: vtep(manul_felix::desired::VXLAN_DEVICE_V6, t.tunnels.v6),
+            tunnel_error: t.error,
+            mtu: self.mtu.borrow().map(|m| manul_status::network::Mtus {
+                host: m.host,
+                host_detected: m.detected,
+                vxlan: m.vxlan,
+                vxlan_v6: m.vxlan_v6,
+                pod: m.pod,
+            }),
         }
     }
 

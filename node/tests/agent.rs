@@ -13,8 +13,10 @@ use serde_json::Value;
 
 /// manul-node as a harness daemon: logged, stopped on drop, swept if the
 /// test is killed.
-fn spawn(cmd: Command, label: &str) -> Result<(Daemon, scratch::ScratchDir)> {
+fn spawn(mut cmd: Command, label: &str) -> Result<(Daemon, scratch::ScratchDir)> {
     let dir = scratch::run().tempdir(label)?;
+    // The pod MTU goes to the test's scratch, not the machine's file.
+    cmd.env("MANUL_MTU_FILE", dir.path().join("mtu"));
     let d = Daemon::spawn(label, cmd, &dir.path().join("agent.log"))?;
     Ok((d, dir))
 }

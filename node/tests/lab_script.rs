@@ -8,6 +8,16 @@
 //! status`) is compared with what the kernel holds (`ip route show proto
 //! 80`): right as `up` returns, right after a pod is added, and while an
 //! agent restarted in place holds its writes.
+//!
+//! `up --hosts 2 --backend vxlan` builds a VXLAN-only lab: every pod
+//! reaches every other, the agents run no BGP, the routes go through
+//! `vxlan.calico`, and pings between pods on different hosts cross the
+//! wire as VXLAN (UDP 4789), counted in host1.
+//!
+//! Both tests use the lab's fixed names: nextest runs them one at a time
+//! (test group `lab-script`, `.config/nextest.toml`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -190,11 +200,104 @@ fn restart_agent(bin: &Path, h: usize) -> Result<()> {
         .env("IP", format!("10.88.0.{h}/24"))
         .env("ETCD_ENDPOINTS", ETCD)
         .env("NO_DEFAULT_POOLS", "true")
+        .env("MANUL_MTU_FILE", format!("{STATE}/host{h}.mtu"))
         .env("RUST_LOG", "info")
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()?;
     std::fs::write(&pid_file, child.id().to_string())?;
+    Ok(())
+}
+
+/// Check that nothing of the lab is left, then take it down however the
+/// test ends.
+fn fresh_lab() -> Result<Down> {
+    ensure!(
+        !Path::new(STATE).exists() && lab_namespaces()?.is_empty(),
+        "a lab is up on this machine already (scripts/lab down first)"
+    );
+    Ok(Down)
+}
+
+#[test]
+fn lab_up_backend_vxlan_talks_through_vxlan_without_bgp() -> Result<()> {
+    require!(
+        Need::Root,
+        Need::Bin("etcd"),
+        Need::Bin("ip"),
+        Need::Bin("nsenter"),
+        Need::Bin("ping")
+    );
+    let _down = fresh_lab()?;
+    let up = lab(&["up", "--hosts", "2", "--backend", "vxlan"])?;
+    let out = text(&up);
+    ensure!(up.status.success(), "scripts/lab up failed:\n{out}");
+    ensure!(
+        out.contains("12 pod pairs reach each other, 0 do not"),
+        "{out}"
+    );
+    ensure!(out.contains("no BGP (backend vxlan)"), "{out}");
+    let bin = bin_dir()?;
+    for h in [1, 2] {
+        let (s, table) = reported(&bin, h)?;
+        ensure!(
+            !s.routing.bgp && s.routing.peers.is_empty(),
+            "host{h}: {:?}",
+            s.routing
+        );
+        ensure!(
+            table.contains("Network: backend vxlan, vxlan.calico") && table.contains("pods 1450"),
+            "host{h}:\n{table}"
+        );
+        let routes = in_ns(
+            &format!("manul-lab-host{h}"),
+            Path::new("ip"),
+            &["route", "show", "proto", "80"],
+        )?;
+        let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+        ensure!(
+            routes.contains("dev vxlan.calico onlink"),
+            "host{h}:\n{routes}"
+        );
+        let mtu = std::fs::read_to_string(format!("{STATE}/host{h}.mtu"))?;
+        ensure!(mtu == "1450", "host{h}'s pod MTU file: {mtu:?}");
+    }
+    // Pings from host1's pod to host2's, counted on host1 as VXLAN.
+    let cap = common::VxlanCapture::start_at(Path::new("/run/netns/manul-lab-host1"))?;
+    let addr = in_ns(
+        "manul-lab-h2p1",
+        Path::new("ip"),
+        &["-4", "-o", "addr", "show", "dev", "eth0"],
+    )?;
+    let addr = String::from_utf8_lossy(&addr.stdout).into_owned();
+    let dst = addr
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.split('/').next())
+        .context("host2's pod address")?
+        .to_string();
+    let ping = in_ns(
+        "manul-lab-h1p1",
+        Path::new("ping"),
+        &["-n", "-c", "10", "-i", "0.05", "-W", "1", &dst],
+    )?;
+    let ping = text(&ping);
+    ensure!(common::received(&ping) == 10, "{ping}");
+    let (h1, h2) = ("10.88.0.1".parse()?, "10.88.0.2".parse()?);
+    manul_tests::wait_until(Duration::from_secs(2), "VXLAN packets counted", || {
+        let c = (cap.count(h1, h2), cap.count(h2, h1));
+        (c.0 >= 10 && c.1 >= 10)
+            .then_some(())
+            .ok_or(format!("{:?}", cap.all()))
+    });
+    drop(cap);
+    let down = lab(&["down"])?;
+    ensure!(
+        down.status.success(),
+        "scripts/lab down failed:\n{}",
+        text(&down)
+    );
+    ensure!(lab_namespaces()?.is_empty(), "namespaces left");
     Ok(())
 }
 
@@ -208,11 +311,7 @@ fn lab_up_status_down_leaves_nothing() -> Result<()> {
         Need::Bin("ip"),
         Need::Bin("nsenter")
     );
-    ensure!(
-        !Path::new(STATE).exists() && lab_namespaces()?.is_empty(),
-        "a lab is up on this machine already (scripts/lab down first)"
-    );
-    let _down = Down;
+    let _down = fresh_lab()?;
     let up = lab(&["up", "--hosts", "2", "--rr"])?;
     let out = text(&up);
     ensure!(up.status.success(), "scripts/lab up failed:\n{out}");

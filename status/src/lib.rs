@@ -13,6 +13,8 @@
 //! - [`kernel`]: the routes felix owns in the kernel, what it wants, and
 //!   whether it is holding its writes.
 //! - [`ebpf`]: felix's eBPF dataplane.
+//! - [`network`]: the networking backend, this node's VXLAN tunnel ends
+//!   and the MTUs.
 //!
 //! Times are Unix seconds (wall clock), so a value does not change while
 //! nothing happens; durations are derived by the reader.
@@ -20,6 +22,7 @@
 pub mod datastore;
 pub mod ebpf;
 pub mod kernel;
+pub mod network;
 pub mod routing;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +35,7 @@ pub use ebpf::{EbpfMode, EbpfStatus};
 pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes, RefusedPool};
 /// A session's state: the BGP FSM's own (RFC 4271 §8.2.2).
 pub use manul_bgp::fsm::State;
+pub use network::{Backend, NetworkStatus, Vtep};
 pub use routing::{PeerStatus, PeerType, RoutingStatus};
 
 /// Everything `GET /status` answers.
@@ -54,6 +58,10 @@ pub struct NodeStatus {
     pub routing: RoutingStatus,
     /// felix's eBPF dataplane.
     pub ebpf: EbpfStatus,
+    /// The networking backend, the VXLAN tunnel ends, the MTUs (absent
+    /// in the answers of agents that predate it).
+    #[serde(default)]
+    pub network: NetworkStatus,
 }
 
 /// Now, in Unix seconds (0 if the clock is before 1970).
@@ -121,6 +129,7 @@ mod tests {
             "speaker-restart"
         );
         assert_eq!(json["ebpf"]["mode"], "off");
+        assert_eq!(json["network"]["backend"], "bird");
         let back: NodeStatus = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }

@@ -49,9 +49,16 @@ pub fn tor_bird_conf(tor: &Host, hosts: &[Host]) -> String {
         .collect()
 }
 
+/// Where [`agent`] has host `host`'s manul-node write its pod MTU (its
+/// `MANUL_MTU_FILE`: agents sharing this machine's filesystem need one
+/// each, and tests leave the machine's `/var/lib/calico/mtu` alone).
+pub fn mtu_file(logs: &Path, host: &str) -> std::path::PathBuf {
+    logs.join(format!("{host}.mtu"))
+}
+
 /// manul-node (`bin`) in `host`, as `<ipv4>/24`, against the etcd at
-/// `endpoint`, logging at info level, with `env` on top; logged to
-/// `logs/<host>.log`.
+/// `endpoint`, logging at info level, its pod MTU written to
+/// [`mtu_file`], with `env` on top; logged to `logs/<host>.log`.
 pub fn agent(
     bin: &Path,
     host: &Host,
@@ -63,6 +70,7 @@ pub fn agent(
     cmd.env("NODENAME", &host.name)
         .env("IP", format!("{}/24", host.ipv4))
         .env("ETCD_ENDPOINTS", endpoint)
+        .env("MANUL_MTU_FILE", mtu_file(logs, &host.name))
         .env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
@@ -117,16 +125,37 @@ pub fn cni(
 /// run in the node `node`'s network namespace) and the pod's namespace
 /// by path: for hosts the harness did not make (`scripts/lab`'s).
 pub fn cni_call(
-    mut plugin: std::process::Command,
+    plugin: std::process::Command,
     node: &str,
     cmd: &str,
     id: &str,
     pod: &Path,
     endpoint: &str,
 ) -> Result<Value> {
-    let conf = format!(
-        r#"{{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"manul-cni","etcd_endpoints":"{endpoint}","nodename":"{node}","ipam":{{"assign_ipv4":"true"}}}}"#
-    );
+    cni_call_with(plugin, node, cmd, id, pod, endpoint, &[])
+}
+
+/// [`cni_call`] with more keys in the network configuration (e.g.
+/// `mtu_file`: where the node's agent writes the pod MTU, [`mtu_file`];
+/// `mtu`).
+pub fn cni_call_with(
+    mut plugin: std::process::Command,
+    node: &str,
+    cmd: &str,
+    id: &str,
+    pod: &Path,
+    endpoint: &str,
+    extra: &[(&str, Value)],
+) -> Result<Value> {
+    let mut conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "manul-cni",
+        "etcd_endpoints": endpoint, "nodename": node,
+        "ipam": {"assign_ipv4": "true"},
+    });
+    for (k, v) in extra {
+        conf[*k] = v.clone();
+    }
+    let conf = conf.to_string();
     let mut child = plugin
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", id)

@@ -130,9 +130,7 @@ impl BgpDeriver {
                 ItemKey::BgpFilter(f) => {
                     filters.insert(f.clone());
                 }
-                ItemKey::IpPool(_) | ItemKey::Affinity(_) | ItemKey::BorrowedBlock(_) => {
-                    prefixes = true
-                }
+                ItemKey::IpPool(_) | ItemKey::Affinity(_) | ItemKey::Block(_) => prefixes = true,
                 ItemKey::Workload { .. } => {}
             }
         }

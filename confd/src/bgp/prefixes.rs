@@ -95,10 +95,10 @@ pub fn derive_prefixes(
     let config = configs(snap, me);
     let mut out = BTreeMap::new();
     let blocks = snap.confirmed_blocks().map(|b| (b, PrefixOrigin::Block));
-    let borrowed = snap.borrowed().flat_map(|(_, addrs)| {
+    let borrowed = snap.borrowed(me).flat_map(|(_, addrs)| {
         addrs
-            .iter()
-            .map(|a| (host_prefix(*a), PrefixOrigin::Borrowed))
+            .into_iter()
+            .map(|a| (host_prefix(a), PrefixOrigin::Borrowed))
     });
     for (prefix, origin) in blocks.chain(borrowed) {
         if !exportable(pool_of(&pools, &prefix)) {

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use manul_status::{KernelRoutes, NodeStatus, State};
+use manul_status::{KernelRoutes, NetworkStatus, NodeStatus, State};
 
 use crate::cli::Output;
 use crate::context::Context;
@@ -119,6 +119,42 @@ fn kernel_routes(r: &KernelRoutes, now: u64) -> String {
     line
 }
 
+/// The network line: the backend, this node's VXLAN tunnel ends, the MTUs.
+fn network(n: &NetworkStatus) -> String {
+    let mut line = format!("Network: backend {}", n.backend.as_str());
+    let vteps: Vec<String> = [&n.vxlan_v4, &n.vxlan_v6]
+        .into_iter()
+        .flatten()
+        .map(|v| format!("{} {} ({})", v.device, v.address, v.mac))
+        .collect();
+    if vteps.is_empty() {
+        line += ", no VXLAN tunnel";
+    } else {
+        line += &format!(", {}", vteps.join(", "));
+    }
+    if let Some(e) = &n.tunnel_error {
+        line += &format!(" (tunnel addresses: {e})");
+    }
+    match &n.mtu {
+        Some(m) => {
+            line += &format!(
+                "; MTU: uplink {}{}, vxlan.calico {}, vxlan-v6.calico {}, pods {}",
+                m.host,
+                if m.host_detected {
+                    ""
+                } else {
+                    " (not found: Calico's fallback)"
+                },
+                m.vxlan,
+                m.vxlan_v6,
+                m.pod
+            );
+        }
+        None => line += "; MTU: not known yet",
+    }
+    line + "\n"
+}
+
 /// The human-readable status, as of `now` (Unix seconds).
 pub fn render(status: &NodeStatus, now: u64) -> String {
     let routing = &status.routing;
@@ -180,6 +216,7 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
         }
     );
     out += &kernel_routes(&routing.routes, now);
+    out += &network(&status.network);
     out
 }
 
@@ -266,6 +303,44 @@ mod tests {
         assert!(
             t.contains(
                 "Pool tunnelled not programmed: ipipMode Always: manul-node does not build IPIP tunnels yet"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn shows_the_network_line() {
+        let t = render(&status(), 1_042);
+        assert!(
+            t.contains("Network: backend bird, no VXLAN tunnel; MTU: not known yet"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn renders_the_vxlan_tunnel_and_the_mtus() {
+        let mut s = status();
+        s.network = NetworkStatus {
+            backend: manul_status::Backend::Vxlan,
+            vxlan_v4: Some(manul_status::Vtep {
+                device: "vxlan.calico".into(),
+                address: "10.65.0.1".parse().unwrap(),
+                mac: "66:00:00:00:00:01".into(),
+            }),
+            mtu: Some(manul_status::network::Mtus {
+                host: 1500,
+                host_detected: true,
+                vxlan: 1450,
+                vxlan_v6: 1430,
+                pod: 1450,
+            }),
+            ..Default::default()
+        };
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains(
+                "Network: backend vxlan, vxlan.calico 10.65.0.1 (66:00:00:00:00:01); \
+                 MTU: uplink 1500, vxlan.calico 1450, vxlan-v6.calico 1430, pods 1450"
             ),
             "{t}"
         );

@@ -36,3 +36,9 @@ pub fn ipip_tunnel_handle_id(node: &str) -> String {
 pub fn vxlan_tunnel_handle_id(node: &str) -> String {
     format!("vxlan-tunnel-addr-{node}")
 }
+
+/// The handle ID of a node's IPv6 VXLAN tunnel address (calico-node's
+/// `vxlan-v6-tunnel-addr-<node>`).
+pub fn vxlan_v6_tunnel_handle_id(node: &str) -> String {
+    format!("vxlan-v6-tunnel-addr-{node}")
+}

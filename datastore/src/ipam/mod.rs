@@ -12,4 +12,7 @@ mod handle;
 pub use affinity::{AffinityState, BlockAffinity};
 pub use block::{AllocationAttribute, AllocationBlock, attr};
 pub use config::IpamConfig;
-pub use handle::{IpamHandle, ipip_tunnel_handle_id, pod_handle_id, vxlan_tunnel_handle_id};
+pub use handle::{
+    IpamHandle, ipip_tunnel_handle_id, pod_handle_id, vxlan_tunnel_handle_id,
+    vxlan_v6_tunnel_handle_id,
+};

@@ -27,5 +27,7 @@ pub use bgppeer::{
 pub use ippool::{
     AllowedUse, AssignmentMode, DEFAULT_NODE_SELECTOR, IpPool, IpPoolSpec, IpipMode, VxlanMode,
 };
-pub use node::{Node, NodeAddress, NodeBgpSpec, NodeSpec, OrchRef};
+pub use node::{
+    Mac, Node, NodeAddress, NodeBgpSpec, NodeSpec, OrchRef, calico_vtep_mac, format_mac, parse_mac,
+};
 pub use workload::{WorkloadEndpoint, WorkloadEndpointSpec};

@@ -203,3 +203,95 @@ pub struct NodeSpec {
 impl ResourceSpec for NodeSpec {
     const KIND: ResourceKind = ResourceKind::Node;
 }
+
+/// A MAC address.
+pub type Mac = [u8; 6];
+
+/// Parse `aa:bb:cc:dd:ee:ff` (hex, either case).
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| {
+            (p.len() == 2)
+                .then(|| u8::from_str_radix(p, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    parts.try_into().ok()
+}
+
+/// `aa:bb:cc:dd:ee:ff`, lower case, as Go's `net.HardwareAddr` prints it.
+pub fn format_mac(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The VTEP MAC Calico's felix gives node `name`'s VXLAN device when its
+/// Node carries none (`vxlanTunnelMACAddr`, `vxlanTunnelMACAddrV6`
+/// empty): `0x66` (`'f'`, a locally administered unicast first octet)
+/// then the first five octets of SHA-1 of the node name (of
+/// `<name>-v6` for `vxlan-v6.calico`). Every node computes the same
+/// value for a peer, so a Node without the field still has one MAC.
+pub fn calico_vtep_mac(name: &str, v6: bool) -> Mac {
+    let input = if v6 {
+        format!("{name}-v6")
+    } else {
+        name.to_owned()
+    };
+    let sha = sha1_smol::Sha1::from(input).digest().bytes();
+    [b'f', sha[0], sha[1], sha[2], sha[3], sha[4]]
+}
+
+impl Resource<NodeSpec> {
+    /// This node's VTEP MAC of one family: the Node's field when it holds
+    /// a MAC, else [`calico_vtep_mac`].
+    pub fn vtep_mac(&self, v6: bool) -> Mac {
+        let field = if v6 {
+            &self.spec.vxlan_tunnel_mac_addr_v6
+        } else {
+            &self.spec.vxlan_tunnel_mac_addr
+        };
+        parse_mac(field).unwrap_or_else(|| calico_vtep_mac(&self.metadata.name, v6))
+    }
+}
+
+#[cfg(test)]
+mod mac_tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse_and_print_as_go_does() {
+        assert_eq!(
+            parse_mac("66:1A:00:ff:0b:02"),
+            Some([0x66, 0x1a, 0, 0xff, 0x0b, 2])
+        );
+        assert_eq!(parse_mac("66:1a:00:ff:0b"), None);
+        assert_eq!(parse_mac("6:1a:00:ff:0b:02:"), None);
+        assert_eq!(
+            format_mac(&[0x66, 0x1a, 0, 0xff, 0x0b, 2]),
+            "66:1a:00:ff:0b:02"
+        );
+    }
+
+    #[test]
+    fn calico_derives_the_mac_from_the_node_name() {
+        let v4 = calico_vtep_mac("node1", false);
+        let v6 = calico_vtep_mac("node1", true);
+        assert_eq!(v4[0], 0x66);
+        assert_eq!(
+            &v4[1..],
+            &sha1_smol::Sha1::from("node1").digest().bytes()[..5]
+        );
+        assert_eq!(
+            &v6[1..],
+            &sha1_smol::Sha1::from("node1-v6").digest().bytes()[..5]
+        );
+        let mut node = Node::new("node1", NodeSpec::default());
+        assert_eq!(node.vtep_mac(false), v4);
+        node.spec.vxlan_tunnel_mac_addr = "66:00:00:00:00:01".into();
+        assert_eq!(node.vtep_mac(false), [0x66, 0, 0, 0, 0, 1]);
+        assert_eq!(node.vtep_mac(true), v6);
+    }
+}

@@ -10,6 +10,12 @@
 //!   and the hold after a start or a speaker restart;
 //! - [`remote`]: the remote prefixes kept from the best paths (pure).
 //!
+//! With a backend without BGP (`CALICO_NETWORKING_BACKEND` `vxlan` or
+//! `none`) no BGP view is derived and no speaker runs: felix is told at
+//! once that there is nothing to wait for (an empty [`Best::Replace`]),
+//! so it writes as soon as confd is in sync, and the remote routes of
+//! VXLAN pools come from the IPAM blocks (felix computes them).
+//!
 //! What the node reports of all this is read from [`Routing`]'s watches by
 //! [`crate::status`], when asked.
 
@@ -30,9 +36,10 @@ use tokio::task::JoinHandle;
 
 use self::felix_loop::{FelixFeed, FelixLoop};
 use self::remote::RemoteRoutes;
+use crate::config::Backend;
 use crate::metrics::Metrics;
 use crate::secrets::Secrets;
-use crate::speaker::{self, DriverState};
+use crate::speaker::{self, Best, DriverState};
 
 /// The running wiring; dropping it stops its tasks (routes stay).
 #[derive(Debug)]
@@ -42,6 +49,8 @@ pub struct Routing {
     /// confd's BGP view of this node.
     pub view: watch::Receiver<Arc<NodeBgpView>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Without BGP: the felix loop's channel, kept open (nothing comes).
+    _no_bgp: Option<tokio::sync::mpsc::UnboundedSender<Best>>,
 }
 
 impl Routing {
@@ -59,8 +68,9 @@ impl Drop for Routing {
     }
 }
 
-/// Start the speaker and the felix loop from `confd` (which must be in
-/// sync) for node `me`; the loop publishes on `feed`.
+/// Start the speaker (with `backend` `bird`) and the felix loop from
+/// `confd` (which must be in sync) for node `me`; the loop publishes on
+/// `feed`.
 pub async fn start(
     confd: &Confd,
     me: &str,
@@ -68,7 +78,35 @@ pub async fn start(
     secrets: Secrets,
     metrics: Arc<Metrics>,
     feed: watch::Sender<FelixFeed>,
+    backend: Backend,
 ) -> Result<Routing> {
+    if !backend.bgp() {
+        tracing::info!(
+            backend = backend.as_str(),
+            "no BGP on this node (CALICO_NETWORKING_BACKEND)"
+        );
+        let (best_tx, best) = tokio::sync::mpsc::unbounded_channel();
+        // Nothing to converge: felix writes from confd's state at once.
+        let _ = best_tx.send(Best::Replace(Vec::new()));
+        let view = watch::channel(Arc::new(NodeBgpView::default())).1;
+        let felix_loop = FelixLoop {
+            felix,
+            sub: confd.subscribe(),
+            me: me.to_string(),
+            view: view.clone(),
+            remote: RemoteRoutes::new(Vec::new()),
+            best,
+            metrics,
+            feed,
+            converged: false,
+        };
+        return Ok(Routing {
+            bgp: watch::channel(DriverState::default()).1,
+            view,
+            tasks: vec![tokio::spawn(felix_loop.run())],
+            _no_bgp: Some(best_tx),
+        });
+    }
     let mut bgp_view = BgpViewTask::spawn(confd.subscribe(), me);
     // The first change is the whole view; the driver gives the speaker
     // the whole view at its start anyway.
@@ -103,5 +141,6 @@ pub async fn start(
         bgp,
         view,
         tasks: vec![driver, tokio::spawn(felix_loop.run())],
+        _no_bgp: None,
     })
 }
