@@ -12,6 +12,8 @@
 //! - [`interface`]: Calico's sysctls on workload interfaces.
 //! - [`kernel`]: kernel routes as felix compares them, and their rtnetlink
 //!   messages.
+//! - [`nat`]: NAT outgoing — manul's nftables table (`inet manul`) from the
+//!   pools' `natOutgoing`, kept right like the routes.
 //! - [`overlay`]: the task that keeps the VXLAN devices and their ARP/FDB
 //!   entries right (desired changes, notifications, a timer).
 //! - [`plan`]: ownership and the minimal diff (pure).
@@ -33,6 +35,7 @@ pub mod ebpf;
 pub mod events;
 pub mod interface;
 pub mod kernel;
+pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;
