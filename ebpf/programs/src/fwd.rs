@@ -117,6 +117,14 @@ fn after_fib(
     None
 }
 
+/// A destination inside a pool. One outside every pool (a workload whose
+/// pool was deleted) may need NAT outgoing — nftables' masquerade and
+/// conntrack for the replies — so it is left to the stack.
+#[inline(always)]
+fn in_pool(route: &RouteValue) -> bool {
+    route.flags & flags::IN_POOL != 0
+}
+
 /// Remote routes the programs forward themselves: untunnelled workload blocks.
 #[inline(always)]
 fn fast_remote(route: &RouteValue) -> bool {
@@ -149,6 +157,9 @@ pub fn ipv4(mut ctx: TcContext) -> i32 {
 fn forward_v4(ctx: &mut TcContext, ifi: u32, src: [u8; 4], dst: [u8; 4]) -> Option<i32> {
     let route = *ROUTES_V4.get(Key::new(32, dst))?;
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
+        return None;
+    }
+    if !in_pool(&route) {
         return None;
     }
     // TTL and checksum: the word holding TTL and protocol.
@@ -248,6 +259,9 @@ pub fn ipv6(mut ctx: TcContext) -> i32 {
 fn forward_v6(ctx: &mut TcContext, ifi: u32, src: [u8; 16], dst: [u8; 16]) -> Option<i32> {
     let route = *ROUTES_V6.get(Key::new(128, dst))?;
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
+        return None;
+    }
+    if !in_pool(&route) {
         return None;
     }
     let hop_limit: u8 = ctx.load(ETH_LEN + 7).ok()?;

@@ -16,7 +16,9 @@
 //!    rewritten and the packet redirected out of the egress interface, else
 //!    `bpf_redirect_neigh` resolves it;
 //! 5. anything else (host addresses, blackholes, unknown, TTL about to
-//!    expire, tunnelled blocks): handed to the stack unchanged.
+//!    expire, tunnelled blocks, and any destination outside every pool —
+//!    a workload whose pool is gone included: it may need NAT outgoing,
+//!    nftables' masquerade and conntrack): handed to the stack unchanged.
 //!
 //! Every outcome for a known endpoint is counted per endpoint (per CPU).
 //!
