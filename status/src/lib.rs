@@ -13,6 +13,7 @@
 //! - [`kernel`]: the routes felix owns in the kernel, what it wants, and
 //!   whether it is holding its writes.
 //! - [`ebpf`]: felix's eBPF dataplane.
+//! - [`nat`]: NAT outgoing, felix's nftables table.
 //!
 //! Times are Unix seconds (wall clock), so a value does not change while
 //! nothing happens; durations are derived by the reader.
@@ -20,6 +21,7 @@
 pub mod datastore;
 pub mod ebpf;
 pub mod kernel;
+pub mod nat;
 pub mod routing;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +34,7 @@ pub use ebpf::{EbpfMode, EbpfStatus};
 pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes};
 /// A session's state: the BGP FSM's own (RFC 4271 §8.2.2).
 pub use manul_bgp::fsm::State;
+pub use nat::NatStatus;
 pub use routing::{PeerStatus, PeerType, RoutingStatus};
 
 /// Everything `GET /status` answers.
@@ -54,6 +57,9 @@ pub struct NodeStatus {
     pub routing: RoutingStatus,
     /// felix's eBPF dataplane.
     pub ebpf: EbpfStatus,
+    /// NAT outgoing (absent in an older agent's answer: the default).
+    #[serde(default)]
+    pub nat: NatStatus,
 }
 
 /// Now, in Unix seconds (0 if the clock is before 1970).
@@ -121,6 +127,7 @@ mod tests {
             "speaker-restart"
         );
         assert_eq!(json["ebpf"]["mode"], "off");
+        assert_eq!(json["nat"]["in_sync"], false);
         let back: NodeStatus = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }
