@@ -321,11 +321,22 @@ async fn next_event(events: &mut Option<Notifications>) -> std::io::Result<Seen>
     }
 }
 
-/// Remove manul's NAT table (in `netns`); whether there was one.
+/// Remove manul's NAT table (in `netns`); whether there was one. A kernel
+/// without nf_tables has none.
 pub async fn cleanup(netns: Option<&std::path::Path>) -> Result<bool, NfnlError> {
-    let mut nfnl = Nfnl::open(netns)?;
-    if nfnl.dump_table().await?.table.is_none() {
-        return Ok(false);
+    let mut nfnl = match Nfnl::open(netns) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let no_nftables = |e: &NfnlError| {
+        matches!(e.errno(), Some(libc::EPROTONOSUPPORT) | Some(libc::EOPNOTSUPP))
+    };
+    match nfnl.dump_table().await {
+        Ok(d) if d.table.is_none() => return Ok(false),
+        Ok(_) => {}
+        Err(e) if no_nftables(&e) => return Ok(false),
+        Err(e) => return Err(e),
     }
     match nfnl
         .write(&[table::Request {
