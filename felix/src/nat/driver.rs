@@ -330,7 +330,10 @@ pub async fn cleanup(netns: Option<&std::path::Path>) -> Result<bool, NfnlError>
         Err(e) => return Err(e.into()),
     };
     let no_nftables = |e: &NfnlError| {
-        matches!(e.errno(), Some(libc::EPROTONOSUPPORT) | Some(libc::EOPNOTSUPP))
+        matches!(
+            e.errno(),
+            Some(libc::EPROTONOSUPPORT) | Some(libc::EOPNOTSUPP)
+        )
     };
     match nfnl.dump_table().await {
         Ok(d) if d.table.is_none() => return Ok(false),
