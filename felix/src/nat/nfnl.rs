@@ -493,3 +493,65 @@ impl Notifications {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_netfilter::nftables::{ChainAttribute, ChainMessage};
+
+    fn bytes(family: NetfilterProtoFamily, m: NfTablesMessage, seq: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        serialize(message(family, m), NLM_F_REQUEST, seq, &mut out);
+        out
+    }
+
+    fn table(name: &str) -> NfTablesMessage {
+        NfTablesMessage::DeleteTable(TableMessage {
+            attributes: vec![TableAttribute::Name(name.into())],
+        })
+    }
+
+    #[test]
+    fn a_datagram_splits_into_its_messages_and_only_manuls_table_counts() {
+        let inet = NetfilterProtoFamily::Inet;
+        let chain = NfTablesMessage::NewChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(TABLE.into()),
+                ChainAttribute::Name("x".into()),
+            ],
+        });
+        let datagram = [
+            bytes(inet, table("theirs"), 1),
+            bytes(inet, chain.clone(), 2),
+            // An ip-family table of the same name is not manul's.
+            bytes(NetfilterProtoFamily::IPv4, table(TABLE), 3),
+            bytes(inet, table(TABLE), 4),
+        ]
+        .concat();
+        let msgs = messages(&datagram);
+        assert_eq!(msgs.len(), 4);
+        let ours: Vec<bool> = msgs
+            .iter()
+            .map(|m| match m {
+                Ok(NetlinkMessage {
+                    payload:
+                        NetlinkPayload::InnerMessage(NetfilterMessage {
+                            header,
+                            inner: NetfilterMessageInner::NfTables(t),
+                            ..
+                        }),
+                    ..
+                }) => about_our_table(header.family, t),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ours, [false, true, false, true]);
+        let seqs: Vec<u32> = msgs
+            .iter()
+            .map(|m| m.as_ref().unwrap().header.sequence_number)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        // A truncated datagram yields what is whole.
+        assert_eq!(messages(&datagram[..datagram.len() - 1]).len(), 3);
+    }
+}
