@@ -50,7 +50,9 @@ fn mac_string(mac: [u8; 6]) -> String {
         .join(":")
 }
 
-fn pod(host: &Host, label: &str, host_if: &str, ip: &str) -> Result<Pod> {
+/// A pod on `host`: a veth `host_if` <-> `eth0` with `ip`/32, Calico's
+/// link-local gateway and a host route to it.
+pub fn pod(host: &Host, label: &str, host_if: &str, ip: &str) -> Result<Pod> {
     let ns = Netns::new(label)?;
     host.ns.veth(host_if, &ns, "eth0")?;
     ns.add_addr("eth0", &format!("{ip}/32"))?;

@@ -15,6 +15,8 @@
 //! - [`mtu`]: the host, VXLAN and pod MTUs (pure); [`mtu_driver`]: the
 //!   task that finds the uplink's MTU, publishes the MTUs and writes the
 //!   pod MTU for the CNI plugin.
+//! - [`nat`]: NAT outgoing — manul's nftables table (`inet manul`) from the
+//!   pools' `natOutgoing`, kept right like the routes.
 //! - [`overlay`]: the task that keeps the VXLAN devices and their ARP/FDB
 //!   entries right (desired changes, notifications, a timer).
 //! - [`plan`]: ownership and the minimal diff (pure).
@@ -37,6 +39,7 @@ pub mod interface;
 pub mod kernel;
 pub mod mtu;
 pub mod mtu_driver;
+pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod overlay;

@@ -1,7 +1,8 @@
 //! [`Felix`]: felix as the node agent runs it — one desired state, from
 //! confd's snapshot and BGP's remote prefixes, fed to the kernel route
 //! [`Reconciler`], the VXLAN [`OverlayDriver`] (with the MTUs of the
-//! [`MtuDriver`]) and, when enabled, the eBPF
+//! [`MtuDriver`]), the NAT table ([`NatDriver`], from the pools'
+//! `natOutgoing`) and, when enabled, the eBPF
 //! [`EbpfDriver`] (maps written from the same desired routes, programs
 //! attached to the workloads' interfaces). When the eBPF dataplane is
 //! enabled but this host cannot run it, felix logs why once and runs
@@ -20,6 +21,7 @@ use crate::desired::{Inputs, PoolError, desired_routes};
 use crate::ebpf::{DriverConfig, EbpfDesired, EbpfDriver, EbpfObserver, Endpoint, Hosts};
 use crate::mtu::{MtuConfig, MtuInputs, Mtus};
 use crate::mtu_driver::MtuDriver;
+use crate::nat::{NatConfig, NatDriver, NatProgress};
 use crate::overlay::{OverlayDriver, Overlays};
 use crate::reconciler::{Progress, Reconciler, ReconcilerConfig, StartError, Stats};
 
@@ -47,6 +49,8 @@ pub struct Update {
     pub ebpf_generation: u64,
     /// The overlay driver's generation (0: overlays not set).
     pub overlay_generation: u64,
+    /// The NAT task's generation.
+    pub nat_generation: u64,
     /// How many routes are desired.
     pub routes: usize,
 }
@@ -58,6 +62,7 @@ pub struct Felix {
     routes: Reconciler,
     mtu: MtuDriver,
     overlay: OverlayDriver,
+    nat: NatDriver,
     ebpf: Option<EbpfDriver>,
     observer: EbpfObserver,
     /// Pools whose routes are not programmed, and why.
@@ -92,10 +97,16 @@ impl Felix {
             mtu.watch(),
         )
         .await?;
+        let nat = NatDriver::start(NatConfig {
+            netns: routes_config.netns.clone(),
+            resync_interval: routes_config.resync_interval,
+            retry_interval: routes_config.retry_interval,
+        });
         Ok(Felix {
             routes: Reconciler::start(routes_config).await?,
             mtu,
             overlay,
+            nat,
             ebpf,
             observer: config.observer,
             refused: tokio::sync::watch::channel(Vec::new()).0,
@@ -141,6 +152,7 @@ impl Felix {
             generation: self.routes.set_desired(routes),
             ebpf_generation,
             overlay_generation: 0,
+            nat_generation: self.nat.set_desired(crate::nat::desired(&inputs.pools)),
             routes: count,
         }
     }
@@ -165,12 +177,13 @@ impl Felix {
         self.refused.subscribe()
     }
 
-    /// Wait until `update`'s routes are written and its eBPF and overlay
-    /// syncs are done.
+    /// Wait until `update`'s routes are written and its eBPF, overlay and
+    /// NAT syncs are done.
     pub async fn wait(&self, update: Update) -> Arc<Progress> {
         self.overlay
             .wait_generation(update.overlay_generation)
             .await;
+        self.nat.wait_generation(update.nat_generation).await;
         if let Some(d) = &self.ebpf {
             d.wait_generation(update.ebpf_generation).await;
         }
@@ -206,6 +219,11 @@ impl Felix {
         self.routes.stats()
     }
 
+    /// The NAT table's state as it changes.
+    pub fn watch_nat(&self) -> tokio::sync::watch::Receiver<Arc<NatProgress>> {
+        self.nat.watch_progress()
+    }
+
     /// The eBPF dataplane's state.
     pub fn observer(&self) -> &EbpfObserver {
         &self.observer
@@ -225,16 +243,22 @@ pub struct Cleaned {
     /// Whether there was an eBPF pin directory (now removed, with every
     /// attachment, program and map in it).
     pub ebpf_removed: bool,
+    /// Whether there was a NAT table (`inet manul`, now removed).
+    pub nat_removed: bool,
 }
 
 /// Remove everything felix owns: every kernel route with its protocol
-/// (in `routes.netns`) and the eBPF dataplane pinned under `pin_dir`
-/// (links detached, programs and maps unpinned).
+/// (in `routes.netns`), the NAT table (`inet manul`) and the eBPF
+/// dataplane pinned under `pin_dir` (links detached, programs and maps
+/// unpinned).
 pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned, CleanupError> {
     let netns = routes.netns.clone();
     let felix = Reconciler::start(routes).await?;
     let generation = felix.set_desired(Default::default());
     let progress = felix.wait_generation(generation).await;
+    let nat_removed = crate::nat::cleanup(netns.as_deref())
+        .await
+        .map_err(CleanupError::Nat)?;
     let ebpf_removed =
         crate::ebpf::cleanup(pin_dir, netns.as_deref()).map_err(|e| CleanupError::Ebpf {
             pin_dir: pin_dir.to_path_buf(),
@@ -243,6 +267,7 @@ pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned
     Ok(Cleaned {
         routes_failed: progress.failed.len(),
         ebpf_removed,
+        nat_removed,
     })
 }
 
@@ -252,6 +277,9 @@ pub enum CleanupError {
     /// The route reconciler could not start.
     #[error(transparent)]
     Routes(#[from] StartError),
+    /// The NAT table could not be removed.
+    #[error("removing the NAT table: {0}")]
+    Nat(crate::nat::nfnl::NfnlError),
     /// The pin directory could not be removed.
     #[error("removing {}: {error}", pin_dir.display())]
     Ebpf {

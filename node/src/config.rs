@@ -80,8 +80,9 @@ pub struct Config {
     /// later, else legacy TC), `tcx`, or `tc` (clsact + cls_bpf filter).
     #[arg(long, env = "FELIX_BPFATTACHTYPE", default_value = "auto")]
     pub bpf_attach_type: manul_felix::ebpf::AttachMode,
-    /// Remove every kernel route manul owns (protocol 80) and its eBPF
-    /// programs, maps and attachments, and exit.
+    /// Remove every kernel route manul owns (protocol 80), its NAT table
+    /// (nftables `inet manul`) and its eBPF programs, maps and attachments,
+    /// and exit.
     #[arg(long, default_value_t = false)]
     pub cleanup: bool,
     /// Directory of BGP password secrets: key KEY of secret NAME

@@ -43,7 +43,8 @@
 //! 5. stop on SIGTERM/SIGINT leaving everything in place: kernel routes
 //!    stay, BGP sessions close without a Cease so peers keep our routes
 //!    (graceful restart). `--cleanup` instead removes every route felix owns
-//!    (protocol 80) and its eBPF programs, maps and attachments, and exits.
+//!    (protocol 80), its NAT table (`inet manul`) and its eBPF programs,
+//!    maps and attachments, and exits.
 
 mod autodetect;
 mod config;
@@ -128,7 +129,8 @@ async fn run(cfg: Config) -> Result<()> {
         tracing::info!(
             failed = done.routes_failed,
             ebpf_removed = done.ebpf_removed,
-            "removed every route and eBPF object manul owns"
+            nat_removed = done.nat_removed,
+            "removed every route, eBPF object and the NAT table manul owns"
         );
         return Ok(());
     }
@@ -216,6 +218,7 @@ async fn run(cfg: Config) -> Result<()> {
         refused: felix.watch_refused(),
         feed: feed_rx,
         ebpf,
+        nat: felix.watch_nat(),
         bgp: Arc::new(OnceLock::new()),
         backend: match cfg.networking_backend {
             config::Backend::Bird => manul_status::Backend::Bird,

@@ -22,6 +22,10 @@
 //! | `manul_ipam_operations_total` | `operation` | IPAM operations on this node seen in etcd: `block_claim`, `block_release`, `address_assign`, `address_release` |
 //! | `manul_bgp_speaker_restarts` | | speaker restarts (this node's AS, router ID or cluster ID changed) |
 //! | `manul_ebpf_*` | | felix's eBPF dataplane (`manul_felix::ebpf::observe`) |
+//! | `manul_nat_failures_total` | | failed attempts to program the NAT table (nftables `inet manul`) |
+//! | `manul_nat_repairs_total` | | times the NAT table was found changed by someone else and put right |
+//! | `manul_nat_in_sync` | | 1 when the kernel holds the NAT table felix wants |
+//! | `manul_nat_pools` | | pools with `natOutgoing` |
 //!
 //! The gauges are filled at scrape time; the counters and the histogram
 //! as things happen. IPAM operations are done by the CNI plugin (a process
@@ -59,6 +63,16 @@ pub struct Metrics {
     datastore_errors: Family<Labels, Counter>,
     reconcile: Histogram,
     ipam: Family<Labels, Counter>,
+    nat: NatMetrics,
+}
+
+/// NAT outgoing: counters brought up to felix's counts at scrape time.
+#[derive(Debug, Default)]
+struct NatMetrics {
+    failures: Counter,
+    repairs: Counter,
+    in_sync: Gauge,
+    pools: Gauge,
 }
 
 const PLAIN: [(&str, &str); 8] = [
@@ -133,6 +147,27 @@ impl Default for Metrics {
             "IPAM operations on this node seen in etcd, by operation",
             ipam.clone(),
         );
+        let nat = NatMetrics::default();
+        registry.register(
+            "manul_nat_failures",
+            "Failed attempts to program the NAT table (nftables inet manul)",
+            nat.failures.clone(),
+        );
+        registry.register(
+            "manul_nat_repairs",
+            "Times the NAT table was found changed by someone else and put right",
+            nat.repairs.clone(),
+        );
+        registry.register(
+            "manul_nat_in_sync",
+            "1 when the kernel holds the NAT table felix wants",
+            nat.in_sync.clone(),
+        );
+        registry.register(
+            "manul_nat_pools",
+            "Pools with natOutgoing",
+            nat.pools.clone(),
+        );
         let mut plain = Vec::new();
         for (name, help) in PLAIN.into_iter().chain([
             (
@@ -159,6 +194,7 @@ impl Default for Metrics {
             datastore_errors,
             reconcile,
             ipam,
+            nat,
         }
     }
 }
@@ -283,6 +319,14 @@ impl Metrics {
         self.set("manul_datastore_in_sync", i64::from(ds.in_sync));
         self.set("manul_datastore_resumes", ds.resumes as i64);
         self.set("manul_bgp_speaker_restarts", routing.bgp_restarts as i64);
+        let nat = &status.nat;
+        let m = &self.nat;
+        m.failures
+            .inc_by(nat.failures.saturating_sub(m.failures.get()));
+        m.repairs
+            .inc_by(nat.repairs.saturating_sub(m.repairs.get()));
+        m.in_sync.set(i64::from(nat.in_sync));
+        m.pools.set(nat.nat_pools.len() as i64);
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
@@ -388,5 +432,18 @@ mod tests {
         );
         assert!(!text.contains("10.0.0.2"), "{text}");
         assert!(!text.contains("tunnelled"), "{text}");
+        // NAT outgoing: counters follow felix's.
+        status.nat.failures = 2;
+        status.nat.in_sync = true;
+        status.nat.nat_pools = vec!["10.65.0.0/16".parse().unwrap()];
+        let text = m.render(&status);
+        for line in [
+            "manul_nat_failures_total 2",
+            "manul_nat_repairs_total 0",
+            "manul_nat_in_sync 1",
+            "manul_nat_pools 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The node's status, built in one place: [`Sources::collect`] reads the
 //! latest state each part publishes (confd's sync, the speaker driver and
 //! its peer table, confd's BGP view, felix's progress, the felix loop's
-//! feed, the eBPF observer, the tunnel address task, felix's MTUs) and
-//! makes one [`NodeStatus`]. `/status`,
+//! feed, the eBPF observer, the tunnel address task, felix's MTUs and
+//! its NAT table) and makes one [`NodeStatus`]. `/status`,
 //! `/metrics` and `/readiness` each call it when asked, so none of them
 //! trails what the parts know: the moment felix has written a route or a
 //! session changed state, the next answer shows it.
@@ -17,9 +17,10 @@ use manul_confd::bgp::PeerSource;
 use manul_confd::bgp::view::NodeBgpView;
 use manul_felix::Progress;
 use manul_felix::ebpf::EbpfObserver;
+use manul_felix::nat::NatProgress;
 use manul_status::{
-    DatastoreStatus, KernelRoutes, NetworkStatus, NodeStatus, PeerStatus, PeerType, RefusedPool,
-    RoutingStatus, Vtep, unix_seconds,
+    DatastoreStatus, KernelRoutes, NatStatus, NetworkStatus, NodeStatus, PeerStatus, PeerType,
+    RefusedPool, RoutingStatus, Vtep, unix_seconds,
 };
 use tokio::sync::watch;
 
@@ -45,6 +46,8 @@ pub struct Sources {
     /// The felix loop's inputs (remote prefixes, hold).
     pub feed: watch::Receiver<FelixFeed>,
     pub ebpf: EbpfObserver,
+    /// felix's NAT table.
+    pub nat: watch::Receiver<Arc<NatProgress>>,
     /// BGP, once routing has started (after confd's first sync).
     pub bgp: Arc<OnceLock<BgpSources>>,
     /// `CALICO_NETWORKING_BACKEND`.
@@ -80,6 +83,7 @@ impl Sources {
             datastore: datastore_status(&self.datastore.borrow()),
             routing,
             ebpf: self.ebpf.summary(),
+            nat: nat_status(&self.nat.borrow()),
             network: self.network(),
         }
     }
@@ -129,6 +133,26 @@ impl Sources {
                 })
                 .collect(),
         }
+    }
+}
+
+fn nat_status(p: &NatProgress) -> NatStatus {
+    NatStatus {
+        desired: p.desired.is_some(),
+        nat_pools: p
+            .desired
+            .as_ref()
+            .map(|d| d.nat_pools.clone())
+            .unwrap_or_default(),
+        pools: p
+            .desired
+            .as_ref()
+            .map(|d| d.pools.clone())
+            .unwrap_or_default(),
+        in_sync: p.in_sync,
+        last_error: p.last_error.clone(),
+        failures: p.failures,
+        repairs: p.repairs,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `scripts/lab` itself, as a user runs it: `up --hosts 2 --rr` builds the
 //! lab (host1 a route reflector peered by one BGPPeer, a BIRD ToR, two
-//! pods per host) and proves every pod reaches every other; `status`
+//! pods per host, an external host outside every pool) and proves every
+//! pod reaches every other, and the external host through NAT; `status`
 //! reports the hosts' peers; `down` leaves nothing: no `manul-lab-*`
 //! namespace, no state directory, none of the processes it started.
 //!
@@ -320,6 +321,10 @@ fn lab_up_status_down_leaves_nothing() -> Result<()> {
         "{out}"
     );
     ensure!(out.contains("route reflector host1"), "{out}");
+    ensure!(
+        out.contains("4 pods reach manul-lab-ext, 0 do not"),
+        "{out}"
+    );
     let bin = bin_dir()?;
 
     // Right as `up` returns, every agent's report is its kernel's, and

@@ -15,6 +15,7 @@
 //! - [`ebpf`]: felix's eBPF dataplane.
 //! - [`network`]: the networking backend, this node's VXLAN tunnel ends
 //!   and the MTUs.
+//! - [`nat`]: NAT outgoing, felix's nftables table.
 //!
 //! Times are Unix seconds (wall clock), so a value does not change while
 //! nothing happens; durations are derived by the reader.
@@ -22,6 +23,7 @@
 pub mod datastore;
 pub mod ebpf;
 pub mod kernel;
+pub mod nat;
 pub mod network;
 pub mod routing;
 
@@ -35,6 +37,7 @@ pub use ebpf::{EbpfMode, EbpfStatus};
 pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes, RefusedPool};
 /// A session's state: the BGP FSM's own (RFC 4271 §8.2.2).
 pub use manul_bgp::fsm::State;
+pub use nat::NatStatus;
 pub use network::{Backend, NetworkStatus, Vtep};
 pub use routing::{PeerStatus, PeerType, RoutingStatus};
 
@@ -62,6 +65,9 @@ pub struct NodeStatus {
     /// in the answers of agents that predate it).
     #[serde(default)]
     pub network: NetworkStatus,
+    /// NAT outgoing (absent in an older agent's answer: the default).
+    #[serde(default)]
+    pub nat: NatStatus,
 }
 
 /// Now, in Unix seconds (0 if the clock is before 1970).
@@ -130,6 +136,7 @@ mod tests {
         );
         assert_eq!(json["ebpf"]["mode"], "off");
         assert_eq!(json["network"]["backend"], "bird");
+        assert_eq!(json["nat"]["in_sync"], false);
         let back: NodeStatus = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }

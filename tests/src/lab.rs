@@ -9,8 +9,11 @@
 //!
 //! Hosts get `<v4 subnet>.<i>` and `<v6 prefix>::<i>` (i = 1..=N); the ToR
 //! gets `.254` / `::fe`, forwards, and is every host's default gateway.
-//! Hosts forward too (they route for their pods). Everything is torn down
-//! when the [`Lab`] drops.
+//! Hosts forward too (they route for their pods). An optional external
+//! host (`.253` / `::fd`, [`LabBuilder::external`]) stands for the world
+//! outside the cluster: it knows only the segment (no default route, no
+//! route to any pod), so a pod reaches it only through its host's NAT.
+//! Everything is torn down when the [`Lab`] drops.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -20,6 +23,8 @@ use crate::Netns;
 
 /// Last octet / last hextet of the ToR's address on the segment.
 const TOR_INDEX: u8 = 254;
+/// Last octet / last hextet of the external host's address.
+const EXTERNAL_INDEX: u8 = 253;
 
 /// One namespace on the lab segment.
 #[derive(Debug, Clone)]
@@ -48,6 +53,7 @@ impl Host {
 pub struct LabBuilder {
     hosts: usize,
     tor: bool,
+    external: bool,
     /// The first three octets of the /24.
     v4: [u8; 3],
     /// The first four hextets of the /64.
@@ -59,6 +65,7 @@ impl Default for LabBuilder {
         Self {
             hosts: 2,
             tor: false,
+            external: false,
             v4: [10, 88, 0],
             v6: [0xfd00, 0x88, 0, 0],
         }
@@ -75,6 +82,13 @@ impl LabBuilder {
     /// Add a `tor` router on the segment, default gateway of every host.
     pub fn tor(mut self, yes: bool) -> Self {
         self.tor = yes;
+        self
+    }
+
+    /// Add an `ext` host on the segment (`.253`) that routes nowhere:
+    /// outside every pool, with no route to the pods.
+    pub fn external(mut self, yes: bool) -> Self {
+        self.external = yes;
         self
     }
 
@@ -106,6 +120,10 @@ impl LabBuilder {
             "a lab holds 1..=253 hosts, not {}",
             self.hosts
         );
+        anyhow::ensure!(
+            !self.external || self.hosts < usize::from(EXTERNAL_INDEX),
+            "with an external host (.{EXTERNAL_INDEX}) a lab holds 1..=252 hosts"
+        );
         let switch = Netns::new("switch")?;
         switch.add_bridge("br0")?;
         let mut hosts = Vec::with_capacity(self.hosts);
@@ -134,7 +152,17 @@ impl LabBuilder {
         } else {
             None
         };
-        Ok(Lab { hosts, tor, switch })
+        let external = if self.external {
+            Some(self.attach(&switch, "ext", EXTERNAL_INDEX)?)
+        } else {
+            None
+        };
+        Ok(Lab {
+            hosts,
+            tor,
+            external,
+            switch,
+        })
     }
 
     /// A namespace with `eth0` on the switch's bridge, addressed as index `i`.
@@ -164,6 +192,8 @@ impl LabBuilder {
 pub struct Lab {
     pub hosts: Vec<Host>,
     pub tor: Option<Host>,
+    /// The external host ([`LabBuilder::external`]).
+    pub external: Option<Host>,
     /// The namespace holding the bridge `br0`.
     pub switch: Netns,
 }
@@ -181,5 +211,12 @@ impl Lab {
     /// The ToR; panics if the lab was built without one.
     pub fn tor(&self) -> &Host {
         self.tor.as_ref().expect("lab built without .tor(true)")
+    }
+
+    /// The external host; panics if the lab was built without one.
+    pub fn external(&self) -> &Host {
+        self.external
+            .as_ref()
+            .expect("lab built without .external(true)")
     }
 }

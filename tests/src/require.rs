@@ -41,6 +41,7 @@ pub fn package_of(bin: &str) -> &'static str {
         "bpftool" => "bpftool",
         "clang" => "clang",
         "protoc" => "protobuf-compiler",
+        "nft" => "nftables",
         _ => "the package that provides it",
     }
 }

@@ -217,7 +217,34 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
     );
     out += &kernel_routes(&routing.routes, now);
     out += &network(&status.network);
+    out += &nat_line(&status.nat);
     out
+}
+
+/// The NAT-outgoing line: which pools masquerade, and whether felix's
+/// nftables table holds them.
+fn nat_line(n: &manul_status::NatStatus) -> String {
+    if !n.desired {
+        return "NAT outgoing: not programmed yet\n".into();
+    }
+    let pools: Vec<String> = n.nat_pools.iter().map(ToString::to_string).collect();
+    let state = match (&n.last_error, n.in_sync) {
+        (Some(e), _) => format!("NOT in sync: {e}"),
+        (None, true) => "in sync".to_string(),
+        (None, false) => "not checked yet".to_string(),
+    };
+    format!(
+        "NAT outgoing: {} ({} of {} pools), nftables table inet manul {state}, {} failures, {} repairs\n",
+        if pools.is_empty() {
+            "-".to_string()
+        } else {
+            pools.join(", ")
+        },
+        n.nat_pools.len(),
+        n.pools.len(),
+        n.failures,
+        n.repairs,
+    )
 }
 
 /// Runs `node ...`.
@@ -289,7 +316,8 @@ mod tests {
         }
         assert!(!t.contains("an old error"), "{t}");
         assert!(!t.contains("Holding"), "{t}");
-        assert!(!t.contains("not programmed"), "{t}");
+        assert!(!t.contains("not programmed:"), "{t}");
+        assert!(t.contains("NAT outgoing: not programmed yet"), "{t}");
     }
 
     #[test]
@@ -342,6 +370,33 @@ mod tests {
                 "Network: backend vxlan, vxlan.calico 10.65.0.1 (66:00:00:00:00:01); \
                  MTU: uplink 1500, vxlan.calico 1450, vxlan-v6.calico 1430, pods 1450"
             ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn says_which_pools_masquerade_and_whether_the_table_holds_them() {
+        let mut s = status();
+        s.nat = manul_status::NatStatus {
+            desired: true,
+            nat_pools: vec!["10.65.0.0/16".parse().unwrap()],
+            pools: vec![
+                "10.65.0.0/16".parse().unwrap(),
+                "10.70.0.0/16".parse().unwrap(),
+            ],
+            in_sync: true,
+            repairs: 1,
+            ..Default::default()
+        };
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains("NAT outgoing: 10.65.0.0/16 (1 of 2 pools), nftables table inet manul in sync, 0 failures, 1 repairs"),
+            "{t}"
+        );
+        s.nat.last_error = Some("the kernel refused NewTable".into());
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains("table inet manul NOT in sync: the kernel refused NewTable"),
             "{t}"
         );
     }

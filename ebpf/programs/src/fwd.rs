@@ -128,6 +128,14 @@ fn to_workload(route: Option<&RouteValue>) -> bool {
     route.is_some_and(|r| r.kind == kind::LOCAL_WORKLOAD || r.kind == kind::REMOTE_WORKLOAD)
 }
 
+/// A destination inside a pool. One outside every pool (a workload whose
+/// pool was deleted) may need NAT outgoing — nftables' masquerade and
+/// conntrack for the replies — so it is left to the stack.
+#[inline(always)]
+fn in_pool(route: &RouteValue) -> bool {
+    route.flags & flags::IN_POOL != 0
+}
+
 /// Remote routes the programs forward themselves: untunnelled workload blocks.
 #[inline(always)]
 fn fast_remote(route: &RouteValue) -> bool {
@@ -173,6 +181,9 @@ fn forward_v4(
     ports: &Ports,
 ) -> Option<i32> {
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
+        return None;
+    }
+    if !in_pool(&route) {
         return None;
     }
     if matches!(ports, Ports::Unknown) {
@@ -292,6 +303,9 @@ fn forward_v6(
     ports: &Ports,
 ) -> Option<i32> {
     if route.kind != kind::LOCAL_WORKLOAD && !fast_remote(&route) {
+        return None;
+    }
+    if !in_pool(&route) {
         return None;
     }
     if matches!(ports, Ports::Unknown) {

@@ -15,14 +15,15 @@
 //!    FIB is asked (`bpf_fib_lookup`); with a resolved neighbour the MACs are
 //!    rewritten and the packet redirected out of the egress interface, else
 //!    `bpf_redirect_neigh` resolves it;
-//! 5. anything else (host addresses, Service IPs, external addresses,
-//!    blackholes, unknown, TTL about to expire, tunnelled blocks, IP
-//!    fragments): handed to the stack unchanged; when the destination is
-//!    not a workload (a Service IP, an external address, this host), the
-//!    sender's end of the connection is recorded (`flows`): packets for
-//!    that end (the replies) then take the stack too, through the
-//!    conntrack entry (and NAT: kube-proxy's Service DNAT, masquerade) the
-//!    requests made.
+//! 5. anything else (host addresses, Service IPs, external addresses and
+//!    any destination outside every pool — a workload whose pool is gone
+//!    included: it may need NAT outgoing —, blackholes, unknown, TTL about
+//!    to expire, tunnelled blocks, IP fragments): handed to the stack
+//!    unchanged; when the destination is not a workload (a Service IP, an
+//!    external address, this host), the sender's end of the connection is
+//!    recorded (`flows`): packets for that end (the replies) then take the
+//!    stack too, through the conntrack entry (and NAT: kube-proxy's
+//!    Service DNAT, masquerade) the requests made.
 //!
 //! Every outcome for a known endpoint is counted per endpoint (per CPU).
 //!
