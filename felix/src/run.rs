@@ -53,6 +53,9 @@ pub struct Update {
     pub nat_generation: u64,
     /// How many routes are desired.
     pub routes: usize,
+    /// How many of them lead to another node (remote blocks and
+    /// addresses, from BGP or, for VXLAN pools, from IPAM).
+    pub remote: usize,
 }
 
 /// The running felix. Dropping it stops its tasks; routes, maps and
@@ -138,6 +141,10 @@ impl Felix {
         self.refuse(desired.errors);
         let routes = desired.routes;
         let count = routes.len();
+        let remote = routes
+            .values()
+            .filter(|t| matches!(t, crate::route::Target::Via(_)))
+            .count();
         let ebpf_generation = match &self.ebpf {
             Some(driver) => driver.set_desired(EbpfDesired {
                 routes: Arc::new(routes.clone()),
@@ -154,6 +161,7 @@ impl Felix {
             overlay_generation: 0,
             nat_generation: self.nat.set_desired(crate::nat::desired(&inputs.pools)),
             routes: count,
+            remote,
         }
     }
 

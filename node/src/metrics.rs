@@ -12,7 +12,7 @@
 //! | `manul_routes_desired` | | kernel routes felix wants (0 before its first desired set) |
 //! | `manul_routes_holding` | | 1 while felix holds its writes (after a start or a speaker restart, until BGP has converged) |
 //! | `manul_pool_refused` | `pool` | 1 for each IP pool whose remote routes felix does not program (an IPIP pool: manul builds no IPIP tunnels; `/status` says why) |
-//! | `manul_routes_remote_prefixes` | | remote prefixes learned over BGP |
+//! | `manul_routes_remote_prefixes` | | remote prefixes felix routes to (learned over BGP, or from IPAM for VXLAN pools) |
 //! | `manul_route_writes` | | route writes since start |
 //! | `manul_routes_failed`, `manul_routes_blocked` | | routes not written now |
 //! | `manul_datastore_in_sync` | | 1 when confd is in sync with etcd |
@@ -87,7 +87,7 @@ const PLAIN: [(&str, &str); 8] = [
     ),
     (
         "manul_routes_remote_prefixes",
-        "Remote prefixes learned over BGP",
+        "Remote prefixes felix routes to (from BGP, or IPAM for VXLAN pools)",
     ),
     ("manul_route_writes", "Route writes since start"),
     ("manul_routes_failed", "Routes whose write failed (retried)"),

@@ -251,7 +251,8 @@ fn vxlan_only_cluster_has_no_bgp_and_its_pods_talk_through_vxlan() -> Result<()>
         ensure!(routes.contains(&want), "host1 has no `{want}`:\n{routes}");
     }
 
-    // No BGP anywhere: no speaker, no peer, no socket on port 179.
+    // No BGP anywhere: no speaker, no peer, no socket on port 179. The
+    // remote prefixes the status counts are the routes via the tunnel.
     for (i, h) in c.lab.hosts.iter().enumerate() {
         let s = status(&h.ns)?;
         ensure!(
@@ -259,6 +260,13 @@ fn vxlan_only_cluster_has_no_bgp_and_its_pods_talk_through_vxlan() -> Result<()>
             "host{}: {:?}",
             i + 1,
             s.routing
+        );
+        let via = c.routes(i).matches("dev vxlan.calico").count();
+        ensure!(
+            via == 2 && s.routing.routes.remote_prefixes == via,
+            "host{}: {} remote prefixes, {via} routes via vxlan.calico",
+            i + 1,
+            s.routing.routes.remote_prefixes
         );
         no_bgp_socket(&h.ns)?;
     }

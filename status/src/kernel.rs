@@ -19,7 +19,8 @@ pub struct KernelRoutes {
     /// Routes felix wants; `None` before its first desired set (while
     /// holding after a start).
     pub desired: Option<usize>,
-    /// Remote prefixes learned over BGP that felix routes to.
+    /// Remote prefixes felix routes to (learned over BGP, or from IPAM
+    /// blocks for VXLAN pools).
     pub remote_prefixes: usize,
     /// Desired routes whose write failed (retried every second).
     pub failed: usize,

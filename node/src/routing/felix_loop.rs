@@ -29,7 +29,8 @@ use crate::speaker::Best;
 /// What the loop publishes about felix's inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FelixFeed {
-    /// Remote prefixes handed to felix.
+    /// Remote prefixes felix routes to (from BGP, or from IPAM for
+    /// VXLAN pools).
     pub remote_prefixes: usize,
     /// Set while felix's writes are held (after a start or a speaker
     /// restart, until BGP has converged).
@@ -96,7 +97,7 @@ impl FelixLoop {
                 remote = self.remote.len(),
                 "felix update"
             );
-            let (remote, release) = (self.remote.len(), std::mem::take(&mut self.converged));
+            let (remote, release) = (u.remote, std::mem::take(&mut self.converged));
             self.feed.send_if_modified(|f| {
                 let changed = f.remote_prefixes != remote || (release && f.holding.is_some());
                 f.remote_prefixes = remote;
