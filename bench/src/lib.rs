@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod counter;
+pub mod iperf;
 pub mod machine;
 pub mod pods;
 pub mod prefixes;

@@ -21,23 +21,12 @@ use std::net::{
 };
 use std::time::{Duration, Instant};
 
-use manul_felix::ebpf::{Counters, Dataplane, link::links_in};
-use manul_tests::{Host, Lab, Need, PinDir, require, try_wait_until};
+use manul_tests::{Lab, Need, PinDir, require, try_wait_until};
 use pods::Pod;
-use pods::hosts::{TwoHosts, WAIT, dataplane, two_hosts};
+use pods::hosts::{TwoHosts, WAIT, counters, dataplane, two_hosts};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 mod pods;
-
-fn ifindex(host: &Host, name: &str) -> u32 {
-    links_in(Some(&host.ns.path()), &[name.to_string()]).unwrap()[0]
-        .unwrap()
-        .ifindex
-}
-
-fn counters(dp: &Dataplane, host: &Host, pod: &Pod) -> Counters {
-    dp.counters(ifindex(host, &pod.host_if)).unwrap()
-}
 
 fn ping_all(from: &Pod, to: &Pod) {
     for ip in to.ips() {

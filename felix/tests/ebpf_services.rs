@@ -17,10 +17,9 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use manul_felix::ebpf::{Counters, Dataplane, link::links_in};
 use manul_tests::{Host, Lab, Need, PinDir, require, try_wait_until};
 use pods::Pod;
-use pods::hosts::{TwoHosts, WAIT, dataplane, two_hosts};
+use pods::hosts::{TwoHosts, WAIT, counters, dataplane, two_hosts};
 
 mod pods;
 
@@ -151,13 +150,6 @@ fn through_service(from: &Pod, to: &Pod, service: &Service) -> Result<(), String
         ));
     }
     Ok(())
-}
-
-fn counters(dp: &Dataplane, host: &Host, pod: &Pod) -> Counters {
-    let index = links_in(Some(&host.ns.path()), std::slice::from_ref(&pod.host_if)).unwrap()[0]
-        .unwrap()
-        .ifindex;
-    dp.counters(index).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

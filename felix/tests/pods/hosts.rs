@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use manul_felix::desired::{Encap, Pool};
-use manul_felix::ebpf::{Dataplane, DataplaneConfig, Endpoint, Hosts};
+use manul_felix::ebpf::{Counters, Dataplane, DataplaneConfig, Endpoint, Hosts, link::links_in};
 use manul_felix::{Inputs, Reconciler, ReconcilerConfig, desired_routes};
 use manul_tests::{Host, PinDir};
 
@@ -135,4 +135,16 @@ pub async fn two_hosts(h1: &Host, h2: &Host) -> TwoHosts {
         in2,
         routes: (r1, r2),
     }
+}
+
+/// The interface index of `name` in `host`.
+pub fn ifindex(host: &Host, name: &str) -> u32 {
+    links_in(Some(&host.ns.path()), &[name.to_string()]).unwrap()[0]
+        .unwrap()
+        .ifindex
+}
+
+/// The programs' counters of `pod`'s endpoint on `host`.
+pub fn counters(dp: &Dataplane, host: &Host, pod: &Pod) -> Counters {
+    dp.counters(ifindex(host, &pod.host_if)).unwrap()
 }

@@ -4,11 +4,10 @@
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::process::Stdio;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use ipnet::IpNet;
+use manul_bench::iperf::iperf;
 use manul_bench::pods::{Pod, Rack};
 use manul_felix::desired::{Encap, Pool};
 use manul_felix::ebpf::{Counters, Dataplane, DataplaneConfig};
@@ -20,44 +19,6 @@ struct Cell {
     gbps: f64,
     avg_ms: f64,
     mdev_ms: f64,
-}
-
-fn number_after(text: &str, marker: &str) -> Option<f64> {
-    let i = text.find(marker)? + marker.len();
-    let rest = text[i..].trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '+' || c == '-'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-fn iperf(server: &Netns, client: &Netns, addr: Ipv4Addr, secs: u32) -> Result<f64> {
-    let addr = addr.to_string();
-    let mut srv = server
-        .command("iperf3")
-        .args(["-s", "-1", "-B", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("iperf3 (apt-get install iperf3)")?;
-    let mut last = None;
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(200));
-        match client.exec("iperf3", &["-c", &addr, "-t", &secs.to_string(), "-J"]) {
-            Ok(out) => {
-                last = Some(out);
-                break;
-            }
-            Err(e) if e.to_string().contains("refused") => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    let _ = srv.wait();
-    let out = last.ok_or_else(|| anyhow!("iperf3 server on {addr} never answered"))?;
-    let received = &out[out
-        .find("\"sum_received\"")
-        .ok_or_else(|| anyhow!("no sum_received in iperf3 output"))?..];
-    Ok(number_after(received, "\"bits_per_second\":").ok_or_else(|| anyhow!("no rate"))? / 1e9)
 }
 
 fn ping(client: &Netns, addr: Ipv4Addr) -> Result<(f64, f64)> {
