@@ -253,10 +253,13 @@ pub struct Cleaned {
     pub ebpf_removed: bool,
     /// Whether there was a NAT table (`inet manul`, now removed).
     pub nat_removed: bool,
+    /// VXLAN devices removed (`vxlan.calico`, `vxlan-v6.calico`).
+    pub vxlan_removed: u32,
 }
 
 /// Remove everything felix owns: every kernel route with its protocol
-/// (in `routes.netns`), the NAT table (`inet manul`) and the eBPF
+/// (in `routes.netns`), the NAT table (`inet manul`), the VXLAN devices
+/// (`vxlan.calico`, `vxlan-v6.calico`) and the eBPF
 /// dataplane pinned under `pin_dir` (links detached, programs and maps
 /// unpinned).
 pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned, CleanupError> {
@@ -267,6 +270,13 @@ pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned
     let nat_removed = crate::nat::cleanup(netns.as_deref())
         .await
         .map_err(CleanupError::Nat)?;
+    let vxlan = crate::vxlan::VxlanManager::open(netns.clone())
+        .await
+        .map_err(StartError::from)?;
+    let mut vxlan_removed = 0;
+    for family in [crate::vxlan::Family::V4, crate::vxlan::Family::V6] {
+        vxlan_removed += vxlan.apply(family, None, None).await?.device;
+    }
     let ebpf_removed =
         crate::ebpf::cleanup(pin_dir, netns.as_deref()).map_err(|e| CleanupError::Ebpf {
             pin_dir: pin_dir.to_path_buf(),
@@ -276,6 +286,7 @@ pub async fn cleanup(routes: ReconcilerConfig, pin_dir: &Path) -> Result<Cleaned
         routes_failed: progress.failed.len(),
         ebpf_removed,
         nat_removed,
+        vxlan_removed,
     })
 }
 
@@ -288,6 +299,9 @@ pub enum CleanupError {
     /// The NAT table could not be removed.
     #[error("removing the NAT table: {0}")]
     Nat(crate::nat::nfnl::NfnlError),
+    /// A VXLAN device could not be removed.
+    #[error(transparent)]
+    Vxlan(#[from] crate::vxlan::VxlanError),
     /// The pin directory could not be removed.
     #[error("removing {}: {error}", pin_dir.display())]
     Ebpf {

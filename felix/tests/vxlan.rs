@@ -472,6 +472,22 @@ async fn pods_talk_over_vxlan_v4_and_v6_entries_are_repaired_and_a_removed_node_
             .then_some(())
             .ok_or(format!("{l}{l6}file {file:?}"))
     });
+
+    // `manul-node --cleanup` on A: both devices go with the routes.
+    drop(_agent_a);
+    let pins = std::env::temp_dir().join(format!("manul-no-pins-{}", std::process::id()));
+    let done = manul_felix::cleanup(
+        manul_felix::ReconcilerConfig {
+            netns: Some(a.ns.path()),
+            ..Default::default()
+        },
+        &pins,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.vxlan_removed, 2, "{done:?}");
+    let links = show(&a, &["link", "show"]);
+    assert!(!links.contains("vxlan"), "{links}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,8 +43,8 @@
 //! 5. stop on SIGTERM/SIGINT leaving everything in place: kernel routes
 //!    stay, BGP sessions close without a Cease so peers keep our routes
 //!    (graceful restart). `--cleanup` instead removes every route felix owns
-//!    (protocol 80), its NAT table (`inet manul`) and its eBPF programs,
-//!    maps and attachments, and exits.
+//!    (protocol 80), its NAT table (`inet manul`), its VXLAN devices and
+//!    its eBPF programs, maps and attachments, and exits.
 
 mod autodetect;
 mod config;
@@ -130,7 +130,8 @@ async fn run(cfg: Config) -> Result<()> {
             failed = done.routes_failed,
             ebpf_removed = done.ebpf_removed,
             nat_removed = done.nat_removed,
-            "removed every route, eBPF object and the NAT table manul owns"
+            vxlan_removed = done.vxlan_removed,
+            "removed every route, eBPF object, VXLAN device and the NAT table manul owns"
         );
         return Ok(());
     }
