@@ -109,6 +109,11 @@ pub struct Progress {
     /// at start and the notifications since; known before the first
     /// desired set too).
     pub kernel: FamilyCount,
+    /// Whether `kernel` is what the kernel holds: a dump has succeeded
+    /// (false before the first, or while the first failed). With
+    /// `kernel` empty it tells a cold start (no route of felix's to
+    /// protect) from a restart, before the first desired set.
+    pub kernel_known: bool,
     /// Routes in the desired set being reconciled (`None`: no desired set
     /// yet, nothing is written).
     pub desired: Option<usize>,
@@ -594,6 +599,7 @@ impl State {
         self.progress.send_replace(Arc::new(Progress {
             generation: self.generation,
             kernel: self.actual.owned_count(),
+            kernel_known: self.dumped_links,
             desired: (self.generation > 0).then_some(self.desired.len()),
             failed: self.failed.clone(),
             blocked: self.blocked.clone(),

@@ -248,6 +248,7 @@ async fn run(cfg: Config) -> Result<()> {
     // route writes must get the right one.
     felix.set_mtu_inputs(confd.subscribe().snapshot(), &name);
     let tunnels = tunnel::spawn(ipam, name.clone(), confd.subscribe(), tunnels_tx);
+    let start = routing::start_kind(&felix).await;
     let routing = routing::start(
         &confd,
         &name,
@@ -256,6 +257,7 @@ async fn run(cfg: Config) -> Result<()> {
         metrics,
         feed,
         cfg.networking_backend,
+        start,
     )
     .await?;
     let _ = bgp_sources.set(BgpSources {

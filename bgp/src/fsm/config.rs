@@ -15,6 +15,11 @@ pub struct Timers {
     /// Wait between connection attempts (§10 suggests 120 s; a node agent on
     /// a cluster fabric wants to reconnect faster: 5 s).
     pub connect_retry: Duration,
+    /// First wait after the peer refused our connection
+    /// ([`crate::fsm::Event::TcpConnectionRefused`]); doubles with each
+    /// refusal in a row until it reaches `connect_retry`, after which
+    /// refusals count as any other failure.
+    pub refused_retry: Duration,
     /// Hold time while waiting for the peer's OPEN (§8.2.2: "a large value",
     /// suggested 4 minutes).
     pub open_hold: Duration,
@@ -32,6 +37,7 @@ impl Default for Timers {
             hold_time: 90,
             keepalive: None,
             connect_retry: Duration::from_secs(5),
+            refused_retry: Duration::from_millis(100),
             open_hold: Duration::from_secs(240),
             delay_open: None,
             idle_hold: Duration::from_secs(1),

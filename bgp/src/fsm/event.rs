@@ -54,6 +54,14 @@ pub enum Event {
     TcpConnectionConfirmed,
     /// Event 18: the connection failed or closed.
     TcpConnectionFails,
+    /// Event 18 with proof that the peer's host is up but its BGP does
+    /// not take us yet: our connection was refused (a RST to our SYN), or
+    /// was closed before the peer sent anything (its speaker is not
+    /// listening yet, or does not know us yet). In a cluster that starts
+    /// together this is the normal case for a few hundred milliseconds,
+    /// so the retry comes sooner ([`crate::fsm::Timers::refused_retry`]);
+    /// otherwise it is [`Event::TcpConnectionFails`].
+    TcpConnectionRefused,
     /// Event 19/20: a valid OPEN arrived.
     BgpOpen(Open),
     /// Event 21/22: a message header or OPEN error; the NOTIFICATION to send.

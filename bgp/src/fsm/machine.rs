@@ -5,6 +5,16 @@
 //!   with the ConnectRetry timer restarted, instead of going Idle; the retry
 //!   interval doubles per consecutive failure up to `idle_hold_max`
 //!   (outgoing connects with backoff).
+//! - A connection the peer refused (or closed before sending anything,
+//!   [`Event::TcpConnectionRefused`]) is retried sooner: after
+//!   `refused_retry` (100 ms), doubling per refusal in a row, until that
+//!   reaches the ConnectRetry time; from then on as any failure. §10 gives
+//!   the ConnectRetryTime only as a suggested value and §8.1.1 leaves the
+//!   retry strategy to the implementation (DampPeerOscillations); a
+//!   refusal proves the peer's host is up and about to listen (a cluster
+//!   whose agents start together), and the doubling bounds the attempts
+//!   (six in the first 6.3 s, then the usual backoff), so a peer that
+//!   keeps refusing costs what it cost before.
 //! - A session that failed goes Idle and restarts itself after an idle-hold
 //!   time that doubles with each failure in a row (DampPeerOscillations,
 //!   §8.1.1); it resets once a session stays up longer than `idle_hold_max`.
@@ -39,6 +49,9 @@ pub struct Fsm {
     /// Current ConnectRetry interval and idle-hold time (both back off).
     connect_retry: Duration,
     idle_hold: Duration,
+    /// The next wait after a refused connection (backs off up to
+    /// `connect_retry`; reset by the peer's OPEN).
+    refused_retry: Duration,
     /// Negotiated on OPEN.
     hold_time: u16,
     keepalive: Duration,
@@ -50,6 +63,7 @@ impl Fsm {
     pub fn new(config: FsmConfig) -> Self {
         let connect_retry = config.timers.connect_retry;
         let idle_hold = config.timers.idle_hold;
+        let refused_retry = config.timers.refused_retry;
         Self {
             config,
             state: State::Idle,
@@ -62,6 +76,7 @@ impl Fsm {
             idle_hold_at: None,
             connect_retry,
             idle_hold,
+            refused_retry,
             hold_time: 0,
             keepalive: Duration::ZERO,
             peer_open: None,
@@ -159,6 +174,7 @@ impl Fsm {
             Event::ManualStop { notify } => self.stop(notify, &mut out),
             Event::TcpCrAcked | Event::TcpConnectionConfirmed => self.on_connected(now, &mut out),
             Event::TcpConnectionFails => self.on_connection_fails(now, &mut out),
+            Event::TcpConnectionRefused => self.on_connection_refused(now, &mut out),
             Event::BgpOpen(open) => self.on_open(open, now, &mut out),
             Event::BgpHeaderErr(n)
             | Event::BgpOpenMsgErr(n)
@@ -344,6 +360,27 @@ impl Fsm {
         }
     }
 
+    /// Event 18 as [`Event::TcpConnectionRefused`]: while the refusal
+    /// backoff is below the ConnectRetry time, an active peer in Connect,
+    /// Active or OpenSent goes back to Active and connects again after
+    /// it (doubling it); otherwise as [`Fsm::on_connection_fails`].
+    fn on_connection_refused(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let fast = self.refused_retry < self.config.timers.connect_retry;
+        let trying = matches!(
+            self.state,
+            State::Connect | State::Active | State::OpenSent
+        );
+        if !fast || !trying || self.config.passive {
+            return self.on_connection_fails(now, out);
+        }
+        self.connected = false;
+        self.hold_at = None;
+        self.delay_open_at = None;
+        self.state = State::Active;
+        self.connect_retry_at = Some(now + self.refused_retry);
+        self.refused_retry = (self.refused_retry * 2).min(self.config.timers.connect_retry);
+    }
+
     // --- timers ------------------------------------------------------------
 
     /// Event 9.
@@ -423,6 +460,8 @@ impl Fsm {
             self.config.timers.keepalive.map_or(third, |k| k.min(third))
         };
         self.peer_open = Some(open);
+        // The peer's BGP takes us: a later refusal starts the fast retries over.
+        self.refused_retry = self.config.timers.refused_retry;
         out.push(Action::SendKeepalive);
         self.restart_hold(now);
         self.keepalive_at = (self.hold_time != 0).then(|| now + self.keepalive);

@@ -394,6 +394,71 @@ fn peer_notification_takes_the_session_down_and_it_restarts_after_idle_hold() {
 }
 
 #[test]
+fn a_refused_connection_is_retried_sooner_then_backs_off_to_the_usual() {
+    let t = Instant::now();
+    let mut fsm = Fsm::new(config());
+    fsm.handle(Event::ManualStart, t);
+    // The peer refuses (not listening yet): 100 ms, 200 ms, ... until the
+    // wait reaches the ConnectRetry time, then the usual 5 s, 10 s...
+    let mut now = t;
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        assert!(fsm.handle(Event::TcpConnectionRefused, now).is_empty());
+        assert_eq!(fsm.state(), State::Active);
+        let at = fsm.next_deadline().expect("retry scheduled");
+        waits.push(at - now);
+        now = at;
+        assert_eq!(fsm.tick(now), [Action::Connect]);
+    }
+    let ms = Duration::from_millis;
+    assert_eq!(
+        waits,
+        [
+            ms(100),
+            ms(200),
+            ms(400),
+            ms(800),
+            ms(1600),
+            ms(3200),
+            secs(5),
+            secs(10)
+        ]
+    );
+    // A connection the peer closes before its OPEN (its speaker does not
+    // know us yet) counts as a refusal too; the peer's OPEN resets both.
+    let mut fsm = Fsm::new(config());
+    fsm.handle(Event::ManualStart, t);
+    fsm.handle(Event::TcpCrAcked, t);
+    assert_eq!(fsm.state(), State::OpenSent);
+    fsm.handle(Event::TcpConnectionRefused, t);
+    assert_eq!(fsm.next_deadline(), Some(t + ms(100)));
+    fsm.tick(t + ms(100));
+    fsm.handle(Event::TcpConnectionRefused, t + ms(100));
+    assert_eq!(fsm.next_deadline(), Some(t + ms(300)));
+    fsm.tick(t + ms(300));
+    fsm.handle(Event::TcpCrAcked, t + ms(300));
+    fsm.handle(Event::BgpOpen(peer_open(90)), t + ms(300));
+    fsm.handle(Event::TcpConnectionFails, t + ms(400));
+    fsm.tick(t + ms(400) + secs(5));
+    fsm.handle(Event::TcpConnectionRefused, t + secs(6));
+    assert_eq!(fsm.next_deadline(), Some(t + secs(6) + ms(100)));
+}
+
+#[test]
+fn a_passive_peer_never_retries_after_a_refusal() {
+    let t = Instant::now();
+    let mut fsm = Fsm::new(FsmConfig {
+        passive: true,
+        ..config()
+    });
+    fsm.handle(Event::ManualStart, t);
+    fsm.handle(Event::TcpConnectionConfirmed, t);
+    assert!(fsm.handle(Event::TcpConnectionRefused, t).is_empty());
+    assert_eq!(fsm.state(), State::Active);
+    assert_eq!(fsm.next_deadline(), None);
+}
+
+#[test]
 fn flapping_sessions_back_off_and_stable_ones_reset() {
     let t = Instant::now();
     let mut fsm = established(config(), t);

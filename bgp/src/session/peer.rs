@@ -247,7 +247,14 @@ impl PeerTask {
                         // The connection is gone: forget it before telling
                         // the machine, so a new one can take its place.
                         self.conn = None;
-                        self.step(Event::TcpConnectionFails).await;
+                        // Closed before the peer sent anything (OpenSent):
+                        // its speaker is up but does not take us yet.
+                        let event = if self.fsm.state() == State::OpenSent {
+                            Event::TcpConnectionRefused
+                        } else {
+                            Event::TcpConnectionFails
+                        };
+                        self.step(event).await;
                     }
                     Ok(_) => self.drain_messages().await,
                 },
@@ -263,7 +270,12 @@ impl PeerTask {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         self.problem(format!("connect to {}: {e}", self.cfg.address)).await;
-                        self.step(Event::TcpConnectionFails).await;
+                        let event = if e.kind() == io::ErrorKind::ConnectionRefused {
+                            Event::TcpConnectionRefused
+                        } else {
+                            Event::TcpConnectionFails
+                        };
+                        self.step(event).await;
                     }
                     None => self.step(Event::TcpConnectionFails).await,
                 },
@@ -538,6 +550,7 @@ impl PeerTask {
         }
         let state = self.fsm.state();
         if state != self.last_state {
+            tracing::debug!(peer = %self.cfg.address, from = %self.last_state, to = %state, "session state");
             self.last_state = state;
             if state != State::Established {
                 // Leaving Established resets the codec context for the next session.

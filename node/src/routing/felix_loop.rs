@@ -1,9 +1,11 @@
 //! The felix loop: confd's snapshot plus the remote prefixes BGP learned
 //! become felix's desired state, each time either changes.
 //!
-//! Restart without loss: felix writes nothing before BGP has converged
-//! (the first [`Best::Replace`]), so the routes a previous run left in the
-//! kernel are not withdrawn while the sessions come back; after a speaker
+//! Restart without loss: felix writes nothing before the first
+//! [`Best::Replace`] — after BGP has converged when the kernel holds
+//! routes a previous run left, so they are not withdrawn while the
+//! sessions come back; at once on a cold start, which has nothing to
+//! protect ([`crate::speaker::StartKind`]); after a speaker
 //! restart ([`Best::Hold`]) felix keeps the remote routes it has until the
 //! new speaker has converged. Every desired set, the first included, is
 //! made from confd's latest state (the batches published while BGP

@@ -39,7 +39,7 @@ use self::remote::RemoteRoutes;
 use crate::config::Backend;
 use crate::metrics::Metrics;
 use crate::secrets::Secrets;
-use crate::speaker::{self, Best, DriverState};
+use crate::speaker::{self, Best, DriverState, StartKind};
 
 /// The running wiring; dropping it stops its tasks (routes stay).
 #[derive(Debug)]
@@ -68,9 +68,28 @@ impl Drop for Routing {
     }
 }
 
+/// How long the agent waits for felix's first look at the kernel
+/// before it takes its start as warm (holding, as before it knew).
+const KERNEL_LOOK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The agent's start as felix sees the kernel ([`StartKind::of_agent_start`]):
+/// waits for felix's first dump (it runs while confd syncs, so it is
+/// normally done), at most [`KERNEL_LOOK`]; a start whose kernel could not
+/// be read is warm.
+pub async fn start_kind(felix: &Felix) -> StartKind {
+    let mut progress = felix.watch_progress();
+    let known = tokio::time::timeout(KERNEL_LOOK, progress.wait_for(|p| p.kernel_known)).await;
+    if !matches!(known, Ok(Ok(_))) {
+        tracing::warn!("felix has not read the kernel's routes yet: holding writes until BGP has converged, as after a restart");
+    }
+    let p = felix.progress();
+    StartKind::of_agent_start(&p)
+}
+
 /// Start the speaker (with `backend` `bird`) and the felix loop from
 /// `confd` (which must be in sync) for node `me`; the loop publishes on
-/// `feed`.
+/// `feed`. `start` is the agent's start ([`start_kind`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     confd: &Confd,
     me: &str,
@@ -79,6 +98,7 @@ pub async fn start(
     metrics: Arc<Metrics>,
     feed: watch::Sender<FelixFeed>,
     backend: Backend,
+    start: StartKind,
 ) -> Result<Routing> {
     if !backend.bgp() {
         tracing::info!(
@@ -118,7 +138,7 @@ pub async fn start(
     let view = bgp_view.view.clone();
     let globals = view.borrow().globals.clone();
     let (best_tx, best) = tokio::sync::mpsc::unbounded_channel();
-    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx);
+    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx, start);
     let own: Vec<IpAddr> = [
         globals.ipv4.map(|n| IpAddr::V4(n.addr())),
         globals.ipv6.map(|n| IpAddr::V6(n.addr())),

@@ -8,6 +8,9 @@
 //!   the view configures Established, then [`SETTLE`] for their UPDATEs,
 //!   at most [`CONVERGE_MAX`]), then sends the whole Loc-RIB
 //!   ([`Best::Replace`]) and every change after ([`Best::Changes`]).
+//!   On a cold start ([`StartKind::Cold`]: the kernel holds none of
+//!   felix's routes) there is nothing to protect: no hold, the Loc-RIB at
+//!   once (empty, or nearly) and every change as it comes.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -41,6 +44,38 @@ pub enum Best {
     Replace(Vec<BestChange>),
     /// Changes since.
     Changes(Vec<BestChange>),
+}
+
+/// What the kernel held when this speaker started, which decides whether
+/// felix waits for BGP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartKind {
+    /// The agent started and the kernel holds no route of felix's
+    /// (protocol 80, felix's table): nothing is there to withdraw by
+    /// mistake, so felix writes what it knows at once and each best path
+    /// as it is learned; holding would only delay the first routes.
+    Cold,
+    /// The agent started over routes a previous run left
+    /// ([`HoldReason::Start`]), or the speaker restarted in place
+    /// ([`HoldReason::SpeakerRestart`]): felix holds until BGP has
+    /// converged, so the routes in the kernel stay while the sessions
+    /// come back (restart without loss).
+    Warm(HoldReason),
+}
+
+impl StartKind {
+    /// The kind of the agent's start from felix's view of the kernel
+    /// before its first write: cold only when felix has read the kernel
+    /// (a dump succeeded) and it holds none of felix's routes. Pods whose
+    /// routes the CNI plugin wrote while the agent was down count: their
+    /// start is warm.
+    pub fn of_agent_start(progress: &manul_felix::Progress) -> StartKind {
+        if progress.kernel_known && progress.kernel.total() == 0 {
+            StartKind::Cold
+        } else {
+            StartKind::Warm(HoldReason::Start)
+        }
+    }
 }
 
 /// The hold felix keeps from a speaker start now until it has converged.
@@ -112,15 +147,19 @@ async fn converged(
     }
 }
 
-/// Once `sp` has converged: its whole Loc-RIB, then its changes. The
-/// caller has sent felix the [`Best::Hold`] this ends.
+/// Once `sp` has converged (at once on a [`StartKind::Cold`] start):
+/// its whole Loc-RIB, then its changes. On a warm start the caller has
+/// sent felix the [`Best::Hold`] this ends.
 pub async fn forward(
     sp: Speaker,
     view: watch::Receiver<Arc<NodeBgpView>>,
     state: watch::Receiver<DriverState>,
     tx: mpsc::UnboundedSender<Best>,
+    kind: StartKind,
 ) {
-    converged(view, state).await;
+    if kind != StartKind::Cold {
+        converged(view, state).await;
+    }
     // Subscribe first, then read the Loc-RIB: changes in between are in
     // both, and each carries the prefix's new best, so applying them after
     // the whole table ends in the same state.

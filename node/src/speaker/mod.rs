@@ -22,7 +22,9 @@
 //! (re)start a `Hold`; once the speaker has converged (every peer
 //! Established and a second for its UPDATEs, at most
 //! [`converge::CONVERGE_MAX`]), one `Replace` with the whole Loc-RIB, then
-//! `Changes`. The speaker's peer table reaches [`DriverState::peers`]
+//! `Changes`. On a cold start ([`StartKind::Cold`]: the kernel held no
+//! route of felix's when the agent started) the first speaker sends its
+//! `Replace` at once, without a `Hold`. The speaker's peer table reaches [`DriverState::peers`]
 //! through its peer-state subscription, change by change.
 
 mod converge;
@@ -39,7 +41,7 @@ use manul_status::HoldReason;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use converge::{Best, PeerTable};
+pub use converge::{Best, PeerTable, StartKind};
 
 use crate::peers;
 use crate::secrets::{self, Secrets};
@@ -93,6 +95,8 @@ struct Driver {
     applied: BTreeMap<IpAddr, PeerConfig>,
     /// Peer nodes whose AS changed, and when their reset is due.
     deferred: BTreeMap<IpAddr, tokio::time::Instant>,
+    /// The agent's start, until the first speaker has started.
+    first_start: Option<StartKind>,
 }
 
 /// The running speaker and the tasks that follow it.
@@ -119,11 +123,13 @@ fn is_node(view: &PeerView) -> bool {
 
 /// Spawn the driver: it takes confd's BGP view from `view` (whose first
 /// change has been received: the view is whole) and sends best paths to
-/// `best`.
+/// `best`. `start` is the agent's start ([`StartKind::of_agent_start`]):
+/// on a cold one the first speaker's best paths go to felix at once.
 pub fn spawn(
     view: BgpViewTask,
     secrets: Secrets,
     best: mpsc::UnboundedSender<Best>,
+    start: StartKind,
 ) -> (watch::Receiver<DriverState>, JoinHandle<()>) {
     let BgpViewTask { view, mut changes } = view;
     let (state, state_rx) = watch::channel(DriverState::default());
@@ -135,6 +141,7 @@ pub fn spawn(
         running: None,
         applied: BTreeMap::new(),
         deferred: BTreeMap::new(),
+        first_start: Some(start),
     };
     let task = tokio::spawn(async move {
         d.reconfigure(false).await;
@@ -198,18 +205,25 @@ impl Driver {
             let _ = self.best.send(Best::Replace(Vec::new()));
             return;
         };
-        let reason = if restarting {
-            HoldReason::SpeakerRestart
-        } else {
-            HoldReason::Start
+        let kind = match self.first_start.take() {
+            Some(kind) if !restarting => kind,
+            _ => StartKind::Warm(HoldReason::SpeakerRestart),
         };
-        let _ = self.best.send(Best::Hold(converge::hold(reason)));
+        match kind {
+            StartKind::Warm(reason) => {
+                let _ = self.best.send(Best::Hold(converge::hold(reason)));
+            }
+            StartKind::Cold => tracing::info!(
+                "cold start (the kernel holds no route of felix's): routes are written as BGP learns them, without waiting for convergence"
+            ),
+        }
         let follow = tokio::spawn(converge::follow_peers(sp.clone(), self.state.clone()));
         let forward = tokio::spawn(converge::forward(
             sp.clone(),
             self.view.clone(),
             self.state.subscribe(),
             self.best.clone(),
+            kind,
         ));
         self.state.send_modify(|s| s.speaker = Some(sp.clone()));
         self.running = Some(Running {

@@ -13,10 +13,12 @@ use anyhow::{Context, Result};
 use manul_tests::{Daemon, Host, Netns, node};
 use serde_json::Value;
 
-/// manul-node in `host` against `endpoint`, logged (warnings only) under
-/// `logs`.
+/// manul-node in `host` against `endpoint`, logged under `logs` (warnings
+/// only, unless `CONVERGENCE_RUST_LOG` says otherwise: a `RUST_LOG` value
+/// for the agents, to see where their time goes).
 pub fn agent(bins: &Path, host: &Host, endpoint: &str, logs: &Path) -> Result<Daemon> {
-    let env = [("NO_DEFAULT_POOLS", "true"), ("RUST_LOG", "warn")];
+    let log = std::env::var("CONVERGENCE_RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let env = [("NO_DEFAULT_POOLS", "true"), ("RUST_LOG", log.as_str())];
     node::agent(&bins.join("manul-node"), host, endpoint, logs, &env)
 }
 

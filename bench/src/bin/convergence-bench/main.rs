@@ -9,12 +9,15 @@
 //!   (BIRD exports its RIB to its kernel; both are seen by `ip monitor`),
 //!   N times; p50 / p99.
 //! - [`mesh`]: M hosts in a node-to-node mesh, each with a block already
-//!   claimed: from the last agent started to every host holding a route to
-//!   every other host's block.
+//!   claimed: from the last router started to every host holding a route
+//!   to every other host's block, for manul-node and, side by side, for
+//!   BIRD 2 configured as calico-node configures it ([`bird_mesh`]).
 
 mod agents;
+mod bird_mesh;
 mod lab;
 mod mesh;
+mod watch;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -32,6 +35,12 @@ struct Args {
     /// Hosts in the mesh scenario (0: skip).
     #[arg(long, default_value_t = 50)]
     mesh_hosts: usize,
+    /// Routers in the mesh scenario, run alternately: `manul`, `bird`.
+    #[arg(long, value_delimiter = ',', default_value = "manul,bird")]
+    mesh_impls: Vec<String>,
+    /// Runs of each mesh implementation (alternating).
+    #[arg(long, default_value_t = 1)]
+    mesh_rounds: usize,
     /// Where manul-node and manul-cni are (default: next to this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -75,8 +84,31 @@ fn main() -> Result<()> {
         None
     };
     let mesh = if args.mesh_hosts > 0 {
-        eprintln!("convergence-bench: mesh of {} hosts", args.mesh_hosts);
-        Some(mesh::run(&bins, args.mesh_hosts)?)
+        let m = args.mesh_hosts;
+        let impls = args
+            .mesh_impls
+            .iter()
+            .map(|i| match i.as_str() {
+                "manul" => Ok(mesh::Impl::Manul),
+                "bird" => Ok(mesh::Impl::Bird),
+                other => anyhow::bail!("--mesh-impls: unknown {other:?} (manul, bird)"),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let limits = mesh::NeighbourLimits::raise(2 * m * m)?;
+        let mut outcomes = Vec::new();
+        for round in 0..args.mesh_rounds {
+            for which in &impls {
+                eprintln!(
+                    "convergence-bench: mesh of {m} hosts, {} (round {})",
+                    which.name(),
+                    round + 1
+                );
+                let o = mesh::run(&bins, m, *which)?;
+                eprintln!("convergence-bench: {} every host complete after {:.2} s, {:.1} CPU s", which.name(), o.full(), o.cpu);
+                outcomes.push(o);
+            }
+        }
+        Some(mesh::report(m, &outcomes, &limits.describe())?)
     } else {
         None
     };
