@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::policy::Rule;
 use crate::types::{Asn, Family, RouterId};
 
 /// The speaker as a whole.
@@ -126,6 +127,12 @@ pub struct PeerOptions {
     pub next_hop_self: bool,
     pub import: ImportMode,
     pub export: ExportMode,
+    /// Rules tried before those of `import`, in order, the first that
+    /// matches deciding (a route filter, say): what none decides is left
+    /// to `import`.
+    pub import_rules: Vec<Rule>,
+    /// Rules tried before those of `export`, likewise.
+    pub export_rules: Vec<Rule>,
 }
 
 impl Default for PeerOptions {
@@ -147,6 +154,8 @@ impl Default for PeerOptions {
             next_hop_self: false,
             import: ImportMode::All,
             export: ExportMode::Originated,
+            import_rules: Vec::new(),
+            export_rules: Vec::new(),
         }
     }
 }
@@ -220,6 +229,11 @@ mod tests {
             },
             PeerOptions {
                 allow_own_as: 1,
+                ..Default::default()
+            },
+            PeerOptions {
+                import_rules: vec![Rule::reject(vec![])],
+                export_rules: vec![Rule::accept(vec![])],
                 ..Default::default()
             },
         ];

@@ -3,6 +3,7 @@
 
 use ipnet::IpNet;
 use manul_bgp::fsm::{DownReason, State};
+use manul_bgp::policy::{Condition, PrefixMatch, Rule};
 use manul_bgp::rib::{PeerIndex, RibChange};
 use manul_bgp::speaker::{
     ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
@@ -83,12 +84,74 @@ pub fn peer_config(w: &Words) -> Result<PeerConfig> {
             _ => return Err(format!("bad import={i} (all, none)")),
         };
     }
+    o.import_rules = w.list("import-rules", rule)?;
+    o.export_rules = w.list("export-rules", rule)?;
     Ok(PeerConfig {
         address: w.arg(0, "peer address")?,
         port: w.opt("port")?.unwrap_or(179),
         asn: w.opt("asn")?.ok_or("asn= needed")?,
         options: o,
     })
+}
+
+/// A rule: `accept` or `reject`, then its conditions, `+`-separated:
+/// `net=P` (exactly P), `net~P` (P or inside it), `net~P[a-b]` (inside
+/// P, lengths a to b), `net!=P`, `net!~P...` (negated), `learned`,
+/// `ibgp`, `ebgp`, `ipv4`, `ipv6`, `never`.
+fn rule(s: &str) -> Result<Rule> {
+    let mut parts = s.split('+');
+    let action = parts.next().unwrap_or_default();
+    let mut conditions = Vec::new();
+    for c in parts {
+        conditions.push(match c {
+            "learned" => Condition::Learned,
+            "never" => Condition::Never,
+            "ibgp" => Condition::PeerKind(manul_bgp::rib::PeerKind::Ibgp),
+            "ebgp" => Condition::PeerKind(manul_bgp::rib::PeerKind::Ebgp),
+            "ipv4" | "ipv6" => Condition::Family(words::family(c)?),
+            _ => {
+                let (negate, op, rest) = if let Some(r) = c.strip_prefix("net!=") {
+                    (true, '=', r)
+                } else if let Some(r) = c.strip_prefix("net!~") {
+                    (true, '~', r)
+                } else if let Some(r) = c.strip_prefix("net=") {
+                    (false, '=', r)
+                } else if let Some(r) = c.strip_prefix("net~") {
+                    (false, '~', r)
+                } else {
+                    return Err(format!("bad rule condition {c:?} in {s:?}"));
+                };
+                let (net, range) = match rest.split_once('[') {
+                    Some((n, r)) => (n, Some(r.trim_end_matches(']'))),
+                    None => (rest, None),
+                };
+                let net: IpNet = words::parsed(net)?;
+                let m = match (op, range) {
+                    ('=', None) => PrefixMatch::exact(net),
+                    ('~', None) => PrefixMatch::orlonger(net),
+                    ('~', Some(r)) => {
+                        let (a, b) = r.split_once('-').ok_or(format!("bad range [{r}]"))?;
+                        PrefixMatch {
+                            net,
+                            ge: Some(words::parsed(a)?),
+                            le: Some(words::parsed(b)?),
+                        }
+                    }
+                    _ => return Err(format!("bad rule condition {c:?}")),
+                };
+                if negate {
+                    Condition::NotPrefix(m)
+                } else {
+                    Condition::Prefix(m)
+                }
+            }
+        });
+    }
+    match action {
+        "accept" => Ok(Rule::accept(conditions)),
+        "reject" => Ok(Rule::reject(conditions)),
+        _ => Err(format!("bad rule {s:?}: accept or reject first")),
+    }
 }
 
 /// `update <peer> announce <prefix>... nh=<addr> [attributes]` or

@@ -20,6 +20,16 @@
 //! families = ["ipv4", "ipv6"]
 //! export = "originated"              # originated | all | none
 //!
+//! # Rules tried before import/export, in order; the first that matches
+//! # decides (what none decides is left to import/export).
+//! [[peer.import_rule]]
+//! action = "reject"                  # accept | reject
+//! prefix = "10.0.0.0/8"              # the prefix; with ge/le, inside it:
+//! ge = 16                            #   lengths from ge (alone: up to the family's maximum)
+//! le = 24                            #   to le (alone: from the prefix's own length)
+//! negate = false                     # true: every prefix the above does not match
+//! learned = false                    # true: only routes learned from a peer
+//!
 //! [[prefix]]
 //! prefix = "10.65.0.0/26"
 //! communities = ["64512:100"]
@@ -35,6 +45,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
+use manul_bgp::policy::{Condition, PrefixMatch, Rule};
 use manul_bgp::speaker::{
     ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
     SpeakerConfig,
@@ -147,6 +158,72 @@ struct OptionsFile {
     import: ImportName,
     #[serde(default)]
     export: ExportName,
+    #[serde(default)]
+    import_rule: Vec<RuleFile>,
+    #[serde(default)]
+    export_rule: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    action: ActionName,
+    prefix: Option<IpNet>,
+    ge: Option<u8>,
+    le: Option<u8>,
+    #[serde(default)]
+    negate: bool,
+    #[serde(default)]
+    learned: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ActionName {
+    Accept,
+    Reject,
+}
+
+impl RuleFile {
+    fn into_rule(self) -> Result<Rule> {
+        let mut conditions = Vec::new();
+        match self.prefix {
+            Some(net) => {
+                if net.trunc() != net {
+                    bail!(
+                        "prefix {net} has host bits set (did you mean {}?)",
+                        net.trunc()
+                    );
+                }
+                for (name, v) in [("ge", self.ge), ("le", self.le)] {
+                    if v.is_some_and(|v| v > net.max_prefix_len()) {
+                        bail!("{name} is longer than a prefix of {net}'s family");
+                    }
+                }
+                let m = PrefixMatch {
+                    net,
+                    ge: self.ge,
+                    le: self.le,
+                };
+                conditions.push(if self.negate {
+                    Condition::NotPrefix(m)
+                } else {
+                    Condition::Prefix(m)
+                });
+            }
+            None if self.ge.is_some() || self.le.is_some() || self.negate => {
+                bail!("ge, le and negate need a prefix")
+            }
+            None => {}
+        }
+        if self.learned {
+            conditions.push(Condition::Learned);
+        }
+        Ok(match self.action {
+            ActionName::Accept => Rule::accept(conditions),
+            ActionName::Reject => Rule::reject(conditions),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -200,10 +277,17 @@ pub struct Config {
     pub status: Option<PathBuf>,
 }
 
+fn rules(list: Vec<RuleFile>, what: &str) -> Result<Vec<Rule>> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, r)| r.into_rule().with_context(|| format!("{what}[{i}]")))
+        .collect()
+}
+
 impl OptionsFile {
-    fn into_options(self) -> PeerOptions {
+    fn into_options(self) -> Result<PeerOptions> {
         let d = PeerOptions::default();
-        PeerOptions {
+        Ok(PeerOptions {
             local_asn: self.local_asn,
             passive: self.passive,
             password: self.password,
@@ -236,7 +320,9 @@ impl OptionsFile {
                 ExportName::All => ExportMode::All,
                 ExportName::None => ExportMode::None,
             },
-        }
+            import_rules: rules(self.import_rule, "import_rule")?,
+            export_rules: rules(self.export_rule, "export_rule")?,
+        })
     }
 }
 
@@ -301,11 +387,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Config> {
         if peers.iter().any(|q: &PeerConfig| q.address == p.address) {
             bail!("{origin}: peer[{i}]: {} is configured twice", p.address);
         }
+        let options = p
+            .options
+            .into_options()
+            .with_context(|| format!("{origin}: peer[{i}] ({})", p.address))?;
         peers.push(PeerConfig {
             address: p.address,
             port: p.port,
             asn: p.asn,
-            options: p.options.into_options(),
+            options,
         });
     }
     let mut prefixes = Vec::with_capacity(file.prefix.len());
@@ -360,12 +450,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Config> {
             listen_ranges: file
                 .listen_range
                 .into_iter()
-                .map(|r| ListenRange {
-                    range: r.range,
-                    asn: r.asn,
-                    options: r.options.into_options(),
+                .enumerate()
+                .map(|(i, r)| {
+                    Ok(ListenRange {
+                        range: r.range,
+                        asn: r.asn,
+                        options: r
+                            .options
+                            .into_options()
+                            .with_context(|| format!("{origin}: listen_range[{i}]"))?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
         },
         peers,
         prefixes,
@@ -450,6 +546,57 @@ large_communities = ["4200000001:1:2"]
 
         let zero = "router_id = \"10.0.0.1\"\nasn = 0\n";
         assert!(format!("{:#}", parse(zero, "t.toml").unwrap_err()).contains("asn"));
+    }
+
+    #[test]
+    fn rules_parse_and_bad_ones_are_named() {
+        let text = r#"
+router_id = "10.0.0.1"
+asn = 1
+[[peer]]
+address = "10.0.0.2"
+asn = 2
+[[peer.import_rule]]
+action = "reject"
+prefix = "0.0.0.0/0"
+[[peer.import_rule]]
+action = "accept"
+prefix = "10.0.0.0/8"
+ge = 16
+le = 24
+negate = true
+learned = true
+[[peer.export_rule]]
+action = "reject"
+"#;
+        let c = parse(text, "t.toml").unwrap();
+        let o = &c.peers[0].options;
+        assert_eq!(
+            o.import_rules,
+            vec![
+                Rule::reject(vec![Condition::Prefix(PrefixMatch::exact(
+                    "0.0.0.0/0".parse().unwrap()
+                ))]),
+                Rule::accept(vec![
+                    Condition::NotPrefix(PrefixMatch {
+                        net: "10.0.0.0/8".parse().unwrap(),
+                        ge: Some(16),
+                        le: Some(24),
+                    }),
+                    Condition::Learned,
+                ]),
+            ]
+        );
+        assert_eq!(o.export_rules, vec![Rule::reject(vec![])]);
+        let bad = text.replace("ge = 16", "ge = 40");
+        let e = format!("{:#}", parse(&bad, "t.toml").unwrap_err());
+        assert!(
+            e.contains("peer[0]") && e.contains("import_rule[1]") && e.contains("ge"),
+            "{e}"
+        );
+        let bad = text.replace("\"10.0.0.0/8\"", "\"10.0.0.1/8\"");
+        let e = format!("{:#}", parse(&bad, "t.toml").unwrap_err());
+        assert!(e.contains("host bits"), "{e}");
     }
 
     #[test]
