@@ -49,6 +49,8 @@ mod tests {
             prefixes_received: 0,
             prefixes_advertised: 0,
             info: None,
+            established_count: 1,
+            notes: Vec::new(),
         }
     }
 

@@ -393,6 +393,8 @@ mod tests {
             prefixes_received: 3,
             prefixes_advertised: 1,
             info: None,
+            established_count: 1,
+            notes: Vec::new(),
         }];
         status.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
         status.routing.routes = KernelRoutes {

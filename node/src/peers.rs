@@ -53,6 +53,10 @@ pub fn peer_config(p: &PeerView, password: Option<String>) -> PeerConfig {
         next_hop_self: p.next_hop == NextHopMode::SelfHop,
         ..PeerOptions::default()
     };
+    // Its BGPFilters, before Calico's default import and export.
+    let filters = crate::filters::compile(&p.filters);
+    options.import_rules = filters.import;
+    options.export_rules = filters.export;
     // Only the family of the peer's address: a node has no next hop of the
     // other family to offer over this session.
     options.families = vec![match p.address {

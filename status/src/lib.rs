@@ -110,6 +110,8 @@ mod tests {
                     prefixes_received: 1,
                     prefixes_advertised: 1,
                     info: None,
+                    established_count: 1,
+                    notes: Vec::new(),
                 }],
                 originated: vec!["10.65.0.0/26".parse().unwrap()],
                 routes: KernelRoutes {

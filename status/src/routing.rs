@@ -87,4 +87,13 @@ pub struct PeerStatus {
     pub prefixes_advertised: usize,
     /// The last error of the session, or why the peer is held back.
     pub info: Option<String>,
+    /// Times the session has reached Established since the peer was
+    /// configured: more than 1 means it was reset or flapped.
+    #[serde(default)]
+    pub established_count: u64,
+    /// What of the peer's configuration does not take effect as written:
+    /// BGPFilter rules that never match here (a rule on `interface`:
+    /// manul exports no interface routes), filters that do not exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }

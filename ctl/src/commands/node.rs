@@ -206,6 +206,11 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
         ],
         &rows,
     );
+    for p in &routing.peers {
+        for note in &p.notes {
+            out += &format!("Peer {}: {note}\n", p.address);
+        }
+    }
     let originated: Vec<String> = routing.originated.iter().map(ToString::to_string).collect();
     out += &format!(
         "\nOriginated: {}\n",
@@ -289,6 +294,8 @@ mod tests {
             prefixes_received: 1,
             prefixes_advertised: 1,
             info: Some("an old error".into()),
+            established_count: 1,
+            notes: Vec::new(),
         }];
         s.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
         s.routing.routes = KernelRoutes {
@@ -318,6 +325,17 @@ mod tests {
         assert!(!t.contains("Holding"), "{t}");
         assert!(!t.contains("not programmed:"), "{t}");
         assert!(t.contains("NAT outgoing: not programmed yet"), "{t}");
+    }
+
+    #[test]
+    fn prints_each_peer_note() {
+        let mut s = status();
+        s.routing.peers[0].notes = vec!["BGPFilter f exportV4[0]: interface \"eth*\" matches routes of interfaces, and manul learns and exports none (only its blocks and what it reflects); the rule never matches".into()];
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains("Peer 10.0.0.2: BGPFilter f exportV4[0]: interface \"eth*\""),
+            "{t}"
+        );
     }
 
     #[test]

@@ -318,6 +318,11 @@ impl Driver {
         if self.wait_for_peer_restart(addr, view, &cfg) {
             return;
         }
+        if self.applied.get(&addr) != Some(&cfg) {
+            for note in crate::filters::notes(&view.filters) {
+                tracing::warn!(peer = %addr, "{note}");
+            }
+        }
         let res = match self.applied.get(&addr) {
             Some(old) if *old == cfg => return,
             Some(_) => sp.update_peer(cfg.clone()).await,
