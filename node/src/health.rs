@@ -49,6 +49,9 @@ mod tests {
             prefixes_received: 0,
             prefixes_advertised: 0,
             info: None,
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         }
     }
 

@@ -202,6 +202,9 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             prefixes_received: p.accepted,
             prefixes_advertised: p.advertised,
             info: p.last_error.clone(),
+            prefixes_unsendable: p.unsendable,
+            unsendable_reason: p.last_unsendable.clone(),
+            malformed: p.malformed,
         })
         .collect();
     // Peers held back (their password cannot be read), with the reason:
@@ -220,6 +223,9 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             prefixes_received: 0,
             prefixes_advertised: 0,
             info: Some(why.clone()),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         });
     }
     peers.sort_by_key(|p| p.address);

@@ -80,6 +80,11 @@ pub enum PeerEvent {
         peer: PeerIndex,
         reason: DownReason,
     },
+    /// Malformed UPDATEs handled (RFC 7606) since the last report.
+    Malformed {
+        peer: PeerIndex,
+        counts: crate::speaker::MalformedCounts,
+    },
     /// Something worth showing in the peer's status (last error).
     Problem {
         peer: PeerIndex,

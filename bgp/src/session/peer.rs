@@ -19,14 +19,14 @@ use crate::rib::change::{RibChange, changes_from_update};
 use crate::session::conn::Connection;
 use crate::session::events::{PeerCommand, PeerEvent, ToPeerTask};
 use crate::session::socket::{self, SocketOptions};
-use crate::speaker::{PeerConfig, SpeakerConfig};
+use crate::speaker::{MalformedCounts, PeerConfig, SpeakerConfig};
 use crate::types::{Family, RouterId};
 use crate::wire::negotiate::{Negotiated, negotiate};
 use crate::wire::notification::{cease, code};
 use crate::wire::pack::{NextHop, pack_announce, pack_withdraw};
 use crate::wire::{
-    Capability, Context, DecodeError, GracefulRestart, Message, Nlri, Notification, Open,
-    RouteRefresh, Update,
+    AttrError, Capability, Context, DecodeError, DecodedUpdate, GracefulRestart, Message, Nlri,
+    Notification, Open, RouteRefresh, Update, UpdateOutcome,
 };
 
 /// How long a connection held back during collision resolution may take
@@ -134,6 +134,8 @@ pub struct PeerTask {
     events: mpsc::Sender<PeerEvent>,
     /// Routes decoded from the last read, sent to the core as one batch.
     batch: Vec<RibChange>,
+    /// Malformed UPDATEs not yet reported to the core.
+    malformed: MalformedCounts,
     last_state: State,
 }
 
@@ -217,6 +219,7 @@ impl PeerTask {
             commands,
             events,
             batch: Vec::new(),
+            malformed: MalformedCounts::default(),
             last_state: State::Idle,
         }
     }
@@ -388,7 +391,7 @@ impl PeerTask {
     async fn drain_messages(&mut self) {
         while let Some(conn) = self.conn.as_mut() {
             let decoded = match conn.next_message(&self.ctx) {
-                Ok(Some(bytes)) => Message::decode(bytes, &self.ctx),
+                Ok(Some(bytes)) => Message::decode_detailed(bytes, &self.ctx),
                 Ok(None) => break,
                 Err(e) => {
                     self.flush_batch().await;
@@ -397,7 +400,11 @@ impl PeerTask {
                 }
             };
             match decoded {
-                Ok(msg) => self.on_message(msg).await,
+                Ok((Message::Update(update), outcome)) if outcome != UpdateOutcome::Ok => {
+                    let update = self.malformed_update(update, outcome);
+                    self.on_message(Message::Update(update)).await;
+                }
+                Ok((msg, _)) => self.on_message(msg).await,
                 Err(e) => {
                     self.flush_batch().await;
                     self.on_decode_error(e).await;
@@ -408,7 +415,49 @@ impl PeerTask {
         self.flush_batch().await;
     }
 
+    /// An UPDATE RFC 7606 lets the session survive: logged (debug, with
+    /// the peer and each attribute), counted, and turned into what to act
+    /// on (prefixes withdrawn, or attributes dropped).
+    fn malformed_update(&mut self, update: Update, outcome: UpdateOutcome) -> Update {
+        let (action, errors): (&str, Vec<&AttrError>) = match &outcome {
+            UpdateOutcome::Ok => ("none", Vec::new()),
+            UpdateOutcome::AttributeDiscard(d) => {
+                self.malformed.attribute_discard += 1;
+                ("attribute-discard", d.iter().collect())
+            }
+            UpdateOutcome::TreatAsWithdraw { reasons, discarded } => {
+                self.malformed.treat_as_withdraw += 1;
+                (
+                    "treat-as-withdraw",
+                    reasons.iter().chain(discarded).collect(),
+                )
+            }
+        };
+        for e in errors {
+            tracing::debug!(
+                peer = %self.cfg.address,
+                action,
+                attribute = e.type_code,
+                reason = e.reason,
+                "malformed UPDATE (RFC 7606)"
+            );
+        }
+        DecodedUpdate { update, outcome }.into_effective()
+    }
+
     async fn on_decode_error(&mut self, e: DecodeError) {
+        if e.code == code::UPDATE_MESSAGE {
+            // RFC 7606 §2 "session reset": counted with the other actions.
+            tracing::debug!(
+                peer = %self.cfg.address,
+                action = "session-reset",
+                subcode = e.subcode,
+                reason = %e,
+                "malformed UPDATE (RFC 7606)"
+            );
+            self.malformed.session_reset += 1;
+            self.report_malformed().await;
+        }
         self.problem(format!("from {}: {e}", self.cfg.address))
             .await;
         let n = e.notification();
@@ -467,7 +516,20 @@ impl PeerTask {
         }
     }
 
+    /// Tell the core the malformed UPDATEs counted since the last report.
+    async fn report_malformed(&mut self) {
+        if !self.malformed.is_zero() {
+            let counts = std::mem::take(&mut self.malformed);
+            self.emit(PeerEvent::Malformed {
+                peer: self.index,
+                counts,
+            })
+            .await;
+        }
+    }
+
     async fn flush_batch(&mut self) {
+        self.report_malformed().await;
         if !self.batch.is_empty() {
             let changes = std::mem::take(&mut self.batch);
             self.emit(PeerEvent::Routes {

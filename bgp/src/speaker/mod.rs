@@ -20,4 +20,4 @@ pub use config::{
 };
 pub use error::{PeerError, SpeakerError};
 pub use handle::Speaker;
-pub use status::{CapabilitySummary, PeerChange, PeerStatus};
+pub use status::{CapabilitySummary, MalformedCounts, PeerChange, PeerStatus};

@@ -174,6 +174,19 @@ pub fn peer_status(names: &Names<'_>, s: &PeerStatus) -> String {
     if s.dynamic {
         line.push_str(" dynamic");
     }
+    if s.unsendable > 0 {
+        line.push_str(&format!(" unsendable={}", s.unsendable));
+    }
+    if let Some(why) = &s.last_unsendable {
+        line.push_str(&format!(" last-unsendable={why:?}"));
+    }
+    let m = &s.malformed;
+    if !m.is_zero() {
+        line.push_str(&format!(
+            " malformed={}/{}/{}",
+            m.treat_as_withdraw, m.attribute_discard, m.session_reset
+        ));
+    }
     if let Some(e) = &s.last_error {
         line.push_str(&format!(" error={e:?}"));
     }

@@ -74,6 +74,8 @@ struct PeerEntry {
     /// End-of-RIB received this session (graceful restart deferral).
     eor: BTreeSet<Family>,
     dynamic: bool,
+    /// Malformed UPDATEs received (RFC 7606), over every session.
+    malformed: crate::speaker::MalformedCounts,
 }
 
 /// The speaker's core. See the module documentation.

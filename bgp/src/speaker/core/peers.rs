@@ -85,6 +85,7 @@ impl Core {
                 stale_families: BTreeSet::new(),
                 eor: BTreeSet::new(),
                 dynamic,
+                malformed: Default::default(),
             },
         );
         Ok(index)

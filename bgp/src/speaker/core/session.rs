@@ -26,6 +26,7 @@ impl Core {
             | PeerEvent::RouteRefresh { peer, .. }
             | PeerEvent::Down { peer, .. }
             | PeerEvent::Problem { peer, .. }
+            | PeerEvent::Malformed { peer, .. }
             | PeerEvent::Ended { peer } => *peer,
         };
         if !self.peers.contains_key(&peer) {
@@ -43,6 +44,11 @@ impl Core {
             PeerEvent::State { peer, state } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.state = state;
+                }
+            }
+            PeerEvent::Malformed { peer, counts } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.malformed.add(&counts);
                 }
             }
             PeerEvent::Problem { peer, message } => {
