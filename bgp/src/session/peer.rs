@@ -25,8 +25,8 @@ use crate::wire::negotiate::{Negotiated, negotiate};
 use crate::wire::notification::{cease, code};
 use crate::wire::pack::{NextHop, pack_announce, pack_withdraw};
 use crate::wire::{
-    AttrError, Capability, Context, DecodeError, DecodedUpdate, GracefulRestart, Message, Nlri,
-    Notification, Open, RouteRefresh, Update, UpdateOutcome,
+    AddPathMode, AttrError, Capability, Context, DecodeError, DecodedUpdate, GracefulRestart,
+    Message, Nlri, Notification, Open, RouteRefresh, Update, UpdateOutcome,
 };
 
 /// How long a connection held back during collision resolution may take
@@ -60,6 +60,27 @@ pub fn our_capabilities(local: &LocalIdentity, peer: &PeerConfig) -> Vec<Capabil
         .iter()
         .map(|f| Capability::Multiprotocol(*f))
         .collect();
+    let families = &peer.options.families;
+    // RFC 8950 §3: IPv4 unicast NLRI may carry an IPv6 next hop.
+    if peer.options.extended_next_hop && families.contains(&Family::Ipv4Unicast) {
+        caps.push(Capability::ExtendedNextHop(vec![(
+            Family::Ipv4Unicast,
+            crate::types::afi::IPV6,
+        )]));
+    }
+    // RFC 7911 §4: one tuple per family, the directions we do.
+    let ap = peer.options.add_path;
+    let mode = match (ap.receive, ap.send) {
+        (true, true) => Some(AddPathMode::Both),
+        (true, false) => Some(AddPathMode::Receive),
+        (false, true) => Some(AddPathMode::Send),
+        (false, false) => None,
+    };
+    if let Some(mode) = mode {
+        caps.push(Capability::AddPath(
+            families.iter().map(|f| (*f, mode)).collect(),
+        ));
+    }
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::EnhancedRouteRefresh);
     caps.push(Capability::FourOctetAs(asn));
@@ -576,6 +597,8 @@ impl PeerTask {
                         Some(c) => (c.local, c.remote),
                         None => continue,
                     };
+                    // For next hops of the other family (RFC 2545 §3).
+                    let interface = crate::session::ifaddrs::interface_addresses(local.ip());
                     self.emit(PeerEvent::Up {
                         peer: self.index,
                         negotiated: Box::new(negotiated),
@@ -583,6 +606,7 @@ impl PeerTask {
                         peer_asn: peer_open.asn,
                         local,
                         remote,
+                        interface,
                     })
                     .await;
                 }
@@ -652,6 +676,12 @@ impl PeerTask {
                 .iter()
                 .filter(|p| Family::of(p) == family)
                 .map(|p| Nlri::new(*p))
+                .chain(
+                    out.withdrawn_paths
+                        .iter()
+                        .filter(|n| Family::of(&n.prefix) == family)
+                        .copied(),
+                )
                 .collect();
             if !withdrawn.is_empty() {
                 if let Err(e) = pack_withdraw(&self.ctx, family, &withdrawn, &mut buf) {
@@ -663,8 +693,17 @@ impl PeerTask {
             if !self.can_send(group.family) {
                 continue;
             }
-            let nlri: Vec<Nlri> = group.prefixes.iter().map(|p| Nlri::new(*p)).collect();
-            let nh = NextHop::new(group.next_hop);
+            let nlri: Vec<Nlri> = if group.path_ids.is_empty() {
+                group.prefixes.iter().map(|p| Nlri::new(*p)).collect()
+            } else {
+                (group.prefixes.iter().zip(&group.path_ids))
+                    .map(|(p, id)| Nlri::with_path_id(*p, *id))
+                    .collect()
+            };
+            let nh = NextHop {
+                addr: group.next_hop,
+                link_local: group.link_local,
+            };
             if let Err(e) =
                 pack_announce(&self.ctx, group.family, &group.attrs, nh, &nlri, &mut buf)
             {

@@ -15,8 +15,8 @@ mod handle;
 pub mod status;
 
 pub use config::{
-    ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
-    SpeakerConfig,
+    AddPathConfig, AddPathSend, ExportMode, GracefulRestartConfig, ImportMode, ListenRange,
+    PeerConfig, PeerOptions, SpeakerConfig,
 };
 pub use error::{PeerError, SpeakerError};
 pub use handle::Speaker;

@@ -265,6 +265,16 @@ impl Core {
         !self.draining.is_empty()
     }
 
+    /// The RIB reports changes of a prefix's other paths only while some
+    /// established peer is sent more than best paths (ADD-PATH).
+    fn update_track_paths(&mut self) {
+        let on = self
+            .peers
+            .values()
+            .any(|e| e.state == State::Established && e.adj_out.sends_paths());
+        self.rib.set_track_paths(on);
+    }
+
     /// A timer expired.
     fn timer(&mut self, timer: Timer) {
         match timer {

@@ -103,7 +103,7 @@ impl Core {
                 peer: index,
                 notify: Some("peer removed from configuration".into()),
             });
-            entry.adj_out.clear();
+            entry.adj_out.clear(&mut self.rib);
             if entry.cfg.options.password.is_some() {
                 self.out.push(Output::ListenerKey {
                     address: addr,
@@ -112,6 +112,7 @@ impl Core {
             }
         }
         self.retired.insert(index, Retired::default());
+        self.update_track_paths();
         self.queue_drain(index, Drained::All { forget: true });
         Ok(index)
     }
