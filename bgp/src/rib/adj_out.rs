@@ -231,6 +231,8 @@ pub struct AdjRibOut {
     last_unsendable: Option<String>,
     /// ADD-PATH families: the paths sent (or unsendable) per prefix.
     paths: HashMap<IpNet, SentPaths, FxBuildHasher>,
+    /// The peer's address, for the log.
+    address: Option<IpAddr>,
 }
 
 type Exported = Option<(Attrs, IpAddr)>;
@@ -252,6 +254,7 @@ impl AdjRibOut {
             unsendable: 0,
             last_unsendable: None,
             paths: HashMap::default(),
+            address: None,
         }
     }
 
@@ -260,6 +263,7 @@ impl AdjRibOut {
     pub fn start(&mut self, rib: &mut Rib, session: OutSession) {
         self.clear(rib);
         self.session = session;
+        self.address = rib.peer(self.peer).map(|i| i.address);
     }
 
     /// Whether some family sends more than the best path (ADD-PATH).
@@ -305,11 +309,17 @@ impl AdjRibOut {
             Ok(()) => true,
             Err(why) => {
                 if note {
-                    let text = format!("{prefix}: {why}");
-                    if self.last_unsendable.as_deref() != Some(text.as_str()) {
-                        tracing::warn!(peer = self.peer.0, %prefix, next_hop = %nh, "not advertised: {why}");
+                    // One log line per reason while prefixes stay unsendable
+                    // (a full table must not log a line per prefix).
+                    let known = self
+                        .last_unsendable
+                        .as_deref()
+                        .is_some_and(|l| l.ends_with(why));
+                    if !known {
+                        let peer = self.address.map(|a| a.to_string()).unwrap_or_default();
+                        tracing::warn!(%peer, %prefix, next_hop = %nh, "not advertised (and others like it): {why}");
                     }
-                    self.last_unsendable = Some(text);
+                    self.last_unsendable = Some(format!("{prefix}: {why}"));
                 }
                 false
             }
