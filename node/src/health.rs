@@ -51,6 +51,9 @@ mod tests {
             info: None,
             established_count: 1,
             notes: Vec::new(),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         }
     }
 

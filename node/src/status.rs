@@ -210,6 +210,9 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             info: p.last_error.clone(),
             established_count: p.established_count,
             notes: notes(&p.address),
+            prefixes_unsendable: p.unsendable,
+            unsendable_reason: p.last_unsendable.clone(),
+            malformed: p.malformed,
         })
         .collect();
     // Peers held back (their password cannot be read), with the reason:
@@ -230,6 +233,9 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             info: Some(why.clone()),
             established_count: 0,
             notes: notes(addr),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         });
     }
     peers.sort_by_key(|p| p.address);

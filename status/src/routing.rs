@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use manul_bgp::fsm::State;
+pub use manul_bgp::speaker::MalformedCounts;
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::KernelRoutes;
@@ -96,4 +97,14 @@ pub struct PeerStatus {
     /// manul exports no interface routes), filters that do not exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Prefixes the export would advertise that cannot be encoded for
+    /// this session (not sent, not in `prefixes_advertised`).
+    #[serde(default)]
+    pub prefixes_unsendable: usize,
+    /// Why, for the last one found (with its prefix).
+    #[serde(default)]
+    pub unsendable_reason: Option<String>,
+    /// Malformed UPDATEs received from the peer, by RFC 7606 action.
+    #[serde(default)]
+    pub malformed: MalformedCounts,
 }

@@ -6,8 +6,8 @@ use manul_bgp::fsm::{DownReason, State};
 use manul_bgp::policy::{Condition, PrefixMatch, Rule};
 use manul_bgp::rib::{PeerIndex, RibChange};
 use manul_bgp::speaker::{
-    ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
-    SpeakerConfig,
+    AddPathConfig, AddPathSend, ExportMode, GracefulRestartConfig, ImportMode, ListenRange,
+    PeerConfig, PeerOptions, SpeakerConfig,
 };
 use manul_bgp::wire::{AsPath, Nlri, Notification, Origin, PathAttributes};
 
@@ -64,6 +64,25 @@ pub fn peer_config(w: &Words) -> Result<PeerConfig> {
     };
     if let Some(h) = w.opt("hold-time")? {
         o.hold_time = h;
+    }
+    o.next_hop_v6 = w.opt("next-hop-v6")?;
+    o.extended_next_hop = w.flag("extended-next-hop");
+    if let Some(a) = w.opt::<String>("add-path")? {
+        let (receive, send) = match a.as_str() {
+            "receive" => (true, false),
+            "send" => (false, true),
+            "both" => (true, true),
+            _ => return Err(format!("bad add-path={a} (receive, send, both)")),
+        };
+        o.add_path = AddPathConfig {
+            receive,
+            send,
+            send_paths: if w.flag("add-path-all") {
+                AddPathSend::All
+            } else {
+                AddPathSend::Ecmp
+            },
+        };
     }
     let families = w.list("families", family)?;
     if !families.is_empty() {
@@ -160,7 +179,11 @@ pub fn update(peer: PeerIndex, w: &Words) -> Result<Vec<RibChange>> {
     let what: String = w.arg(1, "announce or withdraw")?;
     let nlri = w.bare[2..]
         .iter()
-        .map(|p| words::parsed::<IpNet>(p).map(Nlri::new))
+        .map(|p| match p.split_once('#') {
+            // PREFIX#ID: with an ADD-PATH path identifier.
+            Some((p, id)) => Ok(Nlri::with_path_id(words::parsed(p)?, words::parsed(id)?)),
+            None => words::parsed::<IpNet>(p).map(Nlri::new),
+        })
         .collect::<Result<Vec<_>>>()?;
     if nlri.is_empty() {
         return Err("no prefixes".into());

@@ -169,12 +169,7 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
                 p.state.to_string(),
                 ago(p.since, now),
                 p.prefixes_received.to_string(),
-                // The last error matters only while the session is down.
-                if p.state == State::Established {
-                    String::new()
-                } else {
-                    p.info.clone().unwrap_or_default()
-                },
+                peer_info(p),
             ]
         })
         .collect();
@@ -273,6 +268,31 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
     }
 }
 
+/// The INFO column: the last error while the session is down (it matters
+/// only then); while it is up, what it cannot be sent and the malformed
+/// UPDATEs it sent, if any.
+fn peer_info(p: &manul_status::PeerStatus) -> String {
+    if p.state != State::Established {
+        return p.info.clone().unwrap_or_default();
+    }
+    let mut parts = Vec::new();
+    if p.prefixes_unsendable > 0 {
+        let why = p
+            .unsendable_reason
+            .as_deref()
+            .unwrap_or("cannot be encoded");
+        parts.push(format!("{} not sendable ({why})", p.prefixes_unsendable));
+    }
+    let m = &p.malformed;
+    if !m.is_zero() {
+        parts.push(format!(
+            "malformed UPDATEs: {} treat-as-withdraw, {} attribute-discard, {} session-reset",
+            m.treat_as_withdraw, m.attribute_discard, m.session_reset
+        ));
+    }
+    parts.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +316,9 @@ mod tests {
             info: Some("an old error".into()),
             established_count: 1,
             notes: Vec::new(),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         }];
         s.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
         s.routing.routes = KernelRoutes {

@@ -295,7 +295,10 @@ impl Driver {
             }),
         };
         let cfg = match password {
-            Ok(pw) => peers::peer_config(view, pw),
+            Ok(pw) => {
+                let node_v6 = self.view.borrow().globals.ipv6.is_some();
+                peers::with_families(peers::peer_config(view, pw), is_node(view), node_v6)
+            }
             Err(why) => {
                 let fresh = self.state.borrow().held.get(&addr) != Some(&why);
                 if fresh {

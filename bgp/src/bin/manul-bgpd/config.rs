@@ -19,6 +19,10 @@
 //! password = "secret"
 //! families = ["ipv4", "ipv6"]
 //! export = "originated"              # originated | all | none
+//! next_hop_v6 = "2001:db8::1"        # IPv6 next hop when we are it (default: the interface's)
+//! extended_next_hop = false          # RFC 8950: IPv4 routes with IPv6 next hops
+//! add_path = "both"                  # RFC 7911: off | receive | send | both
+//! add_path_send = "ecmp"             # ecmp (the multipath set) | all
 //!
 //! # Rules tried before import/export, in order; the first that matches
 //! # decides (what none decides is left to import/export).
@@ -47,8 +51,8 @@ use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 use manul_bgp::policy::{Condition, PrefixMatch, Rule};
 use manul_bgp::speaker::{
-    ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
-    SpeakerConfig,
+    AddPathConfig, AddPathSend, ExportMode, GracefulRestartConfig, ImportMode, ListenRange,
+    PeerConfig, PeerOptions, SpeakerConfig,
 };
 use manul_bgp::types::Family;
 use manul_bgp::wire::{Community, LargeCommunity};
@@ -162,6 +166,31 @@ struct OptionsFile {
     import_rule: Vec<RuleFile>,
     #[serde(default)]
     export_rule: Vec<RuleFile>,
+    next_hop_v6: Option<std::net::Ipv6Addr>,
+    #[serde(default)]
+    extended_next_hop: bool,
+    #[serde(default)]
+    add_path: AddPathName,
+    #[serde(default)]
+    add_path_send: AddPathSendName,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AddPathName {
+    #[default]
+    Off,
+    Receive,
+    Send,
+    Both,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AddPathSendName {
+    #[default]
+    Ecmp,
+    All,
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,6 +351,16 @@ impl OptionsFile {
             },
             import_rules: rules(self.import_rule, "import_rule")?,
             export_rules: rules(self.export_rule, "export_rule")?,
+            next_hop_v6: self.next_hop_v6,
+            extended_next_hop: self.extended_next_hop,
+            add_path: AddPathConfig {
+                receive: matches!(self.add_path, AddPathName::Receive | AddPathName::Both),
+                send: matches!(self.add_path, AddPathName::Send | AddPathName::Both),
+                send_paths: match self.add_path_send {
+                    AddPathSendName::Ecmp => AddPathSend::Ecmp,
+                    AddPathSendName::All => AddPathSend::All,
+                },
+            },
         })
     }
 }
@@ -491,6 +530,10 @@ families = ["ipv4"]
 hold_time = 9
 export = "all"
 max_prefixes = 100
+next_hop_v6 = "2001:db8::1"
+extended_next_hop = true
+add_path = "send"
+add_path_send = "all"
 
 [[listen_range]]
 range = "10.1.0.0/24"
@@ -515,6 +558,14 @@ large_communities = ["4200000001:1:2"]
         assert_eq!(p.options.families, [Family::Ipv4Unicast]);
         assert_eq!(p.options.export, ExportMode::All);
         assert_eq!(p.options.max_prefixes, Some(100));
+        assert_eq!(p.options.next_hop_v6, Some("2001:db8::1".parse().unwrap()));
+        assert!(p.options.extended_next_hop);
+        let ap = p.options.add_path;
+        assert!(ap.send && !ap.receive && ap.send_paths == AddPathSend::All);
+        assert_eq!(
+            c.speaker.listen_ranges[0].options.add_path,
+            AddPathConfig::default()
+        );
         assert!(c.speaker.listen_ranges[0].options.passive);
         assert_eq!(c.prefixes[0].communities, [Community(64512 << 16 | 100)]);
         assert_eq!(c.prefixes[0].large_communities[0].global, 4200000001);

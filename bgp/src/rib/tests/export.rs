@@ -217,8 +217,8 @@ fn adj_rib_out_diffs_and_groups() {
     let diff = fresh.sync(&mut f.rib, None);
     assert_eq!(diff.announce.len(), 1);
     assert_eq!(diff.announce[0].prefixes, vec![net(P)]);
-    out.clear();
-    fresh.clear();
+    out.clear(&mut f.rib);
+    fresh.clear(&mut f.rib);
     assert!(out.is_empty());
 }
 

@@ -93,6 +93,7 @@ impl Core {
                 stale_families: BTreeSet::new(),
                 eor: BTreeSet::new(),
                 dynamic,
+                malformed: Default::default(),
             },
         );
         Ok(index)
@@ -111,7 +112,7 @@ impl Core {
                 peer: index,
                 notify: Some(why.into()),
             });
-            entry.adj_out.clear();
+            entry.adj_out.clear(&mut self.rib);
             if entry.cfg.options.password.is_some() {
                 self.out.push(Output::ListenerKey {
                     address: addr,
@@ -120,6 +121,7 @@ impl Core {
             }
         }
         self.retired.insert(index, Retired::default());
+        self.update_track_paths();
         self.queue_drain(index, Drained::All { forget: true });
         Ok(index)
     }
