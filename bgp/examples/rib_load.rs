@@ -2,13 +2,15 @@
 //! time and the peak memory: the RIB's own share of a full-table load,
 //! without sessions or the codec; then the same again (a route refresh),
 //! and take the peer down (all withdrawn). `cargo run --release -p manul-bgp --example rib_load --
-//! 1000000`.
+//! 1000000 [filter]`: with `filter`, the peer's import policy is a
+//! 100-rule route filter that every prefix passes through to its default
+//! (the shape of `bgp-bench --import-filter`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use ipnet::IpNet;
-use manul_bgp::policy::Policy;
+use manul_bgp::policy::{Condition, Policy, PrefixMatch, Rule, Verdict};
 use manul_bgp::rib::{AdjRibOut, PeerInfo, Rib, RibChange, RibConfig};
 use manul_bgp::wire::{AsPath, AsSegment, Nlri, Origin, PathAttributes, SegmentKind};
 
@@ -21,11 +23,33 @@ fn vm(field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// 100 rules rejecting prefixes outside 11.0.0.0-26.255.255.255 (where
+/// the loaded prefixes are): the default route, 60 /16s and 39 /24s.
+fn filter() -> Policy {
+    let mut rules = vec![Rule::reject(vec![Condition::Prefix(PrefixMatch::exact(
+        "0.0.0.0/0".parse().unwrap(),
+    ))])];
+    for i in 0..60u32 {
+        let net = IpNet::new(IpAddr::V4(Ipv4Addr::from(0x6400_0000 + (i << 16))), 16).unwrap();
+        rules.push(Rule::reject(vec![Condition::Prefix(
+            PrefixMatch::orlonger(net),
+        )]));
+    }
+    for i in 0..39u32 {
+        let net = IpNet::new(IpAddr::V4(Ipv4Addr::from(0x6500_0000 + (i << 8))), 24).unwrap();
+        rules.push(Rule::reject(vec![Condition::Prefix(PrefixMatch::exact(
+            net,
+        ))]));
+    }
+    Policy::new(rules, Verdict::Accept)
+}
+
 fn main() {
     let n: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let filtered = std::env::args().nth(2).as_deref() == Some("filter");
     let before = vm("VmRSS:");
     let mut rib = Rib::new(RibConfig::new(65000, Ipv4Addr::new(10, 0, 0, 1)));
     let mut info = PeerInfo::new(
@@ -35,7 +59,12 @@ fn main() {
         65000,
     );
     info.local_v4 = Some(Ipv4Addr::new(10, 0, 1, 2));
-    let peer = rib.add_peer(info, Policy::accept_all(), Policy::accept_all());
+    let import = if filtered {
+        filter()
+    } else {
+        Policy::accept_all()
+    };
+    let peer = rib.add_peer(info, import, Policy::accept_all());
     let mut out = AdjRibOut::new(peer);
     let attrs = PathAttributes {
         origin: Some(Origin::Igp),

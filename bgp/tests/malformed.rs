@@ -62,6 +62,24 @@ fn prefix(third_octet: u8) -> String {
     format!("10.250.{third_octet}.0/24")
 }
 
+/// `text` without ANSI colour sequences (ESC [ ... m).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn has(manul: &Bgpd, p: &str) -> bool {
     manul.route(p).ok().flatten().is_some()
 }
@@ -125,6 +143,27 @@ fn rfc7606_outcomes_over_a_live_session_and_header_errors_close_it() -> anyhow::
         "missing AS_PATH must treat-as-withdraw"
     );
     assert_eq!(manul.peer("10.88.0.2")?["state"], "Established");
+    // Each is counted per action in the peer's status (what /metrics
+    // shows as manul_bgp_malformed_total) and logged at debug with the
+    // peer and the attribute.
+    assert_eq!(
+        manul.peer("10.88.0.2")?["malformed"],
+        serde_json::json!({"treat_as_withdraw": 3, "attribute_discard": 1, "session_reset": 0})
+    );
+    let log = plain(&std::fs::read_to_string(manul.dir.path().join("bgpd.log"))?);
+    for (attribute, action) in [
+        (1, "treat-as-withdraw"),
+        (2, "treat-as-withdraw"),
+        (7, "attribute-discard"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("malformed UPDATE")
+                && l.contains("peer=10.88.0.2")
+                && l.contains(&format!("attribute={attribute}"))
+                && l.contains(action)),
+            "no debug line for attribute {attribute} ({action}):\n{log}"
+        );
+    }
 
     // An unparseable NLRI field resets the session: 3/10 Invalid Network Field.
     bad.send(&update(
@@ -132,6 +171,14 @@ fn rfc7606_outcomes_over_a_live_session_and_header_errors_close_it() -> anyhow::
         &[33, 10, 250, 9, 0, 0],
     ))?;
     assert_eq!(bad.notification()?, (3, 10));
+    wait_until(T, "the reset counted", || {
+        let m = &manul.peer("10.88.0.2").map_err(|e| e.to_string())?["malformed"];
+        if m["session_reset"] == 1 && m["treat_as_withdraw"] == 3 {
+            Ok(())
+        } else {
+            Err(m.to_string())
+        }
+    });
 
     // Header errors: a bad marker (1/1), a bad length (1/2), garbage.
     let mut bad = reraw(&lab.host(2).ns, 65002, [10, 88, 0, 2])?;
@@ -165,5 +212,9 @@ fn rfc7606_outcomes_over_a_live_session_and_header_errors_close_it() -> anyhow::
             Err("absent")
         }
     });
+    assert_eq!(
+        manul.peer("10.88.0.3")?["malformed"]["treat_as_withdraw"],
+        0
+    );
     Ok(())
 }

@@ -156,3 +156,34 @@ fn gtsm_accepts_ttl_255_and_drops_lower() -> anyhow::Result<()> {
     assert!(connects(&a, &b, SocketOptions::default(), ttl64));
     Ok(())
 }
+
+/// A peer's TCP-MD5 key goes only on listeners of its family: Linux
+/// refuses an IPv4 key on an IPv6-only listener (EINVAL), which every
+/// start logged as a warning before `serves` picked the listeners.
+#[test]
+fn md5_key_only_on_listeners_of_the_peers_family() -> anyhow::Result<()> {
+    require!(Need::Root);
+    let ns = Netns::new("l")?;
+    ns.add_addr("lo", "fd00:78::1/128")?;
+    let rt = Runtime::new()?;
+    let (v4, v6) = ns.run(|| {
+        let _guard = rt.enter();
+        anyhow::Ok((
+            listen("127.0.0.1:1179".parse()?, &SocketOptions::default())?,
+            listen("[fd00:78::1]:1179".parse()?, &SocketOptions::default())?,
+        ))
+    })?;
+    let peer4 = ip("10.77.0.9");
+    let peer6 = ip("fd00:77::9");
+    assert!(manul_bgp::session::socket::serves(&v4, peer4));
+    assert!(!manul_bgp::session::socket::serves(&v6, peer4));
+    assert!(manul_bgp::session::socket::serves(&v6, peer6));
+    assert!(!manul_bgp::session::socket::serves(&v4, peer6));
+    use manul_bgp::session::socket::set_md5_key;
+    set_md5_key(&v4, peer4, None, b"secret")?;
+    set_md5_key(&v6, peer6, None, b"secret")?;
+    // What the driver did before: the other family's listener refuses.
+    let e = set_md5_key(&v6, peer4, None, b"secret").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    Ok(())
+}

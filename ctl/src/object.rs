@@ -6,8 +6,8 @@ use manul_datastore::resources::{
     BgpConfiguration, BgpFilter, BgpPeer, IpPool, Node, WorkloadEndpoint,
 };
 use manul_datastore::validate::{
-    ValidationErrors, validate_bgp_configuration, validate_bgp_peer, validate_ip_pool,
-    validate_node,
+    ValidationErrors, validate_bgp_configuration, validate_bgp_filter, validate_bgp_peer,
+    validate_ip_pool, validate_node,
 };
 use manul_datastore::{DecodeError, ObjectMeta, ResourceKind};
 use serde::de::DeserializeOwned;
@@ -138,15 +138,16 @@ impl Object {
         }
     }
 
-    /// The datastore's rules for this kind (BGPFilter and WorkloadEndpoint
-    /// have none beyond their types).
+    /// The datastore's rules for this kind (WorkloadEndpoint has none
+    /// beyond its type).
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         match self {
             Object::IpPool(p) => validate_ip_pool(p),
             Object::BgpConfiguration(c) => validate_bgp_configuration(c),
             Object::BgpPeer(p) => validate_bgp_peer(p),
             Object::Node(n) => validate_node(n),
-            Object::BgpFilter(_) | Object::WorkloadEndpoint(_) => Ok(()),
+            Object::BgpFilter(f) => validate_bgp_filter(f),
+            Object::WorkloadEndpoint(_) => Ok(()),
         }
     }
 

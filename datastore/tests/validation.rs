@@ -340,3 +340,62 @@ fn node_addresses() {
         "{e}"
     );
 }
+
+fn filter(spec: serde_json::Value) -> manul_datastore::resources::BgpFilter {
+    serde_json::from_value(serde_json::json!({
+        "kind": "BGPFilter",
+        "apiVersion": "projectcalico.org/v3",
+        "metadata": {"name": "f"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn bgp_filter_rules() {
+    use manul_datastore::validate::validate_bgp_filter;
+    let ok = filter(serde_json::json!({
+        "importV4": [
+            {"action": "Reject", "matchOperator": "Equal", "cidr": "0.0.0.0/0"},
+            {"action": "Accept", "matchOperator": "In", "cidr": "10.0.0.0/8",
+             "prefixLength": {"min": 16, "max": 24}, "source": "RemotePeers"},
+            {"action": "Reject"}
+        ],
+        "exportV4": [{"action": "Reject", "interface": "*.calico"}],
+        "importV6": [{"action": "Accept", "matchOperator": "NotIn", "cidr": "2001:db8::/32", "peerType": "eBGP"}]
+    }));
+    assert_eq!(problems(validate_bgp_filter(&ok)), vec![]);
+
+    let bad = filter(serde_json::json!({
+        "importV4": [
+            {"action": "accept", "matchOperator": "Equal", "cidr": "0.0.0.0/0"},
+            {"action": "Reject", "cidr": "10.0.0.1/8", "matchOperator": "Around"},
+            {"action": "Reject", "cidr": "2001:db8::/32", "matchOperator": "In"},
+            {"action": "Reject", "matchOperator": "In", "prefixLength": {"min": 40}},
+            {"action": "Reject", "cidr": "10.0.0.0/8"},
+            {"action": "Reject", "matchOperator": "In", "cidr": "10.0.0.0/16", "prefixLength": {"max": 8}},
+            {"action": "Reject", "communities": {"values": ["65000:1"]}}
+        ],
+        "exportV4": [{"action": "Reject", "interface": "much-too-long-a-name"}]
+    }));
+    let fields: Vec<String> = problems(validate_bgp_filter(&bad))
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.exportV4[0].interface",
+            "spec.importV4[0].action",
+            "spec.importV4[1].matchOperator",
+            "spec.importV4[1].cidr",
+            "spec.importV4[2].cidr",
+            "spec.importV4[3].cidr",
+            "spec.importV4[3].cidr",
+            "spec.importV4[3].prefixLength.min",
+            "spec.importV4[4].matchOperator",
+            "spec.importV4[5].prefixLength",
+            "spec.importV4[6].communities",
+        ]
+    );
+}

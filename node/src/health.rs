@@ -49,6 +49,11 @@ mod tests {
             prefixes_received: 0,
             prefixes_advertised: 0,
             info: None,
+            established_count: 1,
+            notes: Vec::new(),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         }
     }
 

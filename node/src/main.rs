@@ -48,6 +48,7 @@
 
 mod autodetect;
 mod config;
+mod filters;
 mod health;
 mod http;
 mod metrics;

@@ -7,6 +7,8 @@
 //! | `manul_bgp_peer_established` | `peer`, `type` | 1 when the session is Established |
 //! | `manul_bgp_peer_prefixes_received` | `peer`, `type` | prefixes accepted from the peer |
 //! | `manul_bgp_peer_prefixes_advertised` | `peer`, `type` | prefixes sent to the peer |
+//! | `manul_bgp_peer_prefixes_unsendable` | `peer`, `type` | prefixes the export would send that cannot be encoded for the session (`/status` says why) |
+//! | `manul_bgp_malformed_total` | `peer`, `action` (`treat-as-withdraw`, `attribute-discard`, `session-reset`) | malformed UPDATEs from the peer, by RFC 7606 action |
 //! | `manul_bgp_originated_prefixes` | | prefixes this node originates |
 //! | `manul_routes_kernel` | `family` (`ipv4`, `ipv6`) | routes felix owns that the kernel holds |
 //! | `manul_routes_desired` | | kernel routes felix wants (0 before its first desired set) |
@@ -57,6 +59,8 @@ pub struct Metrics {
     established: Family<Labels, Gauge>,
     received: Family<Labels, Gauge>,
     advertised: Family<Labels, Gauge>,
+    unsendable: Family<Labels, Gauge>,
+    malformed: Family<Labels, Counter>,
     kernel: Family<Labels, Gauge>,
     refused: Family<Labels, Gauge>,
     plain: Vec<(&'static str, Gauge)>,
@@ -115,6 +119,19 @@ impl Default for Metrics {
             "manul_bgp_peer_prefixes_advertised",
             "Prefixes advertised to the peer",
             advertised.clone(),
+        );
+        let unsendable = Family::<Labels, Gauge>::default();
+        registry.register(
+            "manul_bgp_peer_prefixes_unsendable",
+            "Prefixes the export would advertise that cannot be encoded for the session",
+            unsendable.clone(),
+        );
+        // Per peer, set to the speaker's counts at scrape time.
+        let malformed = Family::<Labels, Counter>::default();
+        registry.register(
+            "manul_bgp_malformed",
+            "Malformed UPDATEs received, by peer and RFC 7606 action",
+            malformed.clone(),
         );
         let kernel = Family::<Labels, Gauge>::default();
         registry.register(
@@ -188,6 +205,8 @@ impl Default for Metrics {
             established,
             received,
             advertised,
+            unsendable,
+            malformed,
             kernel,
             refused,
             plain,
@@ -275,10 +294,14 @@ impl Metrics {
             &self.established,
             &self.received,
             &self.advertised,
+            &self.unsendable,
             &self.refused,
         ] {
             f.clear();
         }
+        // A peer's counters live as long as the peer: one that is gone
+        // disappears, one configured again starts from 0 (a counter reset).
+        self.malformed.clear();
         let routing = &status.routing;
         for p in &routing.peers {
             let labels = vec![
@@ -294,6 +317,22 @@ impl Metrics {
             self.advertised
                 .get_or_create(&labels)
                 .set(p.prefixes_advertised as i64);
+            self.unsendable
+                .get_or_create(&labels)
+                .set(p.prefixes_unsendable as i64);
+            let m = &p.malformed;
+            for (action, n) in [
+                ("treat-as-withdraw", m.treat_as_withdraw),
+                ("attribute-discard", m.attribute_discard),
+                ("session-reset", m.session_reset),
+            ] {
+                self.malformed
+                    .get_or_create(&vec![
+                        ("peer".to_string(), p.address.to_string()),
+                        ("action".to_string(), action.to_string()),
+                    ])
+                    .inc_by(n);
+            }
         }
         let r = &routing.routes;
         for p in &r.refused_pools {
@@ -393,6 +432,15 @@ mod tests {
             prefixes_received: 3,
             prefixes_advertised: 1,
             info: None,
+            established_count: 1,
+            notes: Vec::new(),
+            prefixes_unsendable: 2,
+            unsendable_reason: None,
+            malformed: manul_status::MalformedCounts {
+                treat_as_withdraw: 3,
+                attribute_discard: 1,
+                session_reset: 0,
+            },
         }];
         status.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
         status.routing.routes = KernelRoutes {
@@ -410,6 +458,10 @@ mod tests {
         for line in [
             r#"manul_bgp_peer_established{peer="10.0.0.2",type="mesh"} 1"#,
             r#"manul_bgp_peer_prefixes_received{peer="10.0.0.2",type="mesh"} 3"#,
+            r#"manul_bgp_peer_prefixes_unsendable{peer="10.0.0.2",type="mesh"} 2"#,
+            r#"manul_bgp_malformed_total{peer="10.0.0.2",action="treat-as-withdraw"} 3"#,
+            r#"manul_bgp_malformed_total{peer="10.0.0.2",action="attribute-discard"} 1"#,
+            r#"manul_bgp_malformed_total{peer="10.0.0.2",action="session-reset"} 0"#,
             r#"manul_routes_kernel{family="ipv4"} 4"#,
             r#"manul_routes_kernel{family="ipv6"} 1"#,
             "manul_routes_desired 5",

@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use manul_bgp::speaker::{GracefulRestartConfig, PeerConfig, PeerOptions, SpeakerConfig};
+use manul_bgp::speaker::{
+    AddPathConfig, GracefulRestartConfig, PeerConfig, PeerOptions, SpeakerConfig,
+};
 use manul_bgp::wire::attributes::{Community, LargeCommunity};
 use manul_confd::bgp::view::{Community as ViewCommunity, Globals, PeerView};
 use manul_datastore::resources::NextHopMode;
@@ -51,10 +53,16 @@ pub fn peer_config(p: &PeerView, password: Option<String>) -> PeerConfig {
         allow_own_as: p.allow_own_as,
         route_reflector_client: p.route_reflector_client,
         next_hop_self: p.next_hop == NextHopMode::SelfHop,
+        // Calico's BIRD templates: `add paths on` for every session (both
+        // directions), so a client behind a reflector gets every ECMP path.
+        add_path: AddPathConfig::BOTH,
         ..PeerOptions::default()
     };
-    // Only the family of the peer's address: a node has no next hop of the
-    // other family to offer over this session.
+    // Its BGPFilters, before Calico's default import and export.
+    let filters = crate::filters::compile(&p.filters);
+    options.import_rules = filters.import;
+    options.export_rules = filters.export;
+    // The family of the peer's address; see [`families`] for IPv6.
     options.families = vec![match p.address {
         IpAddr::V4(_) => manul_bgp::types::Family::Ipv4Unicast,
         IpAddr::V6(_) => manul_bgp::types::Family::Ipv6Unicast,
@@ -65,6 +73,22 @@ pub fn peer_config(p: &PeerView, password: Option<String>) -> PeerConfig {
         asn: p.asn,
         options,
     }
+}
+
+/// The families a session to `cfg`'s peer offers, when this node has an IPv6
+/// address (`node_v6`) and peers a router that is not a node over IPv4:
+/// IPv6 unicast too, so a top-of-rack router carrying both families on one
+/// IPv4 session (and negotiating IPv6) learns this node's IPv6 blocks, with
+/// a global IPv6 address of the session's interface as next hop (RFC 2545
+/// §3). Calico's BIRD (a daemon per family) never does this; between nodes
+/// the mesh and node peerings already run one session per family both
+/// have, so those stay single-family (no duplicate IPv6 paths).
+pub fn with_families(mut cfg: PeerConfig, node: bool, node_v6: bool) -> PeerConfig {
+    use manul_bgp::types::Family;
+    if cfg.address.is_ipv4() && node_v6 && !node {
+        cfg.options.families = vec![Family::Ipv4Unicast, Family::Ipv6Unicast];
+    }
+    cfg
 }
 
 /// Communities of an originated prefix, split by kind.
@@ -89,6 +113,30 @@ pub fn communities(c: &[ViewCommunity]) -> (Vec<Community>, Vec<LargeCommunity>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_rides_an_ipv4_session_to_a_router_not_to_a_node() {
+        use manul_bgp::types::Family::{Ipv4Unicast as V4, Ipv6Unicast as V6};
+        let cfg = |addr: &str| PeerConfig {
+            address: addr.parse().unwrap(),
+            port: 179,
+            asn: 65000,
+            options: PeerOptions {
+                families: vec![if addr.contains(':') { V6 } else { V4 }],
+                ..PeerOptions::default()
+            },
+        };
+        let fams = |c: PeerConfig| c.options.families;
+        assert_eq!(
+            fams(with_families(cfg("10.0.0.254"), false, true)),
+            [V4, V6]
+        );
+        // Without an IPv6 address there are no IPv6 blocks to carry.
+        assert_eq!(fams(with_families(cfg("10.0.0.254"), false, false)), [V4]);
+        // Nodes peer once per family already.
+        assert_eq!(fams(with_families(cfg("10.0.0.2"), true, true)), [V4]);
+        assert_eq!(fams(with_families(cfg("fd00::254"), false, true)), [V6]);
+    }
 
     #[test]
     fn communities_split() {

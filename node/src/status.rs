@@ -190,6 +190,12 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             .get(a)
             .map_or(PeerType::Dynamic, |p| peer_type(&p.source))
     };
+    let notes = |a: &IpAddr| {
+        view.peers
+            .get(a)
+            .map(|p| crate::filters::notes(&p.filters))
+            .unwrap_or_default()
+    };
     let mut peers: Vec<PeerStatus> = driver
         .peers
         .values()
@@ -202,6 +208,11 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             prefixes_received: p.accepted,
             prefixes_advertised: p.advertised,
             info: p.last_error.clone(),
+            established_count: p.established_count,
+            notes: notes(&p.address),
+            prefixes_unsendable: p.unsendable,
+            unsendable_reason: p.last_unsendable.clone(),
+            malformed: p.malformed,
         })
         .collect();
     // Peers held back (their password cannot be read), with the reason:
@@ -220,6 +231,11 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
             prefixes_received: 0,
             prefixes_advertised: 0,
             info: Some(why.clone()),
+            established_count: 0,
+            notes: notes(addr),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         });
     }
     peers.sort_by_key(|p| p.address);

@@ -39,7 +39,7 @@ pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes, RefusedPool};
 pub use manul_bgp::fsm::State;
 pub use nat::NatStatus;
 pub use network::{Backend, NetworkStatus, Vtep};
-pub use routing::{PeerStatus, PeerType, RoutingStatus};
+pub use routing::{MalformedCounts, PeerStatus, PeerType, RoutingStatus};
 
 /// Everything `GET /status` answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,11 @@ mod tests {
                     prefixes_received: 1,
                     prefixes_advertised: 1,
                     info: None,
+                    established_count: 1,
+                    notes: Vec::new(),
+                    prefixes_unsendable: 0,
+                    unsendable_reason: None,
+                    malformed: Default::default(),
                 }],
                 originated: vec!["10.65.0.0/26".parse().unwrap()],
                 routes: KernelRoutes {

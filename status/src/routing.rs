@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use manul_bgp::fsm::State;
+pub use manul_bgp::speaker::MalformedCounts;
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::KernelRoutes;
@@ -87,4 +88,23 @@ pub struct PeerStatus {
     pub prefixes_advertised: usize,
     /// The last error of the session, or why the peer is held back.
     pub info: Option<String>,
+    /// Times the session has reached Established since the peer was
+    /// configured: more than 1 means it was reset or flapped.
+    #[serde(default)]
+    pub established_count: u64,
+    /// What of the peer's configuration does not take effect as written:
+    /// BGPFilter rules that never match here (a rule on `interface`:
+    /// manul exports no interface routes), filters that do not exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Prefixes the export would advertise that cannot be encoded for
+    /// this session (not sent, not in `prefixes_advertised`).
+    #[serde(default)]
+    pub prefixes_unsendable: usize,
+    /// Why, for the last one found (with its prefix).
+    #[serde(default)]
+    pub unsendable_reason: Option<String>,
+    /// Malformed UPDATEs received from the peer, by RFC 7606 action.
+    #[serde(default)]
+    pub malformed: MalformedCounts,
 }

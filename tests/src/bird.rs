@@ -94,6 +94,9 @@ pub struct ProtocolStatus {
     pub proto: String,
     /// `up`, `down`, `start`...
     pub state: String,
+    /// When the state last changed (`16:20:01.123`): a session that was
+    /// reset shows a later time.
+    pub since: String,
     /// For BGP: `Established`, `Active`, `Connect`, `Idle`, possibly with a reason.
     pub info: String,
 }
@@ -211,6 +214,7 @@ pub fn parse_protocols(out: &str) -> Vec<ProtocolStatus> {
                 name: f.next()?.to_string(),
                 proto: f.next()?.to_string(),
                 state: f.nth(1)?.to_string(),
+                since: f.next().unwrap_or_default().to_string(),
                 info: l.get(info_col..).unwrap_or("").trim().to_string(),
             })
         })
@@ -243,6 +247,7 @@ peer2      BGP        ---        up     16:20:03.001  Established   \n";
         assert_eq!(p.len(), 3);
         assert_eq!(p[1].name, "peer1");
         assert_eq!(p[1].state, "start");
+        assert_eq!(p[2].since, "16:20:03.001");
         assert_eq!(p[1].info, "Active        Socket: Connection refused");
         assert_eq!(p[2].info, "Established");
         assert_eq!(p[0].info, "");

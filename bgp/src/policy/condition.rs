@@ -38,13 +38,18 @@ impl PrefixMatch {
         }
     }
 
-    pub fn matches(&self, prefix: &IpNet) -> bool {
-        let (lo, hi) = match (self.ge, self.le) {
+    /// The lengths matched, `lo..=hi` (empty when `lo > hi`).
+    pub fn lengths(&self) -> (u8, u8) {
+        match (self.ge, self.le) {
             (None, None) => (self.net.prefix_len(), self.net.prefix_len()),
             (Some(ge), None) => (ge, self.net.max_prefix_len()),
             (None, Some(le)) => (self.net.prefix_len(), le),
             (Some(ge), Some(le)) => (ge, le),
-        };
+        }
+    }
+
+    pub fn matches(&self, prefix: &IpNet) -> bool {
+        let (lo, hi) = self.lengths();
         self.net.contains(prefix) && (lo..=hi).contains(&prefix.prefix_len())
     }
 }
@@ -53,6 +58,9 @@ impl PrefixMatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     Prefix(PrefixMatch),
+    /// The prefix is not one [`PrefixMatch`] matches (a prefix of the
+    /// other family never is).
+    NotPrefix(PrefixMatch),
     Family(Family),
     /// COMMUNITIES contains the value (RFC 1997).
     Community(Community),
@@ -74,6 +82,12 @@ pub enum Condition {
     Source(RouteSource),
     /// On export: the route is being reflected (iBGP to iBGP, RFC 4456).
     Reflected,
+    /// The route was learned from a peer (iBGP or eBGP), not originated
+    /// by this speaker.
+    Learned,
+    /// Never holds: a rule with it never matches (it stands for a
+    /// condition this speaker has nothing to test against).
+    Never,
 }
 
 impl Condition {
@@ -81,6 +95,7 @@ impl Condition {
         let path = attrs.as_path.as_ref();
         match self {
             Condition::Prefix(m) => m.matches(prefix),
+            Condition::NotPrefix(m) => !m.matches(prefix),
             Condition::Family(f) => Family::of(prefix) == *f,
             Condition::Community(c) => attrs.communities.contains(c),
             Condition::LargeCommunity(c) => attrs.large_communities.contains(c),
@@ -90,6 +105,17 @@ impl Condition {
             Condition::PeerKind(k) => ctx.peer_kind == *k,
             Condition::Source(s) => ctx.source == *s,
             Condition::Reflected => ctx.reflected,
+            Condition::Learned => ctx.source != RouteSource::Local,
+            Condition::Never => false,
         }
+    }
+
+    /// Whether the condition tests the prefix alone (its family or its
+    /// place), not the route's attributes or where it came from.
+    pub fn on_prefix(&self) -> bool {
+        matches!(
+            self,
+            Condition::Prefix(_) | Condition::NotPrefix(_) | Condition::Family(_)
+        )
     }
 }

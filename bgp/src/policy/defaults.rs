@@ -8,15 +8,17 @@ impl Policy {
     /// routes route reflection requires us to pass on (RFC 4456 §6) when we
     /// are a reflector; nothing learned is otherwise re-advertised.
     pub fn node_default_export() -> Self {
-        Self {
-            rules: vec![
-                Rule::new(
-                    vec![Condition::Source(RouteSource::Local)],
-                    vec![Action::Accept],
-                ),
-                Rule::new(vec![Condition::Reflected], vec![Action::Accept]),
-            ],
-            default: Verdict::Reject,
-        }
+        Self::new(Self::node_default_export_rules(), Verdict::Reject)
+    }
+
+    /// The rules of [`Policy::node_default_export`] (its default rejects).
+    pub fn node_default_export_rules() -> Vec<Rule> {
+        vec![
+            Rule::new(
+                vec![Condition::Source(RouteSource::Local)],
+                vec![Action::Accept],
+            ),
+            Rule::new(vec![Condition::Reflected], vec![Action::Accept]),
+        ]
     }
 }

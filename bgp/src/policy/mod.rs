@@ -7,13 +7,22 @@
 //! lets the next rules run. When no rule decides, the policy's default
 //! verdict does. Modifications are copy-on-write: the shared attributes
 //! are never changed, a modified copy is interned again.
+//!
+//! A policy whose every rule decides (accepts or rejects, modifying
+//! nothing) — a route filter — is precomputed by prefix when it is made
+//! ([`index`]), so a long one costs little more per prefix than a short one.
 
 mod action;
 mod condition;
 mod defaults;
+mod index;
 
 #[cfg(test)]
+mod index_tests;
+#[cfg(test)]
 mod tests;
+
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -45,14 +54,44 @@ impl Rule {
             actions,
         }
     }
+
+    /// Accept when `conditions` hold.
+    pub fn accept(conditions: Vec<Condition>) -> Self {
+        Self::new(conditions, vec![Action::Accept])
+    }
+
+    /// Reject when `conditions` hold.
+    pub fn reject(conditions: Vec<Condition>) -> Self {
+        Self::new(conditions, vec![Action::Reject])
+    }
+
+    /// The verdict of a rule that decides at once, modifying nothing (its
+    /// first action is [`Action::Accept`] or [`Action::Reject`]).
+    pub fn verdict(&self) -> Option<Verdict> {
+        match self.actions.first()? {
+            Action::Accept => Some(Verdict::Accept),
+            Action::Reject => Some(Verdict::Reject),
+            _ => None,
+        }
+    }
 }
 
 /// An ordered list of rules and a default verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Policy {
-    pub rules: Vec<Rule>,
-    pub default: Verdict,
+    rules: Vec<Rule>,
+    default: Verdict,
+    /// Set when every rule decides ([`Rule::verdict`]).
+    index: Option<Arc<index::Index>>,
 }
+
+impl PartialEq for Policy {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules && self.default == other.default
+    }
+}
+
+impl Eq for Policy {}
 
 /// What a policy knows about the route besides its prefix and attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,31 +119,64 @@ pub enum Outcome {
 }
 
 impl Policy {
+    /// `rules` in order, then `default`.
+    pub fn new(rules: Vec<Rule>, default: Verdict) -> Self {
+        let index = index::Index::build(&rules).map(Arc::new);
+        Self {
+            rules,
+            default,
+            index,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The verdict when no rule decides.
+    pub fn default_verdict(&self) -> Verdict {
+        self.default
+    }
+
     /// Whether the outcome can differ between prefixes (a prefix or family
     /// condition). When not, one evaluation serves every prefix of an
     /// UPDATE with the same attributes.
     pub fn by_prefix(&self) -> bool {
-        self.rules.iter().any(|r| {
-            r.conditions
-                .iter()
-                .any(|c| matches!(c, Condition::Prefix(_) | Condition::Family(_)))
+        self.rules
+            .iter()
+            .any(|r| r.conditions.iter().any(Condition::on_prefix))
+    }
+
+    /// Whether every outcome is a verdict on the route as it is (no rule
+    /// modifies it): then [`Policy::decide`] answers.
+    pub fn decides_only(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// The verdict on one route, for a policy that only decides
+    /// ([`Policy::decides_only`]; `None` otherwise), found through its
+    /// precomputed index.
+    pub fn decide(
+        &self,
+        prefix: &IpNet,
+        attrs: &PathAttributes,
+        ctx: &PolicyContext,
+    ) -> Option<Verdict> {
+        let index = self.index.as_ref()?;
+        Some(match index.first(&self.rules, prefix, attrs, ctx) {
+            Some(i) => self.rules[i].verdict().unwrap_or(self.default),
+            None => self.default,
         })
     }
 
     /// Accept everything unchanged.
     pub fn accept_all() -> Self {
-        Self {
-            rules: Vec::new(),
-            default: Verdict::Accept,
-        }
+        Self::new(Vec::new(), Verdict::Accept)
     }
 
     /// Reject everything.
     pub fn reject_all() -> Self {
-        Self {
-            rules: Vec::new(),
-            default: Verdict::Reject,
-        }
+        Self::new(Vec::new(), Verdict::Reject)
     }
 
     /// Run the policy on one route.
@@ -115,6 +187,15 @@ impl Policy {
         ctx: &PolicyContext,
         interner: &mut AttrInterner,
     ) -> Outcome {
+        if let Some(verdict) = self.decide(prefix, attrs, ctx) {
+            return match verdict {
+                Verdict::Reject => Outcome::Rejected,
+                Verdict::Accept => Outcome::Accepted {
+                    attrs: Attrs::clone(attrs),
+                    next_hop_self: false,
+                },
+            };
+        }
         let mut copy: Option<PathAttributes> = None;
         let mut next_hop_self = false;
         let mut verdict = None;

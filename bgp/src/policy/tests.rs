@@ -42,10 +42,10 @@ fn base() -> PathAttributes {
 
 /// Whether a policy "accept if `cond`, else reject" accepts.
 fn matches(cond: Condition, prefix: &str, ctx: &PolicyContext) -> bool {
-    let policy = Policy {
-        rules: vec![Rule::new(vec![cond], vec![Action::Accept])],
-        default: Verdict::Reject,
-    };
+    let policy = Policy::new(
+        vec![Rule::new(vec![cond], vec![Action::Accept])],
+        Verdict::Reject,
+    );
     let mut t = AttrInterner::new();
     let attrs = t.intern(base());
     policy.apply(&net(prefix), &attrs, ctx, &mut t) != Outcome::Rejected
@@ -53,10 +53,7 @@ fn matches(cond: Condition, prefix: &str, ctx: &PolicyContext) -> bool {
 
 /// Run `actions` on the base attributes.
 fn run(actions: Vec<Action>) -> (Attrs, Attrs, bool, AttrInterner) {
-    let policy = Policy {
-        rules: vec![Rule::new(vec![], actions)],
-        default: Verdict::Accept,
-    };
+    let policy = Policy::new(vec![Rule::new(vec![], actions)], Verdict::Accept);
     let mut t = AttrInterner::new();
     let input = t.intern(base());
     match policy.apply(&net("10.0.0.0/24"), &input, &ctx(), &mut t) {
@@ -179,8 +176,8 @@ fn accept_reject_and_defaults() {
         Outcome::Rejected => panic!("rejected"),
     }
     // First terminal rule wins; non-terminal rules fall through.
-    let policy = Policy {
-        rules: vec![
+    let policy = Policy::new(
+        vec![
             Rule::new(vec![], vec![Action::SetMed(1)]),
             Rule::new(
                 vec![Condition::Prefix(PrefixMatch::orlonger(net("10.0.0.0/8")))],
@@ -188,24 +185,24 @@ fn accept_reject_and_defaults() {
             ),
             Rule::new(vec![], vec![Action::Accept]),
         ],
-        default: Verdict::Accept,
-    };
+        Verdict::Accept,
+    );
     assert_eq!(policy.apply(&p, &a, &ctx(), &mut t), Outcome::Rejected);
     match policy.apply(&net("192.168.0.0/24"), &a, &ctx(), &mut t) {
         Outcome::Accepted { attrs, .. } => assert_eq!(attrs.med, Some(1)),
         Outcome::Rejected => panic!("rejected"),
     }
     // Conditions see earlier modifications.
-    let chained = Policy {
-        rules: vec![
+    let chained = Policy::new(
+        vec![
             Rule::new(vec![], vec![Action::AddCommunity(Community(9))]),
             Rule::new(
                 vec![Condition::Community(Community(9))],
                 vec![Action::Reject],
             ),
         ],
-        default: Verdict::Accept,
-    };
+        Verdict::Accept,
+    );
     assert_eq!(chained.apply(&p, &a, &ctx(), &mut t), Outcome::Rejected);
 }
 

@@ -38,6 +38,9 @@ pub struct Decision {
     /// Where the next hops are when they are more than the best path's
     /// own (multipath): an index into [`Decided`]'s lists.
     hops: u32,
+    /// Only the prefix's other paths changed (reported for ADD-PATH
+    /// peers, [`super::Rib::set_track_paths`]); best and next hops stay.
+    pub paths_only: bool,
 }
 
 /// The decisions of one batch, each prefix at most once.
@@ -129,6 +132,25 @@ impl Decided {
             previous,
             best,
             hops,
+            paths_only: false,
+        });
+    }
+
+    /// Record that only `prefix`'s other paths changed (its best is `best`
+    /// before and after; its next hops `hops` as in [`Self::push`]).
+    pub(super) fn push_paths_only(
+        &mut self,
+        prefix: IpNet,
+        best: Option<Slot>,
+        hops: Option<NextHops>,
+    ) {
+        let hops = self.hops_index(hops);
+        self.list.push(Decision {
+            prefix,
+            previous: best,
+            best,
+            hops,
+            paths_only: true,
         });
     }
 

@@ -146,6 +146,49 @@ pub fn select_index<'a>(
         [only] => return Some((0, smallvec::smallvec![only.next_hop])),
         _ => {}
     }
+    let (best, multipath) = ranked(paths, peer)?;
+    let mut next_hops: NextHops = smallvec::smallvec![paths[best].next_hop];
+    if cfg.multipath && !paths[best].peer.is_local() {
+        for i in multipath {
+            if !next_hops.contains(&paths[i].next_hop) {
+                next_hops.push(paths[i].next_hop);
+            }
+        }
+    }
+    Some((best, next_hops))
+}
+
+/// The best of `paths` and every path equal to it up to the multipath
+/// point (after step 5), by position: the best first, then the others in
+/// the order of the final tie-break. Empty without paths. What an
+/// ADD-PATH peer is sent (`AddPathSend::Ecmp`), whether or not this
+/// speaker installs multipath itself. A locally originated best path
+/// stands alone.
+pub fn ecmp_set<'a>(
+    paths: &[Path],
+    peer: impl Fn(PeerIndex) -> Option<&'a PeerInfo>,
+) -> Vec<usize> {
+    match paths {
+        [] => return Vec::new(),
+        [_] => return vec![0],
+        _ => {}
+    }
+    let Some((best, multipath)) = ranked(paths, peer) else {
+        return Vec::new();
+    };
+    let mut set = vec![best];
+    if !paths[best].peer.is_local() {
+        set.extend(multipath.into_iter().filter(|&i| i != best));
+    }
+    set
+}
+
+/// The decision process over two or more paths: the best, and the
+/// multipath candidates (after step 5) in tie-break order.
+fn ranked<'a>(
+    paths: &[Path],
+    peer: impl Fn(PeerIndex) -> Option<&'a PeerInfo>,
+) -> Option<(usize, Vec<usize>)> {
     let keys: Vec<Key> = paths.iter().map(|p| Key::of(p, peer(p.peer))).collect();
     let mut c: Vec<usize> = (0..paths.len()).collect();
     keep_min(&mut c, &keys, |k| !k.local); // step 0
@@ -166,14 +209,6 @@ pub fn select_index<'a>(
     let tie = |k: &Key| (k.router_id, k.cluster_len, k.address, k.peer, k.path_id);
     keep_min(&mut c, &keys, tie);
     let &best = c.first()?;
-    let mut next_hops: NextHops = smallvec::smallvec![paths[best].next_hop];
-    if cfg.multipath && !keys[best].local {
-        multipath.sort_by_key(|&i| tie(&keys[i]));
-        for i in multipath {
-            if !next_hops.contains(&paths[i].next_hop) {
-                next_hops.push(paths[i].next_hop);
-            }
-        }
-    }
-    Some((best, next_hops))
+    multipath.sort_by_key(|&i| tie(&keys[i]));
+    Some((best, multipath))
 }

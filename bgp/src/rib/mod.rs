@@ -21,6 +21,7 @@ pub mod decided;
 pub mod decision;
 pub mod export;
 pub mod interner;
+pub mod local;
 mod open_table;
 pub mod path;
 pub mod paths;

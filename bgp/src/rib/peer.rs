@@ -64,6 +64,9 @@ pub struct PeerInfo {
     pub local_v4: Option<Ipv4Addr>,
     /// Our IPv6 address on this session: the next hop when we are it.
     pub local_v6: Option<Ipv6Addr>,
+    /// Our link-local address on the peer's link, sent after `local_v6`
+    /// when we are the next hop (RFC 2545 §3; see [`super::local`]).
+    pub local_link_local: Option<Ipv6Addr>,
 }
 
 impl PeerInfo {
@@ -80,6 +83,7 @@ impl PeerInfo {
             allow_own_as: 0,
             local_v4: None,
             local_v6: None,
+            local_link_local: None,
         }
     }
 

@@ -60,6 +60,9 @@ pub enum PeerEvent {
         peer_asn: u32,
         local: SocketAddr,
         remote: SocketAddr,
+        /// The addresses of the interface holding `local` (empty: not
+        /// known), for next hops of the other family.
+        interface: Vec<ipnet::IpNet>,
     },
     /// Routes received (post RFC 7606 handling; treat-as-withdraw already
     /// turned into withdrawals).
@@ -79,6 +82,11 @@ pub enum PeerEvent {
     Down {
         peer: PeerIndex,
         reason: DownReason,
+    },
+    /// Malformed UPDATEs handled (RFC 7606) since the last report.
+    Malformed {
+        peer: PeerIndex,
+        counts: crate::speaker::MalformedCounts,
     },
     /// Something worth showing in the peer's status (last error).
     Problem {

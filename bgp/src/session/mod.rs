@@ -4,5 +4,6 @@
 
 pub mod conn;
 pub mod events;
+pub mod ifaddrs;
 pub mod peer;
 pub mod socket;

@@ -19,14 +19,14 @@ use crate::rib::change::{RibChange, changes_from_update};
 use crate::session::conn::Connection;
 use crate::session::events::{PeerCommand, PeerEvent, ToPeerTask};
 use crate::session::socket::{self, SocketOptions};
-use crate::speaker::{PeerConfig, SpeakerConfig};
+use crate::speaker::{MalformedCounts, PeerConfig, SpeakerConfig};
 use crate::types::{Family, RouterId};
 use crate::wire::negotiate::{Negotiated, negotiate};
 use crate::wire::notification::{cease, code};
 use crate::wire::pack::{NextHop, pack_announce, pack_withdraw};
 use crate::wire::{
-    Capability, Context, DecodeError, GracefulRestart, Message, Nlri, Notification, Open,
-    RouteRefresh, Update,
+    AddPathMode, AttrError, Capability, Context, DecodeError, DecodedUpdate, GracefulRestart,
+    Message, Nlri, Notification, Open, RouteRefresh, Update, UpdateOutcome,
 };
 
 /// How long a connection held back during collision resolution may take
@@ -60,6 +60,27 @@ pub fn our_capabilities(local: &LocalIdentity, peer: &PeerConfig) -> Vec<Capabil
         .iter()
         .map(|f| Capability::Multiprotocol(*f))
         .collect();
+    let families = &peer.options.families;
+    // RFC 8950 §3: IPv4 unicast NLRI may carry an IPv6 next hop.
+    if peer.options.extended_next_hop && families.contains(&Family::Ipv4Unicast) {
+        caps.push(Capability::ExtendedNextHop(vec![(
+            Family::Ipv4Unicast,
+            crate::types::afi::IPV6,
+        )]));
+    }
+    // RFC 7911 §4: one tuple per family, the directions we do.
+    let ap = peer.options.add_path;
+    let mode = match (ap.receive, ap.send) {
+        (true, true) => Some(AddPathMode::Both),
+        (true, false) => Some(AddPathMode::Receive),
+        (false, true) => Some(AddPathMode::Send),
+        (false, false) => None,
+    };
+    if let Some(mode) = mode {
+        caps.push(Capability::AddPath(
+            families.iter().map(|f| (*f, mode)).collect(),
+        ));
+    }
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::EnhancedRouteRefresh);
     caps.push(Capability::FourOctetAs(asn));
@@ -134,6 +155,8 @@ pub struct PeerTask {
     events: mpsc::Sender<PeerEvent>,
     /// Routes decoded from the last read, sent to the core as one batch.
     batch: Vec<RibChange>,
+    /// Malformed UPDATEs not yet reported to the core.
+    malformed: MalformedCounts,
     last_state: State,
 }
 
@@ -217,6 +240,7 @@ impl PeerTask {
             commands,
             events,
             batch: Vec::new(),
+            malformed: MalformedCounts::default(),
             last_state: State::Idle,
         }
     }
@@ -400,7 +424,7 @@ impl PeerTask {
     async fn drain_messages(&mut self) {
         while let Some(conn) = self.conn.as_mut() {
             let decoded = match conn.next_message(&self.ctx) {
-                Ok(Some(bytes)) => Message::decode(bytes, &self.ctx),
+                Ok(Some(bytes)) => Message::decode_detailed(bytes, &self.ctx),
                 Ok(None) => break,
                 Err(e) => {
                     self.flush_batch().await;
@@ -409,7 +433,11 @@ impl PeerTask {
                 }
             };
             match decoded {
-                Ok(msg) => self.on_message(msg).await,
+                Ok((Message::Update(update), outcome)) if outcome != UpdateOutcome::Ok => {
+                    let update = self.malformed_update(update, outcome);
+                    self.on_message(Message::Update(update)).await;
+                }
+                Ok((msg, _)) => self.on_message(msg).await,
                 Err(e) => {
                     self.flush_batch().await;
                     self.on_decode_error(e).await;
@@ -420,7 +448,49 @@ impl PeerTask {
         self.flush_batch().await;
     }
 
+    /// An UPDATE RFC 7606 lets the session survive: logged (debug, with
+    /// the peer and each attribute), counted, and turned into what to act
+    /// on (prefixes withdrawn, or attributes dropped).
+    fn malformed_update(&mut self, update: Update, outcome: UpdateOutcome) -> Update {
+        let (action, errors): (&str, Vec<&AttrError>) = match &outcome {
+            UpdateOutcome::Ok => ("none", Vec::new()),
+            UpdateOutcome::AttributeDiscard(d) => {
+                self.malformed.attribute_discard += 1;
+                ("attribute-discard", d.iter().collect())
+            }
+            UpdateOutcome::TreatAsWithdraw { reasons, discarded } => {
+                self.malformed.treat_as_withdraw += 1;
+                (
+                    "treat-as-withdraw",
+                    reasons.iter().chain(discarded).collect(),
+                )
+            }
+        };
+        for e in errors {
+            tracing::debug!(
+                peer = %self.cfg.address,
+                action,
+                attribute = e.type_code,
+                reason = e.reason,
+                "malformed UPDATE (RFC 7606)"
+            );
+        }
+        DecodedUpdate { update, outcome }.into_effective()
+    }
+
     async fn on_decode_error(&mut self, e: DecodeError) {
+        if e.code == code::UPDATE_MESSAGE {
+            // RFC 7606 §2 "session reset": counted with the other actions.
+            tracing::debug!(
+                peer = %self.cfg.address,
+                action = "session-reset",
+                subcode = e.subcode,
+                reason = %e,
+                "malformed UPDATE (RFC 7606)"
+            );
+            self.malformed.session_reset += 1;
+            self.report_malformed().await;
+        }
         self.problem(format!("from {}: {e}", self.cfg.address))
             .await;
         let n = e.notification();
@@ -479,7 +549,20 @@ impl PeerTask {
         }
     }
 
+    /// Tell the core the malformed UPDATEs counted since the last report.
+    async fn report_malformed(&mut self) {
+        if !self.malformed.is_zero() {
+            let counts = std::mem::take(&mut self.malformed);
+            self.emit(PeerEvent::Malformed {
+                peer: self.index,
+                counts,
+            })
+            .await;
+        }
+    }
+
     async fn flush_batch(&mut self) {
+        self.report_malformed().await;
         if !self.batch.is_empty() {
             let changes = std::mem::take(&mut self.batch);
             self.emit(PeerEvent::Routes {
@@ -526,6 +609,8 @@ impl PeerTask {
                         Some(c) => (c.local, c.remote),
                         None => continue,
                     };
+                    // For next hops of the other family (RFC 2545 §3).
+                    let interface = crate::session::ifaddrs::interface_addresses(local.ip());
                     self.emit(PeerEvent::Up {
                         peer: self.index,
                         negotiated: Box::new(negotiated),
@@ -533,6 +618,7 @@ impl PeerTask {
                         peer_asn: peer_open.asn,
                         local,
                         remote,
+                        interface,
                     })
                     .await;
                 }
@@ -603,6 +689,12 @@ impl PeerTask {
                 .iter()
                 .filter(|p| Family::of(p) == family)
                 .map(|p| Nlri::new(*p))
+                .chain(
+                    out.withdrawn_paths
+                        .iter()
+                        .filter(|n| Family::of(&n.prefix) == family)
+                        .copied(),
+                )
                 .collect();
             if !withdrawn.is_empty() {
                 if let Err(e) = pack_withdraw(&self.ctx, family, &withdrawn, &mut buf) {
@@ -614,8 +706,17 @@ impl PeerTask {
             if !self.can_send(group.family) {
                 continue;
             }
-            let nlri: Vec<Nlri> = group.prefixes.iter().map(|p| Nlri::new(*p)).collect();
-            let nh = NextHop::new(group.next_hop);
+            let nlri: Vec<Nlri> = if group.path_ids.is_empty() {
+                group.prefixes.iter().map(|p| Nlri::new(*p)).collect()
+            } else {
+                (group.prefixes.iter().zip(&group.path_ids))
+                    .map(|(p, id)| Nlri::with_path_id(*p, *id))
+                    .collect()
+            };
+            let nh = NextHop {
+                addr: group.next_hop,
+                link_local: group.link_local,
+            };
             if let Err(e) =
                 pack_announce(&self.ctx, group.family, &group.attrs, nh, &nlri, &mut buf)
             {

@@ -75,6 +75,15 @@ pub fn set_md5_key(
     setsockopt(socket, libc::IPPROTO_TCP, option, &sig)
 }
 
+/// Whether `listener` accepts connections from `peer`: listeners of the
+/// same family only (IPv6 listeners are IPv6-only, see [`listen`]), so a
+/// TCP-MD5 key goes only where it can apply.
+pub fn serves(listener: &TcpListener, peer: IpAddr) -> bool {
+    listener
+        .local_addr()
+        .is_ok_and(|a| a.is_ipv4() == peer.is_ipv4())
+}
+
 /// GTSM (RFC 5082 §3): send with TTL/hop limit 255 and drop what arrives
 /// having crossed more than `hops` hops (TTL below 256 - hops).
 pub fn set_gtsm(socket: &Socket, family: IpAddr, hops: u8) -> io::Result<()> {

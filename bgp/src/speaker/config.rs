@@ -6,11 +6,12 @@
 //! the first kind restarts that one session; changing the second never
 //! restarts anything ([`PeerConfig::needs_reset`]).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::policy::Rule;
 use crate::types::{Asn, Family, RouterId};
 
 /// The speaker as a whole.
@@ -92,6 +93,29 @@ pub enum ExportMode {
     None,
 }
 
+/// ADD-PATH (RFC 7911) towards a peer: the directions we announce in the
+/// capability for each of its families; each works once the peer
+/// announces the opposite one (RFC 7911 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddPathConfig {
+    /// Accept several paths per prefix from the peer.
+    pub receive: bool,
+    /// Send several paths per prefix, chosen by `send_paths`.
+    pub send: bool,
+    pub send_paths: AddPathSend,
+}
+
+impl AddPathConfig {
+    /// Both directions, ECMP paths sent (Calico's `add paths on`).
+    pub const BOTH: AddPathConfig = AddPathConfig {
+        receive: true,
+        send: true,
+        send_paths: AddPathSend::Ecmp,
+    };
+}
+
+pub use crate::rib::adj_out::AddPathSend;
+
 /// One configured peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -126,6 +150,23 @@ pub struct PeerOptions {
     pub next_hop_self: bool,
     pub import: ImportMode,
     pub export: ExportMode,
+    /// Rules tried before those of `import`, in order, the first that
+    /// matches deciding (a route filter, say): what none decides is left
+    /// to `import`.
+    pub import_rules: Vec<Rule>,
+    /// Rules tried before those of `export`, likewise.
+    pub export_rules: Vec<Rule>,
+    /// The IPv6 next hop we advertise for IPv6 routes when we are the
+    /// next hop; `None`: the session's own IPv6 address, or on an IPv4
+    /// session a global IPv6 address of the interface it uses (RFC 2545
+    /// §3, RFC 4760 §3).
+    pub next_hop_v6: Option<Ipv6Addr>,
+    /// Announce the Extended Next Hop capability for IPv4 unicast with
+    /// IPv6 next hops (RFC 8950): IPv4 routes over an IPv6 session whose
+    /// interface has no IPv4 address.
+    pub extended_next_hop: bool,
+    /// ADD-PATH (RFC 7911).
+    pub add_path: AddPathConfig,
 }
 
 impl Default for PeerOptions {
@@ -147,6 +188,11 @@ impl Default for PeerOptions {
             next_hop_self: false,
             import: ImportMode::All,
             export: ExportMode::Originated,
+            import_rules: Vec::new(),
+            export_rules: Vec::new(),
+            next_hop_v6: None,
+            extended_next_hop: false,
+            add_path: AddPathConfig::default(),
         }
     }
 }
@@ -165,6 +211,8 @@ impl PeerOptions {
             self.hold_time,
             self.keepalive,
             self.connect_retry,
+            // What the session announces and sets up at Established.
+            (self.next_hop_v6, self.extended_next_hop, self.add_path),
         )
     }
 }
@@ -220,6 +268,11 @@ mod tests {
             },
             PeerOptions {
                 allow_own_as: 1,
+                ..Default::default()
+            },
+            PeerOptions {
+                import_rules: vec![Rule::reject(vec![])],
+                export_rules: vec![Rule::accept(vec![])],
                 ..Default::default()
             },
         ];

@@ -290,7 +290,9 @@ impl Driver {
             }
             Output::ListenerKey { address, key } => {
                 let key = key.as_deref().unwrap_or_default().as_bytes();
-                for l in &self.listeners {
+                // Only listeners of the peer's family: IPv6 listeners are
+                // IPv6-only, and Linux refuses an IPv4 key on them (EINVAL).
+                for l in self.listeners.iter().filter(|l| socket::serves(l, address)) {
                     if let Err(e) = socket::set_md5_key(&**l, address, None, key) {
                         if !key.is_empty() {
                             tracing::warn!(peer = %address, "TCP-MD5 key on listener: {e}");

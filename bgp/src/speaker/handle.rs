@@ -37,7 +37,8 @@ impl Speaker {
         // Listen ranges with a password: one key per range on each listener.
         for range in &cfg.listen_ranges {
             if let Some(pw) = &range.options.password {
-                for l in &listeners {
+                let addr = range.range.addr();
+                for l in listeners.iter().filter(|l| socket::serves(l, addr)) {
                     socket::set_md5_key(
                         &**l,
                         range.range.addr(),

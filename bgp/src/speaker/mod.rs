@@ -15,9 +15,9 @@ mod handle;
 pub mod status;
 
 pub use config::{
-    ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
-    SpeakerConfig,
+    AddPathConfig, AddPathSend, ExportMode, GracefulRestartConfig, ImportMode, ListenRange,
+    PeerConfig, PeerOptions, SpeakerConfig,
 };
 pub use error::{PeerError, SpeakerError};
 pub use handle::Speaker;
-pub use status::{CapabilitySummary, PeerChange, PeerStatus};
+pub use status::{CapabilitySummary, MalformedCounts, PeerChange, PeerStatus};

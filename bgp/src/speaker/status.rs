@@ -19,6 +19,31 @@ pub struct CapabilitySummary {
     pub hold_time: u16,
 }
 
+/// UPDATE errors a peer sent, counted by how RFC 7606 handled them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MalformedCounts {
+    /// UPDATEs whose prefixes were taken as withdrawn (RFC 7606 §2).
+    pub treat_as_withdraw: u64,
+    /// UPDATEs used without one or more attributes (RFC 7606 §2).
+    pub attribute_discard: u64,
+    /// UPDATEs that reset the session with a NOTIFICATION (RFC 7606 §2,
+    /// RFC 4271 §6.3).
+    pub session_reset: u64,
+}
+
+impl MalformedCounts {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Add `other`'s counts to these.
+    pub fn add(&mut self, other: &MalformedCounts) {
+        self.treat_as_withdraw += other.treat_as_withdraw;
+        self.attribute_discard += other.attribute_discard;
+        self.session_reset += other.session_reset;
+    }
+}
+
 /// One peer's status.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerStatus {
@@ -48,6 +73,18 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Accepted from a listen range rather than configured.
     pub dynamic: bool,
+    /// Prefixes the export would advertise but that cannot be encoded for
+    /// this session (an IPv6 route without an IPv6 next hop, an IPv4 route
+    /// with an IPv6 next hop without RFC 8950): never sent, never counted
+    /// in `advertised`.
+    #[serde(default)]
+    pub unsendable: usize,
+    /// Why, for the last one found (with the prefix).
+    #[serde(default)]
+    pub last_unsendable: Option<String>,
+    /// Malformed UPDATEs received since the peer was configured, by action.
+    #[serde(default)]
+    pub malformed: MalformedCounts,
 }
 
 impl PeerStatus {
@@ -113,6 +150,12 @@ mod tests {
             end_of_rib: [Family::Ipv4Unicast].into(),
             last_error: None,
             dynamic: false,
+            unsendable: 1,
+            last_unsendable: Some("2001:db8::/64: no IPv6 next hop".into()),
+            malformed: MalformedCounts {
+                treat_as_withdraw: 2,
+                ..MalformedCounts::default()
+            },
         };
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["state"], "Established");

@@ -13,11 +13,11 @@ use manul_bgp::session::events::PeerEvent;
 use manul_bgp::session::peer::{LocalIdentity, our_capabilities};
 use manul_bgp::speaker::PeerConfig;
 use manul_bgp::speaker::core::{Core, Input, Now, Output, Timer};
-use manul_bgp::wire::{Capability, GracefulRestart, Open, negotiate};
+use manul_bgp::wire::{AddPathMode, Capability, GracefulRestart, Open, negotiate};
 
 use crate::inputs::{down_reason, peer_config, speaker, state, update};
 use crate::render::{self, Names};
-use crate::words::{Result, Words, community, duration, family, large_community};
+use crate::words::{self, Result, Words, community, duration, family, large_community};
 
 /// The wall clock at the start of every replay (Unix seconds).
 const UNIX_START: u64 = 1_700_000_000;
@@ -262,6 +262,23 @@ impl World {
         if w.flag("enhanced-refresh") {
             caps.push(Capability::EnhancedRouteRefresh);
         }
+        if w.flag("extended-next-hop") {
+            caps.push(Capability::ExtendedNextHop(vec![(
+                manul_bgp::types::Family::Ipv4Unicast,
+                manul_bgp::types::afi::IPV6,
+            )]));
+        }
+        if let Some(a) = w.opt::<String>("add-path")? {
+            let mode = match a.as_str() {
+                "receive" => AddPathMode::Receive,
+                "send" => AddPathMode::Send,
+                "both" => AddPathMode::Both,
+                _ => return Err(format!("bad add-path={a} (receive, send, both)")),
+            };
+            caps.push(Capability::AddPath(
+                families.iter().map(|f| (*f, mode)).collect(),
+            ));
+        }
         if let Some(restart_time) = w.opt::<u16>("gr")? {
             let forwarding = w.list("gr-forwarding", family)?;
             caps.push(Capability::GracefulRestart(GracefulRestart {
@@ -297,6 +314,7 @@ impl World {
             peer_asn: asn,
             local: SocketAddr::new(local_addr, 179),
             remote: SocketAddr::new(cfg.address, cfg.port),
+            interface: w.list("interface", words::parsed::<ipnet::IpNet>)?,
         }))
     }
 }

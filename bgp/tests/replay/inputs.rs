@@ -3,10 +3,11 @@
 
 use ipnet::IpNet;
 use manul_bgp::fsm::{DownReason, State};
+use manul_bgp::policy::{Condition, PrefixMatch, Rule};
 use manul_bgp::rib::{PeerIndex, RibChange};
 use manul_bgp::speaker::{
-    ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
-    SpeakerConfig,
+    AddPathConfig, AddPathSend, ExportMode, GracefulRestartConfig, ImportMode, ListenRange,
+    PeerConfig, PeerOptions, SpeakerConfig,
 };
 use manul_bgp::wire::{AsPath, Nlri, Notification, Origin, PathAttributes};
 
@@ -64,6 +65,25 @@ pub fn peer_config(w: &Words) -> Result<PeerConfig> {
     if let Some(h) = w.opt("hold-time")? {
         o.hold_time = h;
     }
+    o.next_hop_v6 = w.opt("next-hop-v6")?;
+    o.extended_next_hop = w.flag("extended-next-hop");
+    if let Some(a) = w.opt::<String>("add-path")? {
+        let (receive, send) = match a.as_str() {
+            "receive" => (true, false),
+            "send" => (false, true),
+            "both" => (true, true),
+            _ => return Err(format!("bad add-path={a} (receive, send, both)")),
+        };
+        o.add_path = AddPathConfig {
+            receive,
+            send,
+            send_paths: if w.flag("add-path-all") {
+                AddPathSend::All
+            } else {
+                AddPathSend::Ecmp
+            },
+        };
+    }
     let families = w.list("families", family)?;
     if !families.is_empty() {
         o.families = families;
@@ -83,6 +103,8 @@ pub fn peer_config(w: &Words) -> Result<PeerConfig> {
             _ => return Err(format!("bad import={i} (all, none)")),
         };
     }
+    o.import_rules = w.list("import-rules", rule)?;
+    o.export_rules = w.list("export-rules", rule)?;
     Ok(PeerConfig {
         address: w.arg(0, "peer address")?,
         port: w.opt("port")?.unwrap_or(179),
@@ -91,13 +113,77 @@ pub fn peer_config(w: &Words) -> Result<PeerConfig> {
     })
 }
 
+/// A rule: `accept` or `reject`, then its conditions, `+`-separated:
+/// `net=P` (exactly P), `net~P` (P or inside it), `net~P[a-b]` (inside
+/// P, lengths a to b), `net!=P`, `net!~P...` (negated), `learned`,
+/// `ibgp`, `ebgp`, `ipv4`, `ipv6`, `never`.
+fn rule(s: &str) -> Result<Rule> {
+    let mut parts = s.split('+');
+    let action = parts.next().unwrap_or_default();
+    let mut conditions = Vec::new();
+    for c in parts {
+        conditions.push(match c {
+            "learned" => Condition::Learned,
+            "never" => Condition::Never,
+            "ibgp" => Condition::PeerKind(manul_bgp::rib::PeerKind::Ibgp),
+            "ebgp" => Condition::PeerKind(manul_bgp::rib::PeerKind::Ebgp),
+            "ipv4" | "ipv6" => Condition::Family(words::family(c)?),
+            _ => {
+                let (negate, op, rest) = if let Some(r) = c.strip_prefix("net!=") {
+                    (true, '=', r)
+                } else if let Some(r) = c.strip_prefix("net!~") {
+                    (true, '~', r)
+                } else if let Some(r) = c.strip_prefix("net=") {
+                    (false, '=', r)
+                } else if let Some(r) = c.strip_prefix("net~") {
+                    (false, '~', r)
+                } else {
+                    return Err(format!("bad rule condition {c:?} in {s:?}"));
+                };
+                let (net, range) = match rest.split_once('[') {
+                    Some((n, r)) => (n, Some(r.trim_end_matches(']'))),
+                    None => (rest, None),
+                };
+                let net: IpNet = words::parsed(net)?;
+                let m = match (op, range) {
+                    ('=', None) => PrefixMatch::exact(net),
+                    ('~', None) => PrefixMatch::orlonger(net),
+                    ('~', Some(r)) => {
+                        let (a, b) = r.split_once('-').ok_or(format!("bad range [{r}]"))?;
+                        PrefixMatch {
+                            net,
+                            ge: Some(words::parsed(a)?),
+                            le: Some(words::parsed(b)?),
+                        }
+                    }
+                    _ => return Err(format!("bad rule condition {c:?}")),
+                };
+                if negate {
+                    Condition::NotPrefix(m)
+                } else {
+                    Condition::Prefix(m)
+                }
+            }
+        });
+    }
+    match action {
+        "accept" => Ok(Rule::accept(conditions)),
+        "reject" => Ok(Rule::reject(conditions)),
+        _ => Err(format!("bad rule {s:?}: accept or reject first")),
+    }
+}
+
 /// `update <peer> announce <prefix>... nh=<addr> [attributes]` or
 /// `update <peer> withdraw <prefix>...`.
 pub fn update(peer: PeerIndex, w: &Words) -> Result<Vec<RibChange>> {
     let what: String = w.arg(1, "announce or withdraw")?;
     let nlri = w.bare[2..]
         .iter()
-        .map(|p| words::parsed::<IpNet>(p).map(Nlri::new))
+        .map(|p| match p.split_once('#') {
+            // PREFIX#ID: with an ADD-PATH path identifier.
+            Some((p, id)) => Ok(Nlri::with_path_id(words::parsed(p)?, words::parsed(id)?)),
+            None => words::parsed::<IpNet>(p).map(Nlri::new),
+        })
         .collect::<Result<Vec<_>>>()?;
     if nlri.is_empty() {
         return Err("no prefixes".into());

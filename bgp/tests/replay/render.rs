@@ -101,8 +101,14 @@ pub fn attrs(a: &PathAttributes) -> String {
 
 fn send(peer: &str, out: &OutUpdate) -> Vec<String> {
     let mut lines = Vec::new();
-    if !out.withdrawn.is_empty() {
-        let mut w = out.withdrawn.clone();
+    let mut w: Vec<String> = out.withdrawn.iter().map(|p| p.to_string()).collect();
+    // ADD-PATH paths as PREFIX#ID.
+    w.extend(
+        out.withdrawn_paths
+            .iter()
+            .map(|n| format!("{}#{}", n.prefix, n.path_id.unwrap_or(0))),
+    );
+    if !w.is_empty() {
         w.sort();
         lines.push(format!("{peer} send withdraw {}", join(&w, " ")));
     }
@@ -110,10 +116,17 @@ fn send(peer: &str, out: &OutUpdate) -> Vec<String> {
         .announce
         .iter()
         .map(|g| {
-            let mut p = g.prefixes.clone();
+            let mut p: Vec<String> = if g.path_ids.is_empty() {
+                g.prefixes.iter().map(|p| p.to_string()).collect()
+            } else {
+                (g.prefixes.iter().zip(&g.path_ids))
+                    .map(|(p, id)| format!("{p}#{id}"))
+                    .collect()
+            };
             p.sort();
+            let ll = g.link_local.map(|l| format!(",{l}")).unwrap_or_default();
             format!(
-                "{peer} send announce {} nh={} {}",
+                "{peer} send announce {} nh={}{ll} {}",
                 join(&p, " "),
                 g.next_hop,
                 attrs(&g.attrs)
@@ -173,6 +186,19 @@ pub fn peer_status(names: &Names<'_>, s: &PeerStatus) -> String {
     }
     if s.dynamic {
         line.push_str(" dynamic");
+    }
+    if s.unsendable > 0 {
+        line.push_str(&format!(" unsendable={}", s.unsendable));
+    }
+    if let Some(why) = &s.last_unsendable {
+        line.push_str(&format!(" last-unsendable={why:?}"));
+    }
+    let m = &s.malformed;
+    if !m.is_zero() {
+        line.push_str(&format!(
+            " malformed={}/{}/{}",
+            m.treat_as_withdraw, m.attribute_discard, m.session_reset
+        ));
     }
     if let Some(e) = &s.last_error {
         line.push_str(&format!(" error={e:?}"));

@@ -169,12 +169,7 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
                 p.state.to_string(),
                 ago(p.since, now),
                 p.prefixes_received.to_string(),
-                // The last error matters only while the session is down.
-                if p.state == State::Established {
-                    String::new()
-                } else {
-                    p.info.clone().unwrap_or_default()
-                },
+                peer_info(p),
             ]
         })
         .collect();
@@ -206,6 +201,11 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
         ],
         &rows,
     );
+    for p in &routing.peers {
+        for note in &p.notes {
+            out += &format!("Peer {}: {note}\n", p.address);
+        }
+    }
     let originated: Vec<String> = routing.originated.iter().map(ToString::to_string).collect();
     out += &format!(
         "\nOriginated: {}\n",
@@ -268,6 +268,31 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
     }
 }
 
+/// The INFO column: the last error while the session is down (it matters
+/// only then); while it is up, what it cannot be sent and the malformed
+/// UPDATEs it sent, if any.
+fn peer_info(p: &manul_status::PeerStatus) -> String {
+    if p.state != State::Established {
+        return p.info.clone().unwrap_or_default();
+    }
+    let mut parts = Vec::new();
+    if p.prefixes_unsendable > 0 {
+        let why = p
+            .unsendable_reason
+            .as_deref()
+            .unwrap_or("cannot be encoded");
+        parts.push(format!("{} not sendable ({why})", p.prefixes_unsendable));
+    }
+    let m = &p.malformed;
+    if !m.is_zero() {
+        parts.push(format!(
+            "malformed UPDATEs: {} treat-as-withdraw, {} attribute-discard, {} session-reset",
+            m.treat_as_withdraw, m.attribute_discard, m.session_reset
+        ));
+    }
+    parts.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +314,11 @@ mod tests {
             prefixes_received: 1,
             prefixes_advertised: 1,
             info: Some("an old error".into()),
+            established_count: 1,
+            notes: Vec::new(),
+            prefixes_unsendable: 0,
+            unsendable_reason: None,
+            malformed: Default::default(),
         }];
         s.routing.originated = vec!["10.65.0.0/26".parse().unwrap()];
         s.routing.routes = KernelRoutes {
@@ -318,6 +348,17 @@ mod tests {
         assert!(!t.contains("Holding"), "{t}");
         assert!(!t.contains("not programmed:"), "{t}");
         assert!(t.contains("NAT outgoing: not programmed yet"), "{t}");
+    }
+
+    #[test]
+    fn prints_each_peer_note() {
+        let mut s = status();
+        s.routing.peers[0].notes = vec!["BGPFilter f exportV4[0]: interface \"eth*\" matches routes of interfaces, and manul learns and exports none (only its blocks and what it reflects); the rule never matches".into()];
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains("Peer 10.0.0.2: BGPFilter f exportV4[0]: interface \"eth*\""),
+            "{t}"
+        );
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! Each `validate_*` function returns every problem it finds, not just the
 //! first. The rules are Calico's: masked pool CIDRs, block size ranges,
 //! encapsulation modes, non-overlapping pools, AS numbers, BGPPeer field
-//! exclusions, peer addresses, community values and selector syntax.
+//! exclusions, peer addresses, community values, selector syntax and
+//! BGPFilter rules.
 
 mod bgp;
 mod community;
+mod filter;
 mod peer_ip;
 mod pool;
 
@@ -14,6 +16,7 @@ use std::fmt;
 
 pub use bgp::{validate_bgp_configuration, validate_bgp_peer, validate_node};
 pub use community::{CommunityValue, parse_community};
+pub use filter::validate_bgp_filter;
 pub use peer_ip::{PeerAddr, parse_peer_ip};
 pub use pool::{overlapping_pools, validate_ip_pool};
 
@@ -121,6 +124,9 @@ pub enum Problem {
     /// A field that must be set.
     #[error("must be set")]
     Required,
+    /// A value manul cannot honour (it would be dropped, or do nothing).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Every problem found in one or more objects.

@@ -199,6 +199,9 @@ mod tests {
             end_of_rib: Default::default(),
             last_error: None,
             dynamic: false,
+            unsendable: 0,
+            last_unsendable: None,
+            malformed: Default::default(),
         }
     }
 

@@ -309,7 +309,10 @@ impl Driver {
             }),
         };
         let cfg = match password {
-            Ok(pw) => peers::peer_config(view, pw),
+            Ok(pw) => {
+                let node_v6 = self.view.borrow().globals.ipv6.is_some();
+                peers::with_families(peers::peer_config(view, pw), is_node(view), node_v6)
+            }
             Err(why) => {
                 let fresh = self.state.borrow().held.get(&addr) != Some(&why);
                 if fresh {
@@ -331,6 +334,11 @@ impl Driver {
         });
         if self.wait_for_peer_restart(addr, view, &cfg) {
             return;
+        }
+        if self.applied.get(&addr) != Some(&cfg) {
+            for note in crate::filters::notes(&view.filters) {
+                tracing::warn!(peer = %addr, "{note}");
+            }
         }
         let res = match self.applied.get(&addr) {
             Some(old) if *old == cfg => return,

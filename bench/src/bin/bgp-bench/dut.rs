@@ -58,15 +58,20 @@ pub enum Dut {
 }
 
 impl Dut {
-    /// Start `kind` in `ns`; with `pass`, also peer with (and export to) the sink.
-    pub fn start(kind: Kind, ns: &Netns, pass: bool) -> Result<Self> {
+    /// Start `kind` in `ns`; with `pass`, also peer with (and export to)
+    /// the sink; with `filter` rules, an import filter on the blaster's
+    /// session ([`crate::filter`]).
+    pub fn start(kind: Kind, ns: &Netns, pass: bool, filter: usize) -> Result<Self> {
         Ok(match kind {
-            Kind::Manul => Dut::Manul(Manul::start(ns, &manul_config(pass))?),
+            Kind::Manul => Dut::Manul(Manul::start(ns, &manul_config(pass, filter))?),
             Kind::Bird => Dut::Bird(
                 Bird::builder(ns)
                     .router_id(DUT_IN.parse()?)
-                    .start(&bird_config(pass))?,
+                    .start(&bird_config(pass, filter))?,
             ),
+            Kind::Gobgp if filter > 0 => {
+                bail!("--import-filter is not configured for GoBGP (manul and BIRD only)")
+            }
             Kind::Gobgp => Dut::Gobgp(Gobgp::start(ns, &gobgp_config(pass))?),
         })
     }
@@ -145,7 +150,7 @@ pub fn gobgp_destinations(out: &str) -> Option<u64> {
     rest.split(',').next()?.trim().parse().ok()
 }
 
-fn manul_config(pass: bool) -> String {
+fn manul_config(pass: bool, filter: usize) -> String {
     let mut c = format!(
         r#"router_id = "{DUT_IN}"
 asn = {DUT_AS}
@@ -157,12 +162,13 @@ asn = {BLASTER_AS}
 passive = true
 families = ["ipv4"]
 export = "none"
-"#,
+{rules}"#,
         extra_listen = if pass {
             format!(", \"{DUT_OUT}:179\"")
         } else {
             String::new()
-        }
+        },
+        rules = crate::filter::manul(filter),
     );
     if pass {
         c.push_str(&format!(
@@ -179,18 +185,24 @@ export = "all"
     c
 }
 
-fn bird_config(pass: bool) -> String {
-    let mut c = format!(
+fn bird_config(pass: bool, filter: usize) -> String {
+    let mut c = if filter > 0 {
+        crate::filter::bird_function(filter)
+    } else {
+        String::new()
+    };
+    c.push_str(&format!(
         r#"
 protocol bgp blaster {{
     local {DUT_IN} as {DUT_AS};
     neighbor {BLASTER} as {BLASTER_AS};
     passive on;
     enable extended messages on;
-    ipv4 {{ import all; export none; }};
+    ipv4 {{ {import} export none; }};
 }}
-"#
-    );
+"#,
+        import = crate::filter::bird_import(filter)
+    ));
     if pass {
         c.push_str(&format!(
             r#"

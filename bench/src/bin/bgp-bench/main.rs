@@ -8,14 +8,18 @@
 //! - **pass**: blaster → device under test → sink (eBGP both sides, export
 //!   all); the time from the blaster's Established until the sink holds N.
 //!
-//! Plus the peak RSS (VmHWM) of the receiver / device under test. Results
-//! are appended to `bench/RESULTS.md`. Needs root; run it via `bench/run`.
+//! Plus the peak RSS (VmHWM) of the receiver / device under test. With
+//! `--import-filter N`, the blaster's session has an N-rule import filter
+//! on the receiver / device under test (`filter`). Results are appended to
+//! `bench/RESULTS.md`. Needs root; run it via `bench/run`.
 
 mod dut;
+mod filter;
 mod report;
 mod tools;
 mod topo;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +57,10 @@ struct Args {
     /// Print the results only.
     #[arg(long)]
     no_write: bool,
+    /// An import filter of this many rules on the blaster's session (manul
+    /// and BIRD; 0: none), which every announced prefix passes.
+    #[arg(long, default_value_t = 0)]
+    import_filter: usize,
 }
 
 fn main() -> Result<()> {
@@ -86,7 +94,12 @@ fn main() -> Result<()> {
         .as_ref()
         .map(std::fs::read_to_string)
         .transpose()?;
-    let text = report::render(&outcomes, codec.as_deref(), args.poll_ms)?;
+    let text = report::render(
+        &outcomes,
+        codec.as_deref(),
+        args.poll_ms,
+        args.import_filter,
+    )?;
     println!("{text}");
     if !args.no_write {
         let path = args
@@ -118,7 +131,7 @@ fn run_one(kind: Kind, scenario: Scenario, n: usize, args: &Args) -> Result<Outc
         }
         None => None,
     };
-    let mut dut = Dut::start(kind, &topo.dut, pass)?;
+    let mut dut = Dut::start(kind, &topo.dut, pass, args.import_filter)?;
     if let Some(s) = &mut sink {
         s.wait_event("established", setup, fast)?;
     }
@@ -156,6 +169,9 @@ fn run_one(kind: Kind, scenario: Scenario, n: usize, args: &Args) -> Result<Outc
         if rib != n as u64 {
             return Err(anyhow!("{} RIB holds {rib}, expected {n}", kind.label()));
         }
+    }
+    if args.import_filter > 0 {
+        let _ = write!(note, "; {}-rule import filter", args.import_filter);
     }
     if sent["encoded_in_window"].as_bool() == Some(true) {
         note.push_str("; blaster re-encoded inside the window");

@@ -97,7 +97,12 @@ fn fmt_ratio(r: Option<f64>) -> String {
 }
 
 /// The Markdown section of one run.
-pub fn render(all: &[Outcome], codec: Option<&str>, poll_ms: u64) -> Result<String> {
+pub fn render(
+    all: &[Outcome],
+    codec: Option<&str>,
+    poll_ms: u64,
+    import_filter: usize,
+) -> Result<String> {
     let mut t = String::new();
     let date = sh("date", &["-u"]);
     writeln!(t, "## Run of {date}\n")?;
@@ -122,7 +127,17 @@ pub fn render(all: &[Outcome], codec: Option<&str>, poll_ms: u64) -> Result<Stri
          receivers polled every {poll_ms} ms through a per-session counter (manul `peers` \
          accepted, BIRD `show protocols all` imported, GoBGP `neighbor -j` accepted), then the \
          whole RIB counted once (manul `summary`, BIRD `show route count`, GoBGP `global rib \
-         summary`); the pass-through sink timestamps the moment itself. One run per cell.\n"
+         summary`); the pass-through sink timestamps the moment itself. One run per cell.{}\n",
+        if import_filter > 0 {
+            format!(
+                "\n- import filter on the blaster's session: {import_filter} rules that every \
+                 announced prefix passes to the default accept (manul-bgpd `[[peer.import_rule]]`; \
+                 BIRD the function Calico's confd renders from a BGPFilter, called before \
+                 `accept;`; `bgp-bench --import-filter {import_filter}`)"
+            )
+        } else {
+            String::new()
+        }
     )?;
 
     let mut sizes: Vec<usize> = all.iter().map(|o| o.n).collect();

@@ -19,6 +19,20 @@
 //! password = "secret"
 //! families = ["ipv4", "ipv6"]
 //! export = "originated"              # originated | all | none
+//! next_hop_v6 = "2001:db8::1"        # IPv6 next hop when we are it (default: the interface's)
+//! extended_next_hop = false          # RFC 8950: IPv4 routes with IPv6 next hops
+//! add_path = "both"                  # RFC 7911: off | receive | send | both
+//! add_path_send = "ecmp"             # ecmp (the multipath set) | all
+//!
+//! # Rules tried before import/export, in order; the first that matches
+//! # decides (what none decides is left to import/export).
+//! [[peer.import_rule]]
+//! action = "reject"                  # accept | reject
+//! prefix = "10.0.0.0/8"              # the prefix; with ge/le, inside it:
+//! ge = 16                            #   lengths from ge (alone: up to the family's maximum)
+//! le = 24                            #   to le (alone: from the prefix's own length)
+//! negate = false                     # true: every prefix the above does not match
+//! learned = false                    # true: only routes learned from a peer
 //!
 //! [[prefix]]
 //! prefix = "10.65.0.0/26"
@@ -35,9 +49,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
+use manul_bgp::policy::{Condition, PrefixMatch, Rule};
 use manul_bgp::speaker::{
-    ExportMode, GracefulRestartConfig, ImportMode, ListenRange, PeerConfig, PeerOptions,
-    SpeakerConfig,
+    AddPathConfig, AddPathSend, ExportMode, GracefulRestartConfig, ImportMode, ListenRange,
+    PeerConfig, PeerOptions, SpeakerConfig,
 };
 use manul_bgp::types::Family;
 use manul_bgp::wire::{Community, LargeCommunity};
@@ -147,6 +162,97 @@ struct OptionsFile {
     import: ImportName,
     #[serde(default)]
     export: ExportName,
+    #[serde(default)]
+    import_rule: Vec<RuleFile>,
+    #[serde(default)]
+    export_rule: Vec<RuleFile>,
+    next_hop_v6: Option<std::net::Ipv6Addr>,
+    #[serde(default)]
+    extended_next_hop: bool,
+    #[serde(default)]
+    add_path: AddPathName,
+    #[serde(default)]
+    add_path_send: AddPathSendName,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AddPathName {
+    #[default]
+    Off,
+    Receive,
+    Send,
+    Both,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AddPathSendName {
+    #[default]
+    Ecmp,
+    All,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    action: ActionName,
+    prefix: Option<IpNet>,
+    ge: Option<u8>,
+    le: Option<u8>,
+    #[serde(default)]
+    negate: bool,
+    #[serde(default)]
+    learned: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ActionName {
+    Accept,
+    Reject,
+}
+
+impl RuleFile {
+    fn into_rule(self) -> Result<Rule> {
+        let mut conditions = Vec::new();
+        match self.prefix {
+            Some(net) => {
+                if net.trunc() != net {
+                    bail!(
+                        "prefix {net} has host bits set (did you mean {}?)",
+                        net.trunc()
+                    );
+                }
+                for (name, v) in [("ge", self.ge), ("le", self.le)] {
+                    if v.is_some_and(|v| v > net.max_prefix_len()) {
+                        bail!("{name} is longer than a prefix of {net}'s family");
+                    }
+                }
+                let m = PrefixMatch {
+                    net,
+                    ge: self.ge,
+                    le: self.le,
+                };
+                conditions.push(if self.negate {
+                    Condition::NotPrefix(m)
+                } else {
+                    Condition::Prefix(m)
+                });
+            }
+            None if self.ge.is_some() || self.le.is_some() || self.negate => {
+                bail!("ge, le and negate need a prefix")
+            }
+            None => {}
+        }
+        if self.learned {
+            conditions.push(Condition::Learned);
+        }
+        Ok(match self.action {
+            ActionName::Accept => Rule::accept(conditions),
+            ActionName::Reject => Rule::reject(conditions),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -200,10 +306,17 @@ pub struct Config {
     pub status: Option<PathBuf>,
 }
 
+fn rules(list: Vec<RuleFile>, what: &str) -> Result<Vec<Rule>> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, r)| r.into_rule().with_context(|| format!("{what}[{i}]")))
+        .collect()
+}
+
 impl OptionsFile {
-    fn into_options(self) -> PeerOptions {
+    fn into_options(self) -> Result<PeerOptions> {
         let d = PeerOptions::default();
-        PeerOptions {
+        Ok(PeerOptions {
             local_asn: self.local_asn,
             passive: self.passive,
             password: self.password,
@@ -236,7 +349,19 @@ impl OptionsFile {
                 ExportName::All => ExportMode::All,
                 ExportName::None => ExportMode::None,
             },
-        }
+            import_rules: rules(self.import_rule, "import_rule")?,
+            export_rules: rules(self.export_rule, "export_rule")?,
+            next_hop_v6: self.next_hop_v6,
+            extended_next_hop: self.extended_next_hop,
+            add_path: AddPathConfig {
+                receive: matches!(self.add_path, AddPathName::Receive | AddPathName::Both),
+                send: matches!(self.add_path, AddPathName::Send | AddPathName::Both),
+                send_paths: match self.add_path_send {
+                    AddPathSendName::Ecmp => AddPathSend::Ecmp,
+                    AddPathSendName::All => AddPathSend::All,
+                },
+            },
+        })
     }
 }
 
@@ -301,11 +426,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Config> {
         if peers.iter().any(|q: &PeerConfig| q.address == p.address) {
             bail!("{origin}: peer[{i}]: {} is configured twice", p.address);
         }
+        let options = p
+            .options
+            .into_options()
+            .with_context(|| format!("{origin}: peer[{i}] ({})", p.address))?;
         peers.push(PeerConfig {
             address: p.address,
             port: p.port,
             asn: p.asn,
-            options: p.options.into_options(),
+            options,
         });
     }
     let mut prefixes = Vec::with_capacity(file.prefix.len());
@@ -360,12 +489,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Config> {
             listen_ranges: file
                 .listen_range
                 .into_iter()
-                .map(|r| ListenRange {
-                    range: r.range,
-                    asn: r.asn,
-                    options: r.options.into_options(),
+                .enumerate()
+                .map(|(i, r)| {
+                    Ok(ListenRange {
+                        range: r.range,
+                        asn: r.asn,
+                        options: r
+                            .options
+                            .into_options()
+                            .with_context(|| format!("{origin}: listen_range[{i}]"))?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
         },
         peers,
         prefixes,
@@ -395,6 +530,10 @@ families = ["ipv4"]
 hold_time = 9
 export = "all"
 max_prefixes = 100
+next_hop_v6 = "2001:db8::1"
+extended_next_hop = true
+add_path = "send"
+add_path_send = "all"
 
 [[listen_range]]
 range = "10.1.0.0/24"
@@ -419,6 +558,14 @@ large_communities = ["4200000001:1:2"]
         assert_eq!(p.options.families, [Family::Ipv4Unicast]);
         assert_eq!(p.options.export, ExportMode::All);
         assert_eq!(p.options.max_prefixes, Some(100));
+        assert_eq!(p.options.next_hop_v6, Some("2001:db8::1".parse().unwrap()));
+        assert!(p.options.extended_next_hop);
+        let ap = p.options.add_path;
+        assert!(ap.send && !ap.receive && ap.send_paths == AddPathSend::All);
+        assert_eq!(
+            c.speaker.listen_ranges[0].options.add_path,
+            AddPathConfig::default()
+        );
         assert!(c.speaker.listen_ranges[0].options.passive);
         assert_eq!(c.prefixes[0].communities, [Community(64512 << 16 | 100)]);
         assert_eq!(c.prefixes[0].large_communities[0].global, 4200000001);
@@ -450,6 +597,57 @@ large_communities = ["4200000001:1:2"]
 
         let zero = "router_id = \"10.0.0.1\"\nasn = 0\n";
         assert!(format!("{:#}", parse(zero, "t.toml").unwrap_err()).contains("asn"));
+    }
+
+    #[test]
+    fn rules_parse_and_bad_ones_are_named() {
+        let text = r#"
+router_id = "10.0.0.1"
+asn = 1
+[[peer]]
+address = "10.0.0.2"
+asn = 2
+[[peer.import_rule]]
+action = "reject"
+prefix = "0.0.0.0/0"
+[[peer.import_rule]]
+action = "accept"
+prefix = "10.0.0.0/8"
+ge = 16
+le = 24
+negate = true
+learned = true
+[[peer.export_rule]]
+action = "reject"
+"#;
+        let c = parse(text, "t.toml").unwrap();
+        let o = &c.peers[0].options;
+        assert_eq!(
+            o.import_rules,
+            vec![
+                Rule::reject(vec![Condition::Prefix(PrefixMatch::exact(
+                    "0.0.0.0/0".parse().unwrap()
+                ))]),
+                Rule::accept(vec![
+                    Condition::NotPrefix(PrefixMatch {
+                        net: "10.0.0.0/8".parse().unwrap(),
+                        ge: Some(16),
+                        le: Some(24),
+                    }),
+                    Condition::Learned,
+                ]),
+            ]
+        );
+        assert_eq!(o.export_rules, vec![Rule::reject(vec![])]);
+        let bad = text.replace("ge = 16", "ge = 40");
+        let e = format!("{:#}", parse(&bad, "t.toml").unwrap_err());
+        assert!(
+            e.contains("peer[0]") && e.contains("import_rule[1]") && e.contains("ge"),
+            "{e}"
+        );
+        let bad = text.replace("\"10.0.0.0/8\"", "\"10.0.0.1/8\"");
+        let e = format!("{:#}", parse(&bad, "t.toml").unwrap_err());
+        assert!(e.contains("host bits"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use super::batch::Touched;
 use super::{PREFETCH_AHEAD, Rib};
-use crate::policy::{Outcome, PolicyContext};
+use crate::policy::{Outcome, PolicyContext, Verdict};
 use crate::rib::bulk;
 use crate::rib::decision::{self, Ineligible};
 use crate::rib::interner::Attrs;
@@ -32,7 +32,8 @@ impl Rib {
         let info = &slot.info;
         let kind = info.kind();
         let (session_as, allow_own_as) = (info.local_as, info.allow_own_as);
-        let by_prefix = slot.import.by_prefix();
+        let mut by_prefix = slot.import.by_prefix();
+        let filter = by_prefix && slot.import.decides_only();
         // The next hop lives in the route so that attributes share better.
         attrs.next_hop = None;
         // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
@@ -49,13 +50,28 @@ impl Rib {
             }
             return;
         }
-        let base = self.interner.intern(attrs);
         let ctx = PolicyContext {
             local_as: session_as,
             peer_kind: kind,
             source: kind.into(),
             reflected: false,
         };
+        // A route filter (an import policy that only accepts or rejects,
+        // by prefix): the rejected prefixes are withdrawn here, and the
+        // accepted ones go on as under a policy that accepts them all
+        // unchanged, in bulk when they are many.
+        let kept;
+        let nlri = if filter {
+            kept = self.filter_nlri(peer, &attrs, &ctx, nlri);
+            by_prefix = false;
+            kept.as_slice()
+        } else {
+            nlri
+        };
+        if nlri.is_empty() {
+            return;
+        }
+        let base = self.interner.intern(attrs);
         // A large announcement's new prefixes go in on two threads; the
         // rest (if any) one at a time, below.
         let left;
@@ -133,6 +149,33 @@ impl Rib {
             }
         }
         self.retired.push(base);
+    }
+
+    /// The prefixes of an announcement that `peer`'s import filter
+    /// accepts; those it rejects are withdrawn (what the peer had before
+    /// for them goes, RFC 4271 §9.1.1: a route import policy rejects is
+    /// not in the Adj-RIB-In).
+    fn filter_nlri(
+        &mut self,
+        peer: PeerIndex,
+        attrs: &PathAttributes,
+        ctx: &PolicyContext,
+        nlri: &[crate::wire::Nlri],
+    ) -> Vec<crate::wire::Nlri> {
+        let mut kept = Vec::with_capacity(nlri.len());
+        let mut rejected = Vec::new();
+        if let Some(slot) = self.slot(peer) {
+            for n in nlri {
+                match slot.import.decide(&n.prefix, attrs, ctx) {
+                    Some(Verdict::Reject) => rejected.push((n.prefix, n.path_id.unwrap_or(0))),
+                    _ => kept.push(*n),
+                }
+            }
+        }
+        for key in rejected {
+            self.remove(peer, key);
+        }
+        kept
     }
 
     /// Whether an announcement's prefixes look new to the table: none of

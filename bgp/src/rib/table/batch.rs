@@ -155,6 +155,9 @@ impl Rib {
             let after = outcome(&t.after);
             if after.differs(&before, &self.routes) {
                 out.push(t.prefix, before.best, after.best, after.hops);
+            } else if self.track_paths {
+                // ADD-PATH peers see more than the best path.
+                out.push_paths_only(t.prefix, after.best, after.hops);
             }
         }
         // Keep the list's memory for the next batch, unless a table-wide
@@ -170,6 +173,7 @@ impl Rib {
         let path = |s: Slot| self.routes.get(s.route).path(s.path_id);
         decided
             .iter()
+            .filter(|d| !d.paths_only)
             .map(|d| BestChange {
                 prefix: d.prefix,
                 previous: d.previous.map(path),

@@ -22,8 +22,10 @@ use super::route::{Route, RouteArena};
 mod apply;
 mod batch;
 
+use super::adj_out::AddPathSend;
 use super::change::RibChange;
 use super::decided::{Decided, select};
+use super::decision;
 use super::interner::{AttrInterner, Attrs};
 use super::path::RouteKey;
 use super::path::{BestChange, Path, Selection};
@@ -71,6 +73,9 @@ pub struct Rib {
     /// The second thread's decisions in a bulk add ([`bulk`]), kept for
     /// their memory.
     bulk_spare: Decided,
+    /// Report prefixes whose other paths changed too, not only their best
+    /// ([`Self::set_track_paths`]).
+    track_paths: bool,
 }
 
 /// How many prefixes ahead of the one being applied an UPDATE's prefixes
@@ -98,6 +103,7 @@ impl Rib {
             retired: Vec::new(),
             batch: Batch::default(),
             bulk_spare: Decided::default(),
+            track_paths: false,
         }
     }
 
@@ -215,6 +221,37 @@ impl Rib {
     /// The best path to `prefix`.
     pub fn best(&self, prefix: &IpNet) -> Option<Path> {
         self.selection(prefix).best
+    }
+
+    /// Whether decisions also report prefixes whose best path stays but
+    /// other paths changed ([`super::Decision::paths_only`]): on while
+    /// some peer is sent more than the best path (ADD-PATH, RFC 7911).
+    pub fn set_track_paths(&mut self, on: bool) {
+        self.track_paths = on;
+    }
+
+    /// The paths of `prefix` an ADD-PATH peer is offered, the best first
+    /// (RFC 7911; which ones: [`AddPathSend`]).
+    pub fn path_set(&self, prefix: &IpNet, send: AddPathSend) -> Vec<Path> {
+        let Some(p) = self.table.get(prefix) else {
+            return Vec::new();
+        };
+        let all: Vec<Path> = p
+            .slots(&self.lists)
+            .iter()
+            .map(|s| self.routes.get(s.route).path(s.path_id))
+            .collect();
+        let peer = |i: PeerIndex| self.peers.get(i.0 as usize)?.as_ref().map(|s| &s.info);
+        let mut order = decision::ecmp_set(&all, peer);
+        if send == AddPathSend::All {
+            let rest: Vec<usize> = (0..all.len()).filter(|i| !order.contains(i)).collect();
+            order.extend(rest);
+        }
+        let mut all: Vec<Option<Path>> = all.into_iter().map(Some).collect();
+        order
+            .into_iter()
+            .filter_map(|i| all.get_mut(i).and_then(Option::take))
+            .collect()
     }
 
     /// Every prefix in the table (e.g. to walk the Loc-RIB while changing

@@ -217,8 +217,8 @@ fn adj_rib_out_diffs_and_groups() {
     let diff = fresh.sync(&mut f.rib, None);
     assert_eq!(diff.announce.len(), 1);
     assert_eq!(diff.announce[0].prefixes, vec![net(P)]);
-    out.clear();
-    fresh.clear();
+    out.clear(&mut f.rib);
+    fresh.clear(&mut f.rib);
     assert!(out.is_empty());
 }
 
@@ -256,8 +256,8 @@ fn default_node_export_policy_sends_only_local_and_reflected() {
 fn export_policy_modifies_and_rejects() {
     let mut rib = Rib::new(config());
     let e = add(&mut rib, info("192.0.2.10", "1.1.1.1", 65001));
-    let policy = Policy {
-        rules: vec![
+    let policy = Policy::new(
+        vec![
             Rule::new(
                 vec![Condition::Community(Community(0xFFFF_FF01))],
                 vec![Action::Reject],
@@ -267,8 +267,8 @@ fn export_policy_modifies_and_rejects() {
                 vec![Action::Prepend(2), Action::SetMed(42), Action::Accept],
             ),
         ],
-        default: Verdict::Reject,
-    };
+        Verdict::Reject,
+    );
     let tor = rib.add_peer(
         info("192.0.2.30", "3.3.3.3", 65003),
         Policy::accept_all(),
@@ -302,16 +302,16 @@ fn an_export_policy_change_sends_only_the_difference() {
     assert_eq!(sent, 2);
     assert_eq!(out.len(), 2);
     // Reject the tagged prefix and prepend to the rest from now on.
-    let policy = Policy {
-        rules: vec![
+    let policy = Policy::new(
+        vec![
             Rule::new(
                 vec![Condition::Community(Community(0xFFFF_FF01))],
                 vec![Action::Reject],
             ),
             Rule::new(vec![], vec![Action::Prepend(1), Action::Accept]),
         ],
-        default: Verdict::Reject,
-    };
+        Verdict::Reject,
+    );
     let old = rib.set_policies(tor, Policy::accept_all(), policy).unwrap();
     let diff = out.sync(&mut rib, Some(&old));
     assert_eq!(diff.withdrawn, vec![net("198.51.100.0/24")]);

@@ -82,7 +82,7 @@ fn many_prefixes_share_one_attribute_set() {
     assert_eq!(diff.announce[0].prefixes.len(), N as usize);
     drop(diff);
     assert_eq!(rib.interner().len(), 2);
-    out.clear();
+    out.clear(&mut rib);
     let changes = rib.peer_down(a).unwrap();
     assert_eq!(changes.len(), N as usize);
     drop(changes);

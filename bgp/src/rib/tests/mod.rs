@@ -4,6 +4,7 @@ mod bulk;
 mod decided;
 mod decision;
 mod export;
+mod filter;
 mod gr;
 mod memory;
 mod multipath;

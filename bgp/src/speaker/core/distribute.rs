@@ -70,7 +70,6 @@ impl Core {
                 command: PeerCommand::RefreshBorder { family, subtype: 1 },
             });
         }
-        entry.adj_out.clear();
         let out = entry.adj_out.sync(&mut self.rib, None);
         if !out.is_empty() {
             self.out.push(Output::ToPeer {

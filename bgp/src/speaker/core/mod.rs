@@ -74,6 +74,8 @@ struct PeerEntry {
     /// End-of-RIB received this session (graceful restart deferral).
     eor: BTreeSet<Family>,
     dynamic: bool,
+    /// Malformed UPDATEs received (RFC 7606), over every session.
+    malformed: crate::speaker::MalformedCounts,
 }
 
 /// The speaker's core. See the module documentation.
@@ -261,6 +263,16 @@ impl Core {
     /// Whether peers' paths are still being removed ([`Core::drain_some`]).
     pub fn draining(&self) -> bool {
         !self.draining.is_empty()
+    }
+
+    /// The RIB reports changes of a prefix's other paths only while some
+    /// established peer is sent more than best paths (ADD-PATH).
+    fn update_track_paths(&mut self) {
+        let on = self
+            .peers
+            .values()
+            .any(|e| e.state == State::Established && e.adj_out.sends_paths());
+        self.rib.set_track_paths(on);
     }
 
     /// A timer expired.

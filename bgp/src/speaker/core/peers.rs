@@ -5,26 +5,34 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::fsm::State;
-use crate::policy::Policy;
+use crate::policy::{Policy, Verdict};
 use crate::rib::{AdjRibOut, PeerIndex, PeerInfo};
 use crate::session::events::PeerCommand;
 use crate::speaker::core::drain::Drained;
 use crate::speaker::core::{Core, Output, PeerEntry, Retired};
-use crate::speaker::{ExportMode, ImportMode, PeerConfig, PeerError};
+use crate::speaker::{ExportMode, ImportMode, PeerConfig, PeerError, PeerOptions};
 
-fn import_policy(mode: ImportMode) -> Policy {
-    match mode {
-        ImportMode::All => Policy::accept_all(),
-        ImportMode::None => Policy::reject_all(),
-    }
+/// The peer's import policy: its rules, then its mode's default.
+fn import_policy(o: &PeerOptions) -> Policy {
+    let default = match o.import {
+        ImportMode::All => Verdict::Accept,
+        ImportMode::None => Verdict::Reject,
+    };
+    Policy::new(o.import_rules.clone(), default)
 }
 
-fn export_policy(mode: ExportMode) -> Policy {
-    match mode {
-        ExportMode::Originated => Policy::node_default_export(),
-        ExportMode::All => Policy::accept_all(),
-        ExportMode::None => Policy::reject_all(),
-    }
+/// The peer's export policy: its rules, then its mode's.
+fn export_policy(o: &PeerOptions) -> Policy {
+    let mut rules = o.export_rules.clone();
+    let default = match o.export {
+        ExportMode::Originated => {
+            rules.extend(Policy::node_default_export_rules());
+            Verdict::Reject
+        }
+        ExportMode::All => Verdict::Accept,
+        ExportMode::None => Verdict::Reject,
+    };
+    Policy::new(rules, default)
 }
 
 impl Core {
@@ -55,8 +63,8 @@ impl Core {
         info.allow_own_as = cfg.options.allow_own_as;
         let index = self.rib.add_peer(
             info,
-            import_policy(cfg.options.import),
-            export_policy(cfg.options.export),
+            import_policy(&cfg.options),
+            export_policy(&cfg.options),
         );
         if let Some(pw) = &cfg.options.password {
             self.out.push(Output::ListenerKey {
@@ -85,6 +93,7 @@ impl Core {
                 stale_families: BTreeSet::new(),
                 eor: BTreeSet::new(),
                 dynamic,
+                malformed: Default::default(),
             },
         );
         Ok(index)
@@ -92,17 +101,18 @@ impl Core {
 
     /// Remove a peer: its session ends with a Cease, its paths go.
     pub(super) fn remove_peer(&mut self, addr: IpAddr) -> Result<(), PeerError> {
-        self.remove_peer_index(addr).map(drop)
+        self.remove_peer_index(addr, "peer removed from configuration")
+            .map(drop)
     }
 
-    fn remove_peer_index(&mut self, addr: IpAddr) -> Result<PeerIndex, PeerError> {
+    fn remove_peer_index(&mut self, addr: IpAddr, why: &str) -> Result<PeerIndex, PeerError> {
         let index = self.by_addr.remove(&addr).ok_or(PeerError::Unknown(addr))?;
         if let Some(mut entry) = self.peers.remove(&index) {
             self.out.push(Output::StopSession {
                 peer: index,
-                notify: Some("peer removed from configuration".into()),
+                notify: Some(why.into()),
             });
-            entry.adj_out.clear();
+            entry.adj_out.clear(&mut self.rib);
             if entry.cfg.options.password.is_some() {
                 self.out.push(Output::ListenerKey {
                     address: addr,
@@ -111,6 +121,7 @@ impl Core {
             }
         }
         self.retired.insert(index, Retired::default());
+        self.update_track_paths();
         self.queue_drain(index, Drained::All { forget: true });
         Ok(index)
     }
@@ -125,22 +136,36 @@ impl Core {
         let Some(entry) = self.peers.get_mut(&index) else {
             return Err(PeerError::Unknown(cfg.address));
         };
-        if entry.cfg.needs_reset(&cfg) {
-            let dynamic = entry.dynamic;
-            let previous = self.remove_peer_index(cfg.address)?;
-            return self.add_peer_after(cfg, dynamic, Some(previous)).map(drop);
-        }
         // What the peer sent is judged again (a route refresh) when what
         // we accept from it changed: the import policy, or how often our
         // AS may appear in its paths.
         let import_changed = entry.cfg.options.import != cfg.options.import
+            || entry.cfg.options.import_rules != cfg.options.import_rules
             || entry.cfg.options.allow_own_as != cfg.options.allow_own_as;
+        // A peer that cannot be asked (no route refresh capability, RFC
+        // 2918 §2) has its session reset instead, as BIRD does: the table
+        // keeps routes after import policy only, so what the new policy
+        // accepts that the old one did not can come back no other way.
+        let cannot_refresh = import_changed
+            && entry.state == State::Established
+            && entry.negotiated.as_ref().is_some_and(|n| !n.route_refresh);
+        if entry.cfg.needs_reset(&cfg) || cannot_refresh {
+            let dynamic = entry.dynamic;
+            let why = if cannot_refresh {
+                tracing::warn!(peer = %cfg.address, "the import policy changed and the peer does not support route refresh: resetting the session");
+                "import policy changed; the peer does not support route refresh"
+            } else {
+                "peer removed from configuration"
+            };
+            let previous = self.remove_peer_index(cfg.address, why)?;
+            return self.add_peer_after(cfg, dynamic, Some(previous)).map(drop);
+        }
         let previous_export = self
             .rib
             .set_policies(
                 index,
-                import_policy(cfg.options.import),
-                export_policy(cfg.options.export),
+                import_policy(&cfg.options),
+                export_policy(&cfg.options),
             )
             .ok();
         if let Some(mut info) = self.rib.peer(index).cloned() {

@@ -4,10 +4,13 @@
 //! while we restart.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::IpNet;
 
 use crate::fsm::{DownReason, State};
 use crate::rib::PeerIndex;
+use crate::rib::adj_out::OutSession;
 use crate::session::events::{PeerCommand, PeerEvent};
 use crate::speaker::core::drain::Drained;
 use crate::speaker::core::{Core, Now, Output, Timer, retire_done};
@@ -15,6 +18,16 @@ use crate::types::Family;
 use crate::wire::Notification;
 use crate::wire::negotiate::Negotiated;
 use crate::wire::notification::{cease, code};
+
+/// What a session that reached Established tells about itself.
+struct Established {
+    router_id: Ipv4Addr,
+    asn: u32,
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// The addresses of the interface holding `local` (empty: unknown).
+    interface: Vec<IpNet>,
+}
 
 impl Core {
     pub(super) fn event(&mut self, ev: PeerEvent, now: Now) {
@@ -26,6 +39,7 @@ impl Core {
             | PeerEvent::RouteRefresh { peer, .. }
             | PeerEvent::Down { peer, .. }
             | PeerEvent::Problem { peer, .. }
+            | PeerEvent::Malformed { peer, .. }
             | PeerEvent::Ended { peer } => *peer,
         };
         if !self.peers.contains_key(&peer) {
@@ -45,6 +59,11 @@ impl Core {
                     e.state = state;
                 }
             }
+            PeerEvent::Malformed { peer, counts } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.malformed.add(&counts);
+                }
+            }
             PeerEvent::Problem { peer, message } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.last_error = Some(message);
@@ -56,8 +75,18 @@ impl Core {
                 peer_router_id,
                 peer_asn,
                 local,
-                remote: _,
-            } => self.peer_up(peer, *negotiated, peer_router_id, peer_asn, local, now),
+                remote,
+                interface,
+            } => {
+                let session = Established {
+                    router_id: peer_router_id,
+                    asn: peer_asn,
+                    local,
+                    remote,
+                    interface,
+                };
+                self.peer_up(peer, *negotiated, session, now);
+            }
             PeerEvent::Routes { peer, changes } => {
                 // Applied now, decided and advertised once per pass.
                 let _ = self.rib.stage(changes);
@@ -74,42 +103,49 @@ impl Core {
                     self.resend(peer, family);
                 }
             }
-            PeerEvent::Down { peer, reason } => self.peer_down(peer, reason, now),
+            PeerEvent::Down { peer, reason } => {
+                self.peer_down(peer, reason, now);
+                self.update_track_paths();
+            }
             // A session of a peer still configured ends only when the
             // core stops it; nothing to do.
             PeerEvent::Ended { .. } => {}
         }
     }
 
-    fn peer_up(
-        &mut self,
-        peer: PeerIndex,
-        negotiated: Negotiated,
-        peer_router_id: Ipv4Addr,
-        peer_asn: u32,
-        local: SocketAddr,
-        now: Now,
-    ) {
+    fn peer_up(&mut self, peer: PeerIndex, negotiated: Negotiated, session: Established, now: Now) {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
         entry.state = State::Established;
         entry.established_at = Some(now.unix_secs);
         entry.established_count += 1;
-        entry.asn = peer_asn;
+        entry.asn = session.asn;
         entry.eor.clear();
+        // Our next hops on this session, both families (RFC 2545 §3,
+        // RFC 4760 §3, RFC 8950): `rib::local`.
+        let local = crate::rib::local::pick(
+            session.local.ip(),
+            session.remote.ip(),
+            &session.interface,
+            entry.cfg.options.next_hop_v6,
+        );
         if let Some(mut info) = self.rib.peer(peer).cloned() {
-            info.router_id = peer_router_id;
-            info.peer_as = peer_asn;
-            match local.ip() {
-                IpAddr::V4(v4) => info.local_v4 = Some(v4),
-                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                    Some(v4) => info.local_v4 = Some(v4),
-                    None => info.local_v6 = Some(v6),
-                },
-            }
+            info.router_id = session.router_id;
+            info.peer_as = session.asn;
+            info.local_v4 = local.v4;
+            info.local_v6 = local.v6;
+            info.local_link_local = local.link_local;
             let _ = self.rib.set_peer_info(peer, info);
         }
+        let on = |set: &BTreeSet<Family>| Family::ALL.map(|f| set.contains(&f));
+        let out = OutSession {
+            families: on(&negotiated.families),
+            extended_next_hop_v4: negotiated.extended_next_hop_v4,
+            add_path_tx: on(&negotiated.context.add_path_tx),
+            add_path_send: entry.cfg.options.add_path.send_paths,
+        };
+        entry.adj_out.start(&mut self.rib, out);
         // RFC 4724 §4.2: families the restarted peer no longer preserves
         // forwarding for lose their stale routes now.
         let preserved: BTreeSet<Family> = negotiated
@@ -136,6 +172,7 @@ impl Core {
         for f in dropped {
             self.queue_drain(peer, Drained::Stale(f));
         }
+        self.update_track_paths();
         if !self.deferring {
             self.advertise_all(peer);
         }
@@ -149,7 +186,7 @@ impl Core {
         entry.established_at = None;
         entry.generation += 1;
         entry.eor.clear();
-        entry.adj_out.clear();
+        entry.adj_out.clear(&mut self.rib);
         let negotiated = entry.negotiated.take();
         // RFC 4724 §4.2: when the session ends without a NOTIFICATION (the
         // connection was lost, or a restarted peer opened a new one), keep

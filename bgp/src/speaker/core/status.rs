@@ -40,6 +40,9 @@ impl Core {
                 end_of_rib: e.eor.clone(),
                 last_error: e.last_error.clone(),
                 dynamic: e.dynamic,
+                unsendable: e.adj_out.unsendable(),
+                last_unsendable: e.adj_out.last_unsendable().map(str::to_string),
+                malformed: e.malformed,
             })
             .collect();
         v.sort_by_key(|s| s.address);
