@@ -146,6 +146,13 @@ async fn run(cfg: Config) -> Result<()> {
     let ds = Datastore::connect(&cfg.etcd()?)
         .await
         .context("connecting to etcd")?;
+    // Before other nodes can learn of this one (its Node), so that their
+    // connections wait for the speaker instead of being refused.
+    let early = if cfg.networking_backend.bgp() {
+        speaker::listen_early(ipv6.is_some())
+    } else {
+        Vec::new()
+    };
     let reg = Registration {
         name: name.clone(),
         ipv4,
@@ -259,6 +266,7 @@ async fn run(cfg: Config) -> Result<()> {
         feed,
         cfg.networking_backend,
         start,
+        early,
     )
     .await?;
     let _ = bgp_sources.set(BgpSources {

@@ -1,9 +1,10 @@
 //! [`Speaker`]: the async handle the node agent and `manul-bgpd` use.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -13,6 +14,17 @@ use crate::speaker::core::Input;
 use crate::speaker::driver::{Command, Driver, accept_loop};
 use crate::speaker::{PeerChange, PeerConfig, PeerError, PeerStatus, SpeakerConfig, SpeakerError};
 use crate::wire::{Community, LargeCommunity};
+
+/// One change to a speaker's peers ([`Speaker::edit_peers`]).
+#[derive(Debug, Clone)]
+pub enum PeerEdit {
+    /// As [`Speaker::add_peer`].
+    Add(PeerConfig),
+    /// As [`Speaker::update_peer`].
+    Update(PeerConfig),
+    /// As [`Speaker::remove_peer`].
+    Remove(IpAddr),
+}
 
 /// A running speaker. Cheap to clone; every clone drives the same speaker.
 #[derive(Debug, Clone)]
@@ -24,14 +36,35 @@ pub struct Speaker {
 impl Speaker {
     /// Bind the listeners and start the speaker (inside a tokio runtime).
     pub fn start(cfg: SpeakerConfig) -> Result<Self, SpeakerError> {
+        Self::start_with(cfg, Vec::new())
+    }
+
+    /// Bind a listener on `addr` as the speaker binds its own, for
+    /// [`Speaker::start_with`].
+    pub fn listen(addr: SocketAddr) -> Result<TcpListener, SpeakerError> {
+        socket::listen(addr, &SocketOptions::default())
+            .map_err(|source| SpeakerError::Listen { addr, source })
+    }
+
+    /// As [`Speaker::start`], taking over `bound`: listeners bound
+    /// beforehand ([`Speaker::listen`]), so that peers connecting before
+    /// the speaker starts wait in the accept queue (their connection is
+    /// served once it runs) instead of being refused. Those of `bound`
+    /// on an address `cfg` does not listen on are closed first.
+    pub fn start_with(cfg: SpeakerConfig, bound: Vec<TcpListener>) -> Result<Self, SpeakerError> {
+        let (mut bound, unwanted): (Vec<_>, Vec<_>) = bound
+            .into_iter()
+            .partition(|l| l.local_addr().is_ok_and(|a| cfg.listen.contains(&a)));
+        drop(unwanted);
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
-            let l = socket::listen(*addr, &SocketOptions::default()).map_err(|source| {
-                SpeakerError::Listen {
-                    addr: *addr,
-                    source,
-                }
-            })?;
+            let l = match bound
+                .iter()
+                .position(|l| l.local_addr().is_ok_and(|a| a == *addr))
+            {
+                Some(i) => bound.swap_remove(i),
+                None => Self::listen(*addr)?,
+            };
             listeners.push(Arc::new(l));
         }
         // Listen ranges with a password: one key per range on each listener.
@@ -87,6 +120,37 @@ impl Speaker {
     /// Add a peer; its session starts at once.
     pub async fn add_peer(&self, cfg: PeerConfig) -> Result<(), SpeakerError> {
         self.change(Input::AddPeer(cfg)).await
+    }
+
+    /// Apply several peer edits in one go: every edit is sent to the core
+    /// before the first answer is awaited, so N peers cost one wake-up of
+    /// the caller instead of N round trips (an agent starting a mesh of
+    /// 49 peers on a busy machine spent a second on them). The core
+    /// applies them in order; one answer per edit, in the same order.
+    pub async fn edit_peers(&self, edits: Vec<PeerEdit>) -> Vec<Result<(), SpeakerError>> {
+        let pending: Vec<_> = edits
+            .into_iter()
+            .map(|edit| {
+                let input = match edit {
+                    PeerEdit::Add(cfg) => Input::AddPeer(cfg),
+                    PeerEdit::Update(cfg) => Input::UpdatePeer(cfg),
+                    PeerEdit::Remove(address) => Input::RemovePeer(address),
+                };
+                let (tx, rx) = oneshot::channel();
+                self.send(Command::Input(input, Some(tx))).map(|()| rx)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(match p {
+                Ok(rx) => match rx.await {
+                    Ok(reply) => reply.map_err(SpeakerError::from),
+                    Err(_) => Err(SpeakerError::Stopped),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        out
     }
 
     /// Change a peer. Only a change to what shapes its session (address,

@@ -19,5 +19,5 @@ pub use config::{
     PeerConfig, PeerOptions, SpeakerConfig,
 };
 pub use error::{PeerError, SpeakerError};
-pub use handle::Speaker;
+pub use handle::{PeerEdit, Speaker};
 pub use status::{CapabilitySummary, MalformedCounts, PeerChange, PeerStatus};

@@ -80,7 +80,9 @@ pub async fn start_kind(felix: &Felix) -> StartKind {
     let mut progress = felix.watch_progress();
     let known = tokio::time::timeout(KERNEL_LOOK, progress.wait_for(|p| p.kernel_known)).await;
     if !matches!(known, Ok(Ok(_))) {
-        tracing::warn!("felix has not read the kernel's routes yet: holding writes until BGP has converged, as after a restart");
+        tracing::warn!(
+            "felix has not read the kernel's routes yet: holding writes until BGP has converged, as after a restart"
+        );
     }
     let p = felix.progress();
     StartKind::of_agent_start(&p)
@@ -88,7 +90,8 @@ pub async fn start_kind(felix: &Felix) -> StartKind {
 
 /// Start the speaker (with `backend` `bird`) and the felix loop from
 /// `confd` (which must be in sync) for node `me`; the loop publishes on
-/// `feed`. `start` is the agent's start ([`start_kind`]).
+/// `feed`. `start` is the agent's start ([`start_kind`]); `early` the
+/// BGP listeners bound at the start ([`speaker::listen_early`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     confd: &Confd,
@@ -99,6 +102,7 @@ pub async fn start(
     feed: watch::Sender<FelixFeed>,
     backend: Backend,
     start: StartKind,
+    early: Vec<tokio::net::TcpListener>,
 ) -> Result<Routing> {
     if !backend.bgp() {
         tracing::info!(
@@ -138,7 +142,7 @@ pub async fn start(
     let view = bgp_view.view.clone();
     let globals = view.borrow().globals.clone();
     let (best_tx, best) = tokio::sync::mpsc::unbounded_channel();
-    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx, start);
+    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx, start, early);
     let own: Vec<IpAddr> = [
         globals.ipv4.map(|n| IpAddr::V4(n.addr())),
         globals.ipv6.map(|n| IpAddr::V6(n.addr())),

@@ -30,14 +30,15 @@
 mod converge;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use manul_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
+use manul_bgp::speaker::{PeerConfig, PeerEdit, Speaker, SpeakerConfig};
 use manul_confd::bgp::view::{NodeBgpView, PeerView};
 use manul_confd::bgp::{BgpChanges, BgpViewTask};
 use manul_status::HoldReason;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -70,11 +71,48 @@ fn identity(c: &SpeakerConfig) -> SpeakerConfig {
     c
 }
 
-/// Start a speaker, retrying while the previous one's port is released.
-async fn start_speaker(cfg: SpeakerConfig) -> Option<Speaker> {
+/// The BGP port while no BGPConfiguration sets `listenPort` (Calico's
+/// default, as confd's view has it).
+const DEFAULT_PORT: u16 = 179;
+
+/// The speaker's listeners as the agent's start binds them, before it
+/// registers its Node: from the moment other nodes learn of this one they
+/// connect to it, and until the speaker runs (after confd's first sync)
+/// their connections wait in the accept queue instead of being refused
+/// and retried later. Bound as [`peers::speaker_config`] will want them
+/// without a BGPConfiguration (port 179, every address; IPv6 too when the
+/// node has an IPv6 address); the speaker takes those it wants and closes
+/// the others ([`Speaker::start_with`]). A port already taken is left
+/// to the speaker's own start.
+pub fn listen_early(ipv6: bool) -> Vec<TcpListener> {
+    let mut addrs = vec![SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        DEFAULT_PORT,
+    )];
+    if ipv6 {
+        addrs.push(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            DEFAULT_PORT,
+        ));
+    }
+    addrs
+        .into_iter()
+        .filter_map(|a| match Speaker::listen(a) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::debug!(error = %e, "binding the BGP port early failed: the speaker binds it when it starts");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Start a speaker (on `bound`, [`listen_early`], those it wants),
+/// retrying while the previous one's port is released.
+async fn start_speaker(cfg: SpeakerConfig, mut bound: Vec<TcpListener>) -> Option<Speaker> {
     let mut last = None;
     for _ in 0..50 {
-        match Speaker::start(cfg.clone()) {
+        match Speaker::start_with(cfg.clone(), std::mem::take(&mut bound)) {
             Ok(sp) => return Some(sp),
             Err(e) => last = Some(e),
         }
@@ -97,6 +135,9 @@ struct Driver {
     deferred: BTreeMap<IpAddr, tokio::time::Instant>,
     /// The agent's start, until the first speaker has started.
     first_start: Option<StartKind>,
+    /// The listeners bound at the agent's start ([`listen_early`]), until
+    /// the first speaker takes them.
+    early: Vec<TcpListener>,
 }
 
 /// The running speaker and the tasks that follow it.
@@ -125,11 +166,13 @@ fn is_node(view: &PeerView) -> bool {
 /// change has been received: the view is whole) and sends best paths to
 /// `best`. `start` is the agent's start ([`StartKind::of_agent_start`]):
 /// on a cold one the first speaker's best paths go to felix at once.
+/// `early`: the listeners of [`listen_early`], for the first speaker.
 pub fn spawn(
     view: BgpViewTask,
     secrets: Secrets,
     best: mpsc::UnboundedSender<Best>,
     start: StartKind,
+    early: Vec<TcpListener>,
 ) -> (watch::Receiver<DriverState>, JoinHandle<()>) {
     let BgpViewTask { view, mut changes } = view;
     let (state, state_rx) = watch::channel(DriverState::default());
@@ -142,6 +185,7 @@ pub fn spawn(
         applied: BTreeMap::new(),
         deferred: BTreeMap::new(),
         first_start: Some(start),
+        early,
     };
     let task = tokio::spawn(async move {
         d.reconfigure(false).await;
@@ -192,6 +236,7 @@ impl Driver {
         }
         self.applied.clear();
         self.deferred.clear();
+        let early = std::mem::take(&mut self.early);
         let Some(cfg) = wanted else {
             tracing::warn!("this node has no IPv4 address in its Node: no BGP");
             self.state.send_modify(|s| s.speaker = None);
@@ -200,7 +245,7 @@ impl Driver {
         };
         let mut start_cfg = cfg.clone();
         start_cfg.graceful_restart.restarting = restarting;
-        let Some(sp) = start_speaker(start_cfg).await else {
+        let Some(sp) = start_speaker(start_cfg, early).await else {
             self.state.send_modify(|s| s.speaker = None);
             let _ = self.best.send(Best::Replace(Vec::new()));
             return;
@@ -279,24 +324,47 @@ impl Driver {
                 tracing::warn!(%prefix, error = %e, "originating / withdrawing failed");
             }
         }
-        for (addr, peer) in &ch.peers {
-            self.apply_peer(&sp, *addr, peer.as_ref()).await;
+        let peers: Vec<(IpAddr, Option<&PeerView>)> =
+            ch.peers.iter().map(|(a, p)| (*a, p.as_ref())).collect();
+        self.apply_peers(&sp, peers).await;
+    }
+
+    /// Bring `peers` of the speaker to their views, in one batch
+    /// ([`Speaker::edit_peers`]): a mesh's peers all start at once.
+    async fn apply_peers(&mut self, sp: &Speaker, peers: Vec<(IpAddr, Option<&PeerView>)>) {
+        let planned: Vec<(IpAddr, PeerEdit)> = peers
+            .into_iter()
+            .filter_map(|(addr, view)| Some((addr, self.plan_peer(addr, view)?)))
+            .collect();
+        if planned.is_empty() {
+            return;
+        }
+        let edits = planned.iter().map(|(_, e)| e.clone()).collect();
+        let results = sp.edit_peers(edits).await;
+        for ((addr, edit), res) in planned.into_iter().zip(results) {
+            match (edit, res) {
+                (PeerEdit::Add(cfg) | PeerEdit::Update(cfg), Ok(())) => {
+                    self.applied.insert(addr, cfg);
+                }
+                (PeerEdit::Remove(_), Err(e)) => {
+                    tracing::warn!(peer = %addr, error = %e, "removing a BGP peer failed");
+                }
+                (PeerEdit::Remove(_), Ok(())) => {}
+                (_, Err(e)) => {
+                    tracing::warn!(peer = %addr, error = %e, "applying a BGP peer failed");
+                }
+            }
         }
     }
 
-    /// Bring one peer of the speaker to `view` (with its password read now).
-    async fn apply_peer(&mut self, sp: &Speaker, addr: IpAddr, view: Option<&PeerView>) {
+    /// What brings one peer of the speaker to `view` (with its password
+    /// read now), if anything; the peer's held and deferred state updated.
+    fn plan_peer(&mut self, addr: IpAddr, view: Option<&PeerView>) -> Option<PeerEdit> {
         let Some(view) = view else {
             self.deferred.remove(&addr);
-            self.state.send_modify(|s| {
-                s.held.remove(&addr);
-            });
-            if self.applied.remove(&addr).is_some()
-                && let Err(e) = sp.remove_peer(addr).await
-            {
-                tracing::warn!(peer = %addr, error = %e, "removing a BGP peer failed");
-            }
-            return;
+            self.state
+                .send_if_modified(|s| s.held.remove(&addr).is_some());
+            return self.applied.remove(&addr).map(|_| PeerEdit::Remove(addr));
         };
         let password = match &view.password {
             None => Ok(None),
@@ -326,30 +394,23 @@ impl Driver {
                     s.held.insert(addr, why);
                 });
                 self.deferred.remove(&addr); // nothing to apply until it can be read
-                return;
+                return None;
             }
         };
-        self.state.send_modify(|s| {
-            s.held.remove(&addr);
-        });
+        self.state
+            .send_if_modified(|s| s.held.remove(&addr).is_some());
         if self.wait_for_peer_restart(addr, view, &cfg) {
-            return;
+            return None;
         }
         if self.applied.get(&addr) != Some(&cfg) {
             for note in crate::filters::notes(&view.filters) {
                 tracing::warn!(peer = %addr, "{note}");
             }
         }
-        let res = match self.applied.get(&addr) {
-            Some(old) if *old == cfg => return,
-            Some(_) => sp.update_peer(cfg.clone()).await,
-            None => sp.add_peer(cfg.clone()).await,
-        };
-        match res {
-            Ok(()) => {
-                self.applied.insert(addr, cfg);
-            }
-            Err(e) => tracing::warn!(peer = %addr, error = %e, "applying a BGP peer failed"),
+        match self.applied.get(&addr) {
+            Some(old) if *old == cfg => None,
+            Some(_) => Some(PeerEdit::Update(cfg)),
+            None => Some(PeerEdit::Add(cfg)),
         }
     }
 
@@ -393,10 +454,12 @@ impl Driver {
             .filter(|(_, t)| **t <= now)
             .map(|(a, _)| *a)
             .collect();
-        for addr in due {
-            let view = self.view.borrow().peers.get(&addr).cloned();
-            self.apply_peer(&sp, addr, view.as_ref()).await;
-        }
+        let views: Vec<(IpAddr, Option<PeerView>)> = due
+            .into_iter()
+            .map(|a| (a, self.view.borrow().peers.get(&a).cloned()))
+            .collect();
+        let peers = views.iter().map(|(a, v)| (*a, v.as_ref())).collect();
+        self.apply_peers(&sp, peers).await;
     }
 
     /// Read every peer's password again; apply those that changed.
@@ -413,8 +476,7 @@ impl Driver {
             .filter(|(_, p)| p.password.is_some())
             .map(|(a, p)| (*a, p.clone()))
             .collect();
-        for (addr, view) in with_password {
-            self.apply_peer(&sp, addr, Some(&view)).await;
-        }
+        let peers = with_password.iter().map(|(a, v)| (*a, Some(v))).collect();
+        self.apply_peers(&sp, peers).await;
     }
 }
