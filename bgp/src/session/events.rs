@@ -99,3 +99,20 @@ pub enum PeerEvent {
         peer: PeerIndex,
     },
 }
+
+impl PeerEvent {
+    /// The peer whose session reports it.
+    pub fn peer(&self) -> PeerIndex {
+        match self {
+            PeerEvent::State { peer, .. }
+            | PeerEvent::Up { peer, .. }
+            | PeerEvent::Routes { peer, .. }
+            | PeerEvent::EndOfRib { peer, .. }
+            | PeerEvent::RouteRefresh { peer, .. }
+            | PeerEvent::Down { peer, .. }
+            | PeerEvent::Problem { peer, .. }
+            | PeerEvent::Malformed { peer, .. }
+            | PeerEvent::Ended { peer } => *peer,
+        }
+    }
+}

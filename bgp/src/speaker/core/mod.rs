@@ -102,6 +102,13 @@ pub struct Core {
     /// Peers' status as last sent to peer subscribers; `None` while there
     /// are none (no per-pass work then).
     peers_sent: Option<HashMap<IpAddr, PeerStatus>>,
+    /// Peers whose status the inputs since the last pass may have changed
+    /// (their own session's events), and whether any other input came
+    /// (then every peer is looked at): a pass publishes only those, plus
+    /// any whose counters the pass changed, so a mesh of N peers does not
+    /// build N statuses per pass ([`Core::publish_peers`]).
+    status_dirty: BTreeSet<PeerIndex>,
+    status_dirty_all: bool,
     out: Vec<Output>,
 }
 
@@ -138,6 +145,8 @@ impl Core {
             draining: VecDeque::new(),
             watch_best: false,
             peers_sent: None,
+            status_dirty: BTreeSet::new(),
+            status_dirty_all: true,
             out,
         }
     }
@@ -148,6 +157,14 @@ impl Core {
 
     /// Take one input. Only peer changes can be refused.
     pub fn handle(&mut self, input: Input, now: Now) -> Result<(), PeerError> {
+        if self.peers_sent.is_some() {
+            match &input {
+                Input::Peer(ev) => {
+                    self.status_dirty.insert(ev.peer());
+                }
+                _ => self.status_dirty_all = true,
+            }
+        }
         match input {
             Input::AddPeer(cfg) => self.add_peer(cfg, false).map(drop),
             Input::UpdatePeer(cfg) => self.update_peer(cfg),
@@ -235,6 +252,7 @@ impl Core {
     /// routes, RFC 4724), else Cease / Administrative Shutdown. The core
     /// has no peers after.
     pub fn stop_all(&mut self, graceful: bool) {
+        self.status_dirty_all = true;
         let notify = (!graceful).then(|| "speaker shutting down".to_string());
         for (peer, _) in std::mem::take(&mut self.peers) {
             self.out.push(Output::StopSession {

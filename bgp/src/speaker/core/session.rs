@@ -31,17 +31,7 @@ struct Established {
 
 impl Core {
     pub(super) fn event(&mut self, ev: PeerEvent, now: Now) {
-        let peer = match &ev {
-            PeerEvent::State { peer, .. }
-            | PeerEvent::Up { peer, .. }
-            | PeerEvent::Routes { peer, .. }
-            | PeerEvent::EndOfRib { peer, .. }
-            | PeerEvent::RouteRefresh { peer, .. }
-            | PeerEvent::Down { peer, .. }
-            | PeerEvent::Problem { peer, .. }
-            | PeerEvent::Malformed { peer, .. }
-            | PeerEvent::Ended { peer } => *peer,
-        };
+        let peer = ev.peer();
         if !self.peers.contains_key(&peer) {
             // A removed peer's session, reporting what it did before it
             // heard: its routes must not come back into the RIB.
