@@ -120,6 +120,9 @@ mod tests {
         assert!(cb.contains("protocol bgp Mesh_10_88_0_9"), "{cb}");
         assert!(cb.contains("passive on"), "{cb}");
         assert!(ca.contains("route 10.65.0.0/26 blackhole"));
-        assert!(!ca.contains("Mesh_10_88_0_9 "), "no session to itself: {ca}");
+        assert!(
+            !ca.contains("Mesh_10_88_0_9 "),
+            "no session to itself: {ca}"
+        );
     }
 }

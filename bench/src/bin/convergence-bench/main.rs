@@ -104,7 +104,12 @@ fn main() -> Result<()> {
                     round + 1
                 );
                 let o = mesh::run(&bins, m, *which)?;
-                eprintln!("convergence-bench: {} every host complete after {:.2} s, {:.1} CPU s", which.name(), o.full(), o.cpu);
+                eprintln!(
+                    "convergence-bench: {} every host complete after {:.2} s, {:.1} CPU s",
+                    which.name(),
+                    o.full(),
+                    o.cpu
+                );
                 outcomes.push(o);
             }
         }
