@@ -366,10 +366,7 @@ impl Fsm {
     /// it (doubling it); otherwise as [`Fsm::on_connection_fails`].
     fn on_connection_refused(&mut self, now: Instant, out: &mut Vec<Action>) {
         let fast = self.refused_retry < self.config.timers.connect_retry;
-        let trying = matches!(
-            self.state,
-            State::Connect | State::Active | State::OpenSent
-        );
+        let trying = matches!(self.state, State::Connect | State::Active | State::OpenSent);
         if !fast || !trying || self.config.passive {
             return self.on_connection_fails(now, out);
         }
