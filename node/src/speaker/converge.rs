@@ -230,4 +230,20 @@ mod tests {
         );
         assert!(all_established(v.iter(), &s));
     }
+
+    #[test]
+    fn a_start_is_cold_only_when_felix_read_a_kernel_without_its_routes() {
+        let progress = |known: bool, ipv4: usize, ipv6: usize| manul_felix::Progress {
+            kernel_known: known,
+            kernel: manul_status::FamilyCount { ipv4, ipv6 },
+            ..Default::default()
+        };
+        let warm = StartKind::Warm(HoldReason::Start);
+        assert_eq!(StartKind::of_agent_start(&progress(true, 0, 0)), StartKind::Cold);
+        // Routes a previous run (or the CNI plugin) left: hold.
+        assert_eq!(StartKind::of_agent_start(&progress(true, 3, 0)), warm);
+        assert_eq!(StartKind::of_agent_start(&progress(true, 0, 1)), warm);
+        // The kernel could not be read: what it holds is unknown, hold.
+        assert_eq!(StartKind::of_agent_start(&progress(false, 0, 0)), warm);
+    }
 }
