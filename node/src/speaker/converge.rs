@@ -239,7 +239,10 @@ mod tests {
             ..Default::default()
         };
         let warm = StartKind::Warm(HoldReason::Start);
-        assert_eq!(StartKind::of_agent_start(&progress(true, 0, 0)), StartKind::Cold);
+        assert_eq!(
+            StartKind::of_agent_start(&progress(true, 0, 0)),
+            StartKind::Cold
+        );
         // Routes a previous run (or the CNI plugin) left: hold.
         assert_eq!(StartKind::of_agent_start(&progress(true, 3, 0)), warm);
         assert_eq!(StartKind::of_agent_start(&progress(true, 0, 1)), warm);
