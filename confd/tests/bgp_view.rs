@@ -502,3 +502,77 @@ fn reverse_peerings_follow_nodes_incrementally_and_lose_to_forward_ones() {
     assert_eq!(ch.peers[&ip("10.0.0.2")], None);
     assert_eq!(d.view(), &derive(&snap, me));
 }
+
+#[test]
+fn reachable_by_is_the_forward_peer_ip_peerings_gateway_of_its_family() {
+    let me = "n1";
+    let mut snap = five_nodes(me);
+    let mut d = BgpDeriver::new(me);
+    d.reset(&snap);
+    let peer =
+        |name: &str, spec: Value| json!({"kind":"BGPPeer","metadata":{"name":name},"spec":spec});
+    let mut apply = |snap: &mut Snapshot, name: &str, spec: Value| {
+        let deltas = put(snap, me, &format!("{R}/bgppeers/{name}"), peer(name, spec));
+        d.apply(snap, &deltas);
+        (d.view().clone(), d.problems())
+    };
+    let (v, problems) = apply(
+        &mut snap,
+        "far",
+        json!({"peerIP":"10.9.0.2","asNumber":65000,"reachableBy":"10.0.0.254"}),
+    );
+    assert_eq!(
+        v.peers[&ip("10.9.0.2")].reachable_by,
+        Some(ip("10.0.0.254"))
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    // Refused out loud, no gateway: not an address, the other family.
+    for gw in ["router", "fd00::fe"] {
+        let (v, problems) = apply(
+            &mut snap,
+            "far",
+            json!({"peerIP":"10.9.0.2","asNumber":65000,"reachableBy":gw}),
+        );
+        assert_eq!(v.peers[&ip("10.9.0.2")].reachable_by, None, "{gw}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("BGPPeer far: reachableBy")
+                    && p.contains("no route to the peer is written")),
+            "{gw}: {problems:?}"
+        );
+    }
+    // Without peerIP (a selector) there is no one address to route to.
+    let (v, problems) = apply(
+        &mut snap,
+        "sel",
+        json!({"peerSelector":"all()","reachableBy":"10.0.0.254"}),
+    );
+    assert!(v.peers.values().all(|p| p.reachable_by.is_none()));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("BGPPeer sel") && p.contains("needs peerIP")),
+        "{problems:?}"
+    );
+    // The node a peerIP names peers back without the other end's gateway.
+    let back = derive(&snap_with_peer_to_n1(), "n1");
+    assert!(back.peers.values().all(|p| p.reachable_by.is_none()));
+}
+
+fn snap_with_peer_to_n1() -> Snapshot {
+    let mut snap = five_nodes("n1");
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgppeers/to-n1"),
+        json!({"kind":"BGPPeer","metadata":{"name":"to-n1"},
+               "spec":{"node":"n2","peerIP":"10.0.0.1","asNumber":64512,"reachableBy":"10.0.0.254"}}),
+    );
+    let v = derive(&snap, "n1");
+    assert!(matches!(
+        v.peers[&ip("10.0.0.2")].source,
+        PeerSource::Reverse { .. } | PeerSource::Mesh { .. }
+    ));
+    snap
+}

@@ -167,6 +167,7 @@ pub fn inputs(
         local_subnets,
         vxlan_tunnels,
         ipip_available,
+        peer_routes: BTreeMap::new(),
     }
 }
 
