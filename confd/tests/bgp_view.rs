@@ -576,3 +576,105 @@ fn snap_with_peer_to_n1() -> Snapshot {
     ));
     snap
 }
+
+#[test]
+fn service_ranges_of_the_global_config_are_advertised_by_every_node() {
+    let me = "n1";
+    let mut snap = five_nodes(me);
+    let mut d = BgpDeriver::new(me);
+    d.reset(&snap);
+    let config = |name: &str, spec: Value| json!({"kind":"BGPConfiguration","metadata":{"name":name},"spec":spec});
+    // A node's own BGPConfiguration does not carry them (as in Calico).
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgpconfigurations/node.n1"),
+        config(
+            "node.n1",
+            json!({"serviceClusterIPs":[{"cidr":"10.200.0.0/16"}]}),
+        ),
+    );
+    d.apply(&snap, &deltas);
+    assert!(d.view().prefixes.is_empty(), "{:?}", d.view().prefixes);
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgpconfigurations/default"),
+        config(
+            "default",
+            json!({"serviceClusterIPs":[{"cidr":"10.96.0.0/12"}],
+                   "serviceExternalIPs":[{"cidr":"203.0.113.0/24"},{"cidr":"fd00:96::/112"}],
+                   "serviceLoadBalancerIPs":[{"cidr":"198.51.100.0/24"},{"cidr":"10.96.0.0/12"},{"cidr":"bad"}],
+                   "communities":[{"name":"svc","value":"65001:300"}],
+                   "prefixAdvertisements":[{"cidr":"203.0.0.0/8","communities":["svc"]}]}),
+        ),
+    );
+    let ch = d.apply(&snap, &deltas);
+    let got: Vec<String> = ch.prefixes.keys().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "10.96.0.0/12",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "fd00:96::/112"
+        ]
+    );
+    let v = d.view();
+    assert!(
+        v.prefixes
+            .values()
+            .all(|p| p.origin == PrefixOrigin::Service)
+    );
+    assert_eq!(
+        v.prefixes[&"203.0.113.0/24".parse().unwrap()].communities,
+        vec![Community::Standard(65001, 300)]
+    );
+    assert!(
+        v.prefixes[&"10.96.0.0/12".parse().unwrap()]
+            .communities
+            .is_empty()
+    );
+    assert!(
+        d.problems()
+            .iter()
+            .any(|p| p.contains("serviceLoadBalancerIPs") && p.contains("\"bad\"")),
+        "{:?}",
+        d.problems()
+    );
+    // A node labelled to stay out of load balancing advertises none.
+    let (k, n1) = node(
+        "n1",
+        "10.0.0.1",
+        json!({"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":"true"}}),
+    );
+    let deltas = put(&mut snap, me, &k, n1);
+    let ch = d.apply(&snap, &deltas);
+    assert_eq!(ch.prefixes.len(), 4);
+    assert!(ch.prefixes.values().all(Option::is_none));
+    assert_eq!(d.view(), &derive(&snap, me));
+    // Removed from the config (and the label gone): withdrawn live.
+    let (k, n1) = node("n1", "10.0.0.1", json!({}));
+    let deltas = put(&mut snap, me, &k, n1);
+    assert_eq!(d.apply(&snap, &deltas).prefixes.len(), 4);
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgpconfigurations/default"),
+        config(
+            "default",
+            json!({"serviceClusterIPs":[{"cidr":"10.96.0.0/12"}]}),
+        ),
+    );
+    let ch = d.apply(&snap, &deltas);
+    assert_eq!(ch.prefixes.len(), 3);
+    assert!(ch.prefixes.values().all(Option::is_none));
+    assert_eq!(
+        d.view()
+            .prefixes
+            .keys()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        ["10.96.0.0/12"]
+    );
+}

@@ -193,6 +193,10 @@ pub enum PrefixOrigin {
     Block,
     /// An address this node uses from another node's block (a /32 or /128).
     Borrowed,
+    /// A Service address range of the global BGPConfiguration
+    /// (`serviceClusterIPs`, `serviceExternalIPs`,
+    /// `serviceLoadBalancerIPs`), advertised by every node.
+    Service,
 }
 
 /// A prefix to advertise.
