@@ -678,3 +678,88 @@ fn service_ranges_of_the_global_config_are_advertised_by_every_node() {
         ["10.96.0.0/12"]
     );
 }
+
+/// Calico's confd: `nextHopMode` as given; the older `keepOriginalNextHop`
+/// means `next hop keep` towards eBGP peers only; restart times from
+/// `maxRestartTime` and, for the mesh, `nodeMeshMaxRestartTime`; the bind
+/// mode of the node's BGPConfiguration, else the global one.
+#[test]
+fn next_hop_modes_restart_times_and_bind_mode_as_calico() {
+    use manul_datastore::resources::NextHopMode;
+    use std::time::Duration;
+    let mut snap = five_nodes("n1");
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgpconfigurations/default"),
+        json!({"kind":"BGPConfiguration","metadata":{"name":"default"},
+               "spec":{"nodeMeshMaxRestartTime":"45s","bindMode":"NodeIP"}}),
+    );
+    let peer = |name: &str, ip: &str, spec: Value| {
+        let mut s = json!({"peerIP": ip});
+        s.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        (
+            format!("{R}/bgppeers/{name}"),
+            json!({"kind":"BGPPeer","metadata":{"name":name},"spec":s}),
+        )
+    };
+    for (name, ip, spec) in [
+        (
+            "ebgp-keep",
+            "10.9.0.1",
+            json!({"asNumber":65100,"keepOriginalNextHop":true}),
+        ),
+        (
+            "ibgp-keep",
+            "10.9.0.2",
+            json!({"asNumber":64512,"keepOriginalNextHop":true}),
+        ),
+        (
+            "mode-keep",
+            "10.9.0.3",
+            json!({"asNumber":64512,"nextHopMode":"Keep"}),
+        ),
+        (
+            "mode-self",
+            "10.9.0.4",
+            json!({"asNumber":65100,"nextHopMode":"Self","maxRestartTime":"2m30s"}),
+        ),
+        ("auto", "10.9.0.5", json!({"asNumber":65100})),
+    ] {
+        let (k, v) = peer(name, ip, spec);
+        put(&mut snap, "n1", &k, v);
+    }
+    let v = derive(&snap, "n1");
+    let nh = |a: &str| v.peers[&ip(a)].next_hop.clone();
+    assert_eq!(nh("10.9.0.1"), NextHopMode::Keep);
+    assert_eq!(
+        nh("10.9.0.2"),
+        NextHopMode::Auto,
+        "keepOriginalNextHop is eBGP only"
+    );
+    assert_eq!(nh("10.9.0.3"), NextHopMode::Keep);
+    assert_eq!(nh("10.9.0.4"), NextHopMode::SelfHop);
+    assert_eq!(nh("10.9.0.5"), NextHopMode::Auto);
+    assert_eq!(
+        v.peers[&ip("10.9.0.4")].max_restart_time,
+        Some(Duration::from_secs(150))
+    );
+    assert_eq!(v.peers[&ip("10.9.0.5")].max_restart_time, None);
+    assert_eq!(
+        v.peers[&ip("10.0.0.2")].max_restart_time,
+        Some(Duration::from_secs(45)),
+        "a mesh peer"
+    );
+    assert!(v.globals.bind_node_ip);
+    // The node's own BGPConfiguration wins.
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgpconfigurations/node.n1"),
+        json!({"kind":"BGPConfiguration","metadata":{"name":"node.n1"},
+               "spec":{"bindMode":"None"}}),
+    );
+    assert!(!derive(&snap, "n1").globals.bind_node_ip);
+}

@@ -391,10 +391,14 @@ fn peering(
     if spec.source_address() == SourceAddress::None {
         view.source_address = None;
     }
-    view.next_hop = if spec.keep_original_next_hop {
-        NextHopMode::Keep
-    } else {
-        spec.next_hop_mode()
+    // Calico's confd: `nextHopMode` Self / Keep render `next hop self` /
+    // `next hop keep`, Auto neither (BIRD's default); the older
+    // `keepOriginalNextHop` renders `next hop keep` for eBGP peers only
+    // (the peer's AS differs from ours towards it).
+    view.next_hop = match spec.next_hop_mode.clone() {
+        Some(mode) => mode,
+        None if spec.keep_original_next_hop && !view.is_ibgp(globals) => NextHopMode::Keep,
+        None => NextHopMode::Auto,
     };
     view.ttl_security = spec.ttl_security;
     view.max_restart_time = duration(name, "maxRestartTime", &spec.max_restart_time, problems);

@@ -2,8 +2,8 @@
 //!
 //! - peers and prefixes follow the view's changes (prefixes first: a
 //!   session that comes up is sent our prefixes before its End-of-RIB);
-//! - a change of this node's AS, router ID, cluster ID or listen port
-//!   restarts the speaker in place: the old one closes its sessions
+//! - a change of this node's AS, router ID, cluster ID, listen port or
+//!   bind mode (its listeners) restarts the speaker in place: the old one closes its sessions
 //!   without a Cease (peers keep our routes by graceful restart), the new
 //!   one starts with the restarting bit set and is given the whole view
 //!   again. felix keeps the kernel routes it has until the new speaker has
@@ -59,6 +59,8 @@ pub struct DriverState {
     pub held: BTreeMap<IpAddr, String>,
     /// Speaker restarts since start (identity changes).
     pub restarts: u64,
+    /// The running speaker's router ID.
+    pub router_id: Option<std::net::Ipv4Addr>,
 }
 
 /// The identity of a speaker: what cannot change without a restart.
@@ -93,6 +95,8 @@ struct Driver {
     applied: BTreeMap<IpAddr, PeerConfig>,
     /// Peer nodes whose AS changed, and when their reset is due.
     deferred: BTreeMap<IpAddr, tokio::time::Instant>,
+    /// `CALICO_ROUTER_ID`, resolved.
+    router_id: Option<std::net::Ipv4Addr>,
 }
 
 /// The running speaker and the tasks that follow it.
@@ -124,6 +128,7 @@ pub fn spawn(
     view: BgpViewTask,
     secrets: Secrets,
     best: mpsc::UnboundedSender<Best>,
+    router_id: Option<std::net::Ipv4Addr>,
 ) -> (watch::Receiver<DriverState>, JoinHandle<()>) {
     let BgpViewTask { view, mut changes } = view;
     let (state, state_rx) = watch::channel(DriverState::default());
@@ -135,6 +140,7 @@ pub fn spawn(
         running: None,
         applied: BTreeMap::new(),
         deferred: BTreeMap::new(),
+        router_id,
     };
     let task = tokio::spawn(async move {
         d.reconfigure(false).await;
@@ -157,7 +163,7 @@ pub fn spawn(
 
 impl Driver {
     fn wanted_config(&self) -> Option<SpeakerConfig> {
-        peers::speaker_config(&self.view.borrow().globals)
+        peers::speaker_config(&self.view.borrow().globals, self.router_id)
     }
 
     /// (Re)start the speaker when its identity differs from the view's
@@ -186,8 +192,13 @@ impl Driver {
         self.applied.clear();
         self.deferred.clear();
         let Some(cfg) = wanted else {
-            tracing::warn!("this node has no IPv4 address in its Node: no BGP");
-            self.state.send_modify(|s| s.speaker = None);
+            tracing::warn!(
+                "this node has no IPv4 address in its Node and no CALICO_ROUTER_ID: no BGP"
+            );
+            self.state.send_modify(|s| {
+                s.speaker = None;
+                s.router_id = None;
+            });
             let _ = self.best.send(Best::Replace(Vec::new()));
             return;
         };
@@ -211,7 +222,10 @@ impl Driver {
             self.state.subscribe(),
             self.best.clone(),
         ));
-        self.state.send_modify(|s| s.speaker = Some(sp.clone()));
+        self.state.send_modify(|s| {
+            s.speaker = Some(sp.clone());
+            s.router_id = Some(cfg.router_id);
+        });
         self.running = Some(Running {
             identity: identity(&cfg),
             speaker: sp.clone(),
@@ -322,7 +336,7 @@ impl Driver {
             return;
         }
         if self.applied.get(&addr) != Some(&cfg) {
-            for note in crate::filters::notes(&view.filters) {
+            for note in peers::notes(view) {
                 tracing::warn!(peer = %addr, "{note}");
             }
         }
