@@ -502,3 +502,264 @@ fn reverse_peerings_follow_nodes_incrementally_and_lose_to_forward_ones() {
     assert_eq!(ch.peers[&ip("10.0.0.2")], None);
     assert_eq!(d.view(), &derive(&snap, me));
 }
+
+#[test]
+fn reachable_by_is_the_forward_peer_ip_peerings_gateway_of_its_family() {
+    let me = "n1";
+    let mut snap = five_nodes(me);
+    let mut d = BgpDeriver::new(me);
+    d.reset(&snap);
+    let peer =
+        |name: &str, spec: Value| json!({"kind":"BGPPeer","metadata":{"name":name},"spec":spec});
+    let mut apply = |snap: &mut Snapshot, name: &str, spec: Value| {
+        let deltas = put(snap, me, &format!("{R}/bgppeers/{name}"), peer(name, spec));
+        d.apply(snap, &deltas);
+        (d.view().clone(), d.problems())
+    };
+    let (v, problems) = apply(
+        &mut snap,
+        "far",
+        json!({"peerIP":"10.9.0.2","asNumber":65000,"reachableBy":"10.0.0.254"}),
+    );
+    assert_eq!(
+        v.peers[&ip("10.9.0.2")].reachable_by,
+        Some(ip("10.0.0.254"))
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    // Refused out loud, no gateway: not an address, the other family.
+    for gw in ["router", "fd00::fe"] {
+        let (v, problems) = apply(
+            &mut snap,
+            "far",
+            json!({"peerIP":"10.9.0.2","asNumber":65000,"reachableBy":gw}),
+        );
+        assert_eq!(v.peers[&ip("10.9.0.2")].reachable_by, None, "{gw}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("BGPPeer far: reachableBy")
+                    && p.contains("no route to the peer is written")),
+            "{gw}: {problems:?}"
+        );
+    }
+    // Without peerIP (a selector) there is no one address to route to.
+    let (v, problems) = apply(
+        &mut snap,
+        "sel",
+        json!({"peerSelector":"all()","reachableBy":"10.0.0.254"}),
+    );
+    assert!(v.peers.values().all(|p| p.reachable_by.is_none()));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("BGPPeer sel") && p.contains("needs peerIP")),
+        "{problems:?}"
+    );
+    // The node a peerIP names peers back without the other end's gateway.
+    let back = derive(&snap_with_peer_to_n1(), "n1");
+    assert!(back.peers.values().all(|p| p.reachable_by.is_none()));
+}
+
+fn snap_with_peer_to_n1() -> Snapshot {
+    let mut snap = five_nodes("n1");
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgppeers/to-n1"),
+        json!({"kind":"BGPPeer","metadata":{"name":"to-n1"},
+               "spec":{"node":"n2","peerIP":"10.0.0.1","asNumber":64512,"reachableBy":"10.0.0.254"}}),
+    );
+    let v = derive(&snap, "n1");
+    assert!(matches!(
+        v.peers[&ip("10.0.0.2")].source,
+        PeerSource::Reverse { .. } | PeerSource::Mesh { .. }
+    ));
+    snap
+}
+
+#[test]
+fn service_ranges_of_the_global_config_are_advertised_by_every_node() {
+    let me = "n1";
+    let mut snap = five_nodes(me);
+    let mut d = BgpDeriver::new(me);
+    d.reset(&snap);
+    let config = |name: &str, spec: Value| json!({"kind":"BGPConfiguration","metadata":{"name":name},"spec":spec});
+    // A node's own BGPConfiguration does not carry them (as in Calico).
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgpconfigurations/node.n1"),
+        config(
+            "node.n1",
+            json!({"serviceClusterIPs":[{"cidr":"10.200.0.0/16"}]}),
+        ),
+    );
+    d.apply(&snap, &deltas);
+    assert!(d.view().prefixes.is_empty(), "{:?}", d.view().prefixes);
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgpconfigurations/default"),
+        config(
+            "default",
+            json!({"serviceClusterIPs":[{"cidr":"10.96.0.0/12"}],
+                   "serviceExternalIPs":[{"cidr":"203.0.113.0/24"},{"cidr":"fd00:96::/112"}],
+                   "serviceLoadBalancerIPs":[{"cidr":"198.51.100.0/24"},{"cidr":"10.96.0.0/12"},{"cidr":"bad"}],
+                   "communities":[{"name":"svc","value":"65001:300"}],
+                   "prefixAdvertisements":[{"cidr":"203.0.0.0/8","communities":["svc"]}]}),
+        ),
+    );
+    let ch = d.apply(&snap, &deltas);
+    let got: Vec<String> = ch.prefixes.keys().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "10.96.0.0/12",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "fd00:96::/112"
+        ]
+    );
+    let v = d.view();
+    assert!(
+        v.prefixes
+            .values()
+            .all(|p| p.origin == PrefixOrigin::Service)
+    );
+    assert_eq!(
+        v.prefixes[&"203.0.113.0/24".parse().unwrap()].communities,
+        vec![Community::Standard(65001, 300)]
+    );
+    assert!(
+        v.prefixes[&"10.96.0.0/12".parse().unwrap()]
+            .communities
+            .is_empty()
+    );
+    assert!(
+        d.problems()
+            .iter()
+            .any(|p| p.contains("serviceLoadBalancerIPs") && p.contains("\"bad\"")),
+        "{:?}",
+        d.problems()
+    );
+    // A node labelled to stay out of load balancing advertises none.
+    let (k, n1) = node(
+        "n1",
+        "10.0.0.1",
+        json!({"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":"true"}}),
+    );
+    let deltas = put(&mut snap, me, &k, n1);
+    let ch = d.apply(&snap, &deltas);
+    assert_eq!(ch.prefixes.len(), 4);
+    assert!(ch.prefixes.values().all(Option::is_none));
+    assert_eq!(d.view(), &derive(&snap, me));
+    // Removed from the config (and the label gone): withdrawn live.
+    let (k, n1) = node("n1", "10.0.0.1", json!({}));
+    let deltas = put(&mut snap, me, &k, n1);
+    assert_eq!(d.apply(&snap, &deltas).prefixes.len(), 4);
+    let deltas = put(
+        &mut snap,
+        me,
+        &format!("{R}/bgpconfigurations/default"),
+        config(
+            "default",
+            json!({"serviceClusterIPs":[{"cidr":"10.96.0.0/12"}]}),
+        ),
+    );
+    let ch = d.apply(&snap, &deltas);
+    assert_eq!(ch.prefixes.len(), 3);
+    assert!(ch.prefixes.values().all(Option::is_none));
+    assert_eq!(
+        d.view()
+            .prefixes
+            .keys()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        ["10.96.0.0/12"]
+    );
+}
+
+/// Calico's confd: `nextHopMode` as given; the older `keepOriginalNextHop`
+/// means `next hop keep` towards eBGP peers only; restart times from
+/// `maxRestartTime` and, for the mesh, `nodeMeshMaxRestartTime`; the bind
+/// mode of the node's BGPConfiguration, else the global one.
+#[test]
+fn next_hop_modes_restart_times_and_bind_mode_as_calico() {
+    use manul_datastore::resources::NextHopMode;
+    use std::time::Duration;
+    let mut snap = five_nodes("n1");
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgpconfigurations/default"),
+        json!({"kind":"BGPConfiguration","metadata":{"name":"default"},
+               "spec":{"nodeMeshMaxRestartTime":"45s","bindMode":"NodeIP"}}),
+    );
+    let peer = |name: &str, ip: &str, spec: Value| {
+        let mut s = json!({"peerIP": ip});
+        s.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        (
+            format!("{R}/bgppeers/{name}"),
+            json!({"kind":"BGPPeer","metadata":{"name":name},"spec":s}),
+        )
+    };
+    for (name, ip, spec) in [
+        (
+            "ebgp-keep",
+            "10.9.0.1",
+            json!({"asNumber":65100,"keepOriginalNextHop":true}),
+        ),
+        (
+            "ibgp-keep",
+            "10.9.0.2",
+            json!({"asNumber":64512,"keepOriginalNextHop":true}),
+        ),
+        (
+            "mode-keep",
+            "10.9.0.3",
+            json!({"asNumber":64512,"nextHopMode":"Keep"}),
+        ),
+        (
+            "mode-self",
+            "10.9.0.4",
+            json!({"asNumber":65100,"nextHopMode":"Self","maxRestartTime":"2m30s"}),
+        ),
+        ("auto", "10.9.0.5", json!({"asNumber":65100})),
+    ] {
+        let (k, v) = peer(name, ip, spec);
+        put(&mut snap, "n1", &k, v);
+    }
+    let v = derive(&snap, "n1");
+    let nh = |a: &str| v.peers[&ip(a)].next_hop.clone();
+    assert_eq!(nh("10.9.0.1"), NextHopMode::Keep);
+    assert_eq!(
+        nh("10.9.0.2"),
+        NextHopMode::Auto,
+        "keepOriginalNextHop is eBGP only"
+    );
+    assert_eq!(nh("10.9.0.3"), NextHopMode::Keep);
+    assert_eq!(nh("10.9.0.4"), NextHopMode::SelfHop);
+    assert_eq!(nh("10.9.0.5"), NextHopMode::Auto);
+    assert_eq!(
+        v.peers[&ip("10.9.0.4")].max_restart_time,
+        Some(Duration::from_secs(150))
+    );
+    assert_eq!(v.peers[&ip("10.9.0.5")].max_restart_time, None);
+    assert_eq!(
+        v.peers[&ip("10.0.0.2")].max_restart_time,
+        Some(Duration::from_secs(45)),
+        "a mesh peer"
+    );
+    assert!(v.globals.bind_node_ip);
+    // The node's own BGPConfiguration wins.
+    put(
+        &mut snap,
+        "n1",
+        &format!("{R}/bgpconfigurations/node.n1"),
+        json!({"kind":"BGPConfiguration","metadata":{"name":"node.n1"},
+               "spec":{"bindMode":"None"}}),
+    );
+    assert!(!derive(&snap, "n1").globals.bind_node_ip);
+}

@@ -286,6 +286,31 @@ fn peer_ip_forms() {
 }
 
 #[test]
+fn reachable_by_is_an_address_of_the_peers_family_with_peer_ip() {
+    let with = |peer_ip: &str, selector: &str, gw: &str| {
+        validate_bgp_peer(&peer(BgpPeerSpec {
+            peer_ip: peer_ip.into(),
+            peer_selector: selector.into(),
+            as_number: (!peer_ip.is_empty()).then_some(AsNumber(65001)),
+            reachable_by: gw.into(),
+            ..Default::default()
+        }))
+    };
+    assert!(with("192.0.2.1", "", "10.0.0.254").is_ok());
+    assert!(with("[2001:db8::1]:179", "", "fd00::fe").is_ok());
+    for (ip, selector, gw) in [
+        ("192.0.2.1", "", "gateway"),
+        ("192.0.2.1", "", "10.0.0.0/24"),
+        ("192.0.2.1:1179", "", "fd00::fe"),
+        ("2001:db8::1", "", "10.0.0.254"),
+        ("", "rr == 'true'", "10.0.0.254"),
+    ] {
+        let e = with(ip, selector, gw).unwrap_err();
+        assert!(e.has("spec.reachableBy"), "{ip} {gw}: {e}");
+    }
+}
+
+#[test]
 fn communities() {
     let cfg = |value: &str, adv: Vec<&str>| -> BgpConfiguration {
         Resource::new(

@@ -15,6 +15,14 @@
 //!   with or without BGP: a VXLAN-only cluster has no BGP at all;
 //! - in any other pool, from the BGP speaker, passed in by the caller.
 //!
+//! Prefixes BGP learned inside a **Service address range** of the global
+//! BGPConfiguration (`serviceClusterIPs`, `serviceExternalIPs`,
+//! `serviceLoadBalancerIPs`) are dropped too, the ranges themselves and
+//! anything inside them: every node advertises them, and Calico's
+//! `calico_kernel_programming` filter rejects them (its `/rejectcidrs`),
+//! so kube-proxy on the node that receives the traffic handles it instead
+//! of a route sending it to another node.
+//!
 //! Either way the next hops are node addresses; [`crate::desired`] turns
 //! them into VXLAN routes via the node's tunnel address (or, for
 //! `CrossSubnet` within this node's subnet, plain routes via the node).
@@ -24,6 +32,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use manul_confd::Snapshot;
+use manul_confd::bgp::prefixes::service_ranges;
 use manul_datastore::resources::{IpipMode, VxlanMode};
 
 use crate::desired::{Encap, Inputs, Pool, Workload};
@@ -106,14 +115,17 @@ pub fn vxlan_remote(snap: &Snapshot, me: &str) -> BTreeMap<IpNet, Vec<IpAddr>> {
 }
 
 /// Felix's inputs for node `me`; `remote`: the prefixes BGP learned (only
-/// those outside VXLAN pools are used).
+/// those outside VXLAN pools and outside the Service ranges are used).
 pub fn inputs(
     snap: &Snapshot,
     me: &str,
     mut remote: BTreeMap<IpNet, Vec<IpAddr>>,
     ipip_available: bool,
 ) -> Inputs {
-    remote.retain(|prefix, _| !in_vxlan_pool(snap, prefix));
+    let services = service_ranges(snap, None);
+    remote.retain(|prefix, _| {
+        !in_vxlan_pool(snap, prefix) && !services.iter().any(|s| s.contains(prefix))
+    });
     remote.extend(vxlan_remote(snap, me));
     let mut local_subnets = Vec::new();
     if let Some(bgp) = snap.node(me).and_then(|n| n.spec.bgp.as_ref()) {
@@ -167,6 +179,7 @@ pub fn inputs(
         local_subnets,
         vxlan_tunnels,
         ipip_available,
+        peer_routes: BTreeMap::new(),
     }
 }
 
@@ -297,7 +310,7 @@ mod tests {
             (net("10.65.1.0/26"), vec![ip("192.168.1.7")]),
             (net("10.66.0.0/26"), vec![ip("192.168.1.2")]),
         ]);
-        let i = inputs(&snap, "a", bgp, false);
+        let i = inputs(&snap, "a", bgp.clone(), false);
         assert_eq!(
             i.remote,
             BTreeMap::from([
@@ -306,5 +319,36 @@ mod tests {
                 (net("10.66.0.0/26"), vec![ip("192.168.1.2")]),
             ])
         );
+    }
+
+    #[test]
+    fn bgp_prefixes_in_service_ranges_never_become_routes() {
+        let mut snap = snapshot();
+        let config = manul_datastore::resources::BgpConfiguration::new(
+            "default",
+            serde_json::from_value(serde_json::json!({
+                "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
+                "serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}]
+            }))
+            .unwrap(),
+        );
+        snap.set(
+            ItemKey::BgpConfig("default".into()),
+            Some(Item::BgpConfig(Arc::new(config))),
+        );
+        let bgp = BTreeMap::from([
+            (net("10.96.0.0/12"), vec![ip("192.168.1.2")]),
+            (net("10.96.0.10/32"), vec![ip("192.168.1.2")]),
+            (net("192.0.2.0/24"), vec![ip("192.168.1.2")]),
+            (net("0.0.0.0/0"), vec![ip("192.168.1.254")]),
+            (net("10.66.0.0/26"), vec![ip("192.168.1.2")]),
+        ]);
+        let i = inputs(&snap, "a", bgp, false);
+        let kept: Vec<IpNet> = i.remote.keys().copied().collect();
+        assert!(kept.contains(&net("0.0.0.0/0")), "{kept:?}");
+        assert!(kept.contains(&net("10.66.0.0/26")), "{kept:?}");
+        for gone in ["10.96.0.0/12", "10.96.0.10/32", "192.0.2.0/24"] {
+            assert!(!kept.contains(&net(gone)), "{gone}: {kept:?}");
+        }
     }
 }

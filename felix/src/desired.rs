@@ -14,6 +14,15 @@
 //!   route goes via the remote node's VXLAN tunnel address, onlink on
 //!   `vxlan.calico` (IPv6: `vxlan-v6.calico`), as Calico does.
 //!
+//! - for each **BGP peer with a gateway** (BGPPeer `reachableBy`), a host
+//!   route (/32, /128) to the peer via that gateway, as Calico's
+//!   `bird_aggr.cfg.template` renders `route <peer>/32 via <gateway>` in
+//!   its static protocol (`bird6_aggr`: `/128`). It wins over a route BGP
+//!   learned for the same destination (BIRD's static preference is
+//!   higher), never over a local one. A gateway the kernel cannot reach
+//!   (not on a connected network) is refused by the kernel: the route is
+//!   then among felix's failed routes, retried and logged.
+//!
 //! IPIP is refused, honestly: manul builds no IPIP tunnels (yet), so a
 //! pool with `ipipMode` other than `Never` gets a [`PoolError`] naming the
 //! reason (this kernel has no IPIP at all, or manul does not build IPIP
@@ -94,6 +103,9 @@ pub struct Inputs {
     pub vxlan_tunnels: BTreeMap<IpAddr, IpAddr>,
     /// Whether the kernel can do IPIP.
     pub ipip_available: bool,
+    /// BGP peers reached through a gateway (BGPPeer `reachableBy`): peer
+    /// address → gateway.
+    pub peer_routes: BTreeMap<IpAddr, IpAddr>,
 }
 
 /// A pool whose routes cannot be programmed.
@@ -141,6 +153,22 @@ pub fn desired_routes(inputs: &Inputs) -> Desired {
             let host = IpNet::from(a.addr());
             out.routes.insert(host, Target::Device(w.interface.clone()));
         }
+    }
+    // Before the remote routes: Calico's static protocol (preference 200)
+    // wins over BGP (100) for the same destination.
+    for (peer, gateway) in &inputs.peer_routes {
+        let host = IpNet::from(*peer);
+        if gateway.is_ipv4() != peer.is_ipv4() || out.routes.contains_key(&host) {
+            continue; // confd refuses the other family; a local address stays local
+        }
+        out.routes.insert(
+            host,
+            Target::Via(vec![NextHop {
+                gateway: *gateway,
+                device: None,
+                onlink: false,
+            }]),
+        );
     }
     for (prefix, next_hops) in &inputs.remote {
         if next_hops.is_empty() || out.routes.contains_key(prefix) {
@@ -275,6 +303,32 @@ mod tests {
             vec![ip("192.168.1.2"), ip("192.168.1.3")]
         );
         assert_eq!(d.routes.len(), 4);
+    }
+
+    #[test]
+    fn peers_reachable_by_a_gateway_get_a_host_route_through_it() {
+        let mut i = base();
+        i.peer_routes.insert(ip("10.9.0.2"), ip("192.168.1.254"));
+        i.peer_routes.insert(ip("fd00:9::2"), ip("fd00:88::fe"));
+        // The other family, and a local workload's address: left out.
+        i.peer_routes.insert(ip("10.9.0.3"), ip("fd00:88::fe"));
+        i.peer_routes.insert(ip("10.65.0.2"), ip("192.168.1.254"));
+        // BGP's route to the same destination loses to it.
+        i.remote.insert(net("10.9.0.2/32"), vec![ip("192.168.1.7")]);
+        let d = desired_routes(&i);
+        assert_eq!(
+            d.routes[&net("10.9.0.2/32")].to_string(),
+            "via 192.168.1.254"
+        );
+        assert_eq!(
+            d.routes[&net("fd00:9::2/128")].to_string(),
+            "via fd00:88::fe"
+        );
+        assert!(!d.routes.contains_key(&net("10.9.0.3/32")));
+        assert_eq!(
+            d.routes[&net("10.65.0.2/32")],
+            Target::Device("cali12345678901".into())
+        );
     }
 
     #[test]

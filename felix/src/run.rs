@@ -116,19 +116,23 @@ impl Felix {
         })
     }
 
-    /// Program what node `me` wants from `snap` and the remote prefixes
-    /// learned over BGP (`remote`): kernel routes and eBPF maps from the
-    /// same desired state.
+    /// Program what node `me` wants from `snap`, the remote prefixes
+    /// learned over BGP (`remote`) and the routes to BGP peers through
+    /// their gateways (`peer_routes`, peer → gateway: BGPPeer
+    /// `reachableBy`): kernel routes and eBPF maps from the same desired
+    /// state.
     pub fn update(
         &self,
         snap: &Snapshot,
         me: &str,
         remote: BTreeMap<IpNet, Vec<IpAddr>>,
+        peer_routes: BTreeMap<IpAddr, IpAddr>,
         ipip_available: bool,
     ) -> Update {
         self.mtu.set_inputs(MtuInputs::from_snapshot(snap, me));
         let overlay_generation = self.overlay.set_desired(Overlays::from_snapshot(snap, me));
-        let inputs = calico::inputs(snap, me, remote, ipip_available);
+        let mut inputs = calico::inputs(snap, me, remote, ipip_available);
+        inputs.peer_routes = peer_routes;
         Update {
             overlay_generation,
             ..self.set_inputs(&inputs, calico::endpoints(snap), calico::hosts(snap, me))

@@ -125,7 +125,7 @@ async fn agent(etcd: &Etcd, ns: &Netns, pins: &Path, observer: EbpfObserver) -> 
     let f = Arc::clone(&felix);
     let pump = tokio::spawn(async move {
         loop {
-            f.update(sub.snapshot(), ME, BTreeMap::new(), false);
+            f.update(sub.snapshot(), ME, BTreeMap::new(), BTreeMap::new(), false);
             if sub.recv().await.is_none() {
                 return;
             }

@@ -266,7 +266,7 @@ async fn agent(ds: Datastore, h: &Host) -> Agent {
     let pump = tokio::spawn(async move {
         loop {
             // No BGP: VXLAN routes are felix's own.
-            f.update(sub.snapshot(), &me, BTreeMap::new(), false);
+            f.update(sub.snapshot(), &me, BTreeMap::new(), BTreeMap::new(), false);
             if sub.recv().await.is_none() {
                 return;
             }

@@ -40,6 +40,12 @@ pub struct Config {
     /// This node's AS number (default: the cluster's, 64512).
     #[arg(long = "as", env = "AS")]
     pub as_number: Option<u32>,
+    /// The BGP router ID (Calico's CALICO_ROUTER_ID): an IPv4 address, or
+    /// `hash` for one derived from the node name as Calico does (a node
+    /// with no IPv4 address needs one of these to run BGP); unset: the
+    /// node's IPv4 address.
+    #[arg(long, env = "CALICO_ROUTER_ID")]
+    pub router_id: Option<crate::router_id::RouterIdSource>,
     /// etcd client URLs, comma-separated.
     #[arg(long, env = "ETCD_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
     pub etcd_endpoints: String,
@@ -240,6 +246,7 @@ mod tests {
             "FELIX_VXLANMTU",
             "FELIX_VXLANMTUV6",
             "MANUL_MTU_FILE",
+            "CALICO_ROUTER_ID",
         ] {
             assert!(help.contains(&format!("env: {v}")), "{v} missing:\n{help}");
         }
@@ -308,6 +315,13 @@ mod tests {
         assert_eq!(c.networking_backend, Backend::Vxlan);
         assert!(!c.networking_backend.bgp());
         assert_eq!((c.vxlan_mtu, c.vxlan_mtu_v6), (1400, 1380));
+        let c = Config::try_parse_from(["manul-node", "--router-id", "hash"]).unwrap();
+        assert_eq!(c.router_id, Some(crate::router_id::RouterIdSource::Hash));
+        // An invalid value stops the agent at start, saying what is wrong.
+        let e = Config::try_parse_from(["manul-node", "--router-id", "fd00::1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither an IPv4 address nor `hash`"), "{e}");
         let e = Config::try_parse_from(["manul-node", "--networking-backend", "gobgp"])
             .unwrap_err()
             .to_string();

@@ -54,6 +54,7 @@ mod http;
 mod metrics;
 mod peers;
 mod register;
+mod router_id;
 mod routing;
 mod secrets;
 mod speaker;
@@ -264,7 +265,10 @@ async fn run(cfg: Config) -> Result<()> {
         secrets::Secrets::new(&cfg.secrets_dir),
         metrics,
         feed,
-        cfg.networking_backend,
+        routing::RoutingOptions {
+            backend: cfg.networking_backend,
+            router_id: cfg.router_id.map(|r| r.resolve(&name)),
+        },
         start,
         early,
     )

@@ -193,7 +193,7 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
     let notes = |a: &IpAddr| {
         view.peers
             .get(a)
-            .map(|p| crate::filters::notes(&p.filters))
+            .map(crate::peers::notes)
             .unwrap_or_default()
     };
     let mut peers: Vec<PeerStatus> = driver
@@ -241,6 +241,7 @@ fn bgp_status(driver: &DriverState, view: &NodeBgpView) -> RoutingStatus {
     peers.sort_by_key(|p| p.address);
     RoutingStatus {
         bgp: driver.speaker.is_some(),
+        router_id: driver.router_id,
         bgp_restarts: driver.restarts,
         peers,
         originated: view.prefixes.keys().copied().collect(),

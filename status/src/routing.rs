@@ -15,8 +15,13 @@ use crate::kernel::KernelRoutes;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingStatus {
     /// A BGP speaker runs on this node (false: no IPv4 address in its
-    /// Node, or the speaker could not start; see the log).
+    /// Node and no CALICO_ROUTER_ID, or the speaker could not start; see
+    /// the log).
     pub bgp: bool,
+    /// The speaker's BGP router ID (`CALICO_ROUTER_ID`, else the node's
+    /// IPv4 address).
+    #[serde(default)]
+    pub router_id: Option<std::net::Ipv4Addr>,
     /// Speaker restarts since the agent started (this node's AS, router
     /// ID, cluster ID or listen port changed).
     pub bgp_restarts: u64,

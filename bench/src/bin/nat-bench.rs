@@ -145,7 +145,7 @@ async fn latency(changes: u32) -> Result<(Vec<f64>, String)> {
     let f = felix.clone();
     let pump = tokio::spawn(async move {
         loop {
-            f.update(sub.snapshot(), me, BTreeMap::new(), false);
+            f.update(sub.snapshot(), me, BTreeMap::new(), BTreeMap::new(), false);
             if sub.recv().await.is_none() {
                 return;
             }

@@ -33,7 +33,7 @@ use super::export::ExportCache;
 use super::interner::Attrs;
 use super::path::Path;
 use super::paths::Slot;
-use super::peer::PeerIndex;
+use super::peer::{PeerIndex, PeerInfo};
 use super::table::Rib;
 use crate::policy::Policy;
 use crate::types::Family;
@@ -476,6 +476,56 @@ impl AdjRibOut {
                 (old, Some(&best)),
                 previous,
             );
+        }
+        for handle in cache.into_handles() {
+            rib.release(handle);
+        }
+        out.out
+    }
+
+    /// [`Self::sync`] when the peer's own settings changed as well
+    /// (next-hop-self, next-hop-keep, reflector client): what it was sent
+    /// is what `previous` gave under `previous_info`, since for a peer
+    /// without ADD-PATH it is derived rather than stored. ADD-PATH peers
+    /// keep what they were sent, so [`Self::sync`]'s comparison applies.
+    pub fn resync(
+        &mut self,
+        rib: &mut Rib,
+        previous: &Policy,
+        previous_info: PeerInfo,
+    ) -> OutUpdate {
+        let Some(current) = rib.peer(self.peer).cloned() else {
+            return OutUpdate::default();
+        };
+        let _ = rib.set_peer_info(self.peer, previous_info);
+        let mut cache = ExportCache::default();
+        let mut was = Vec::new();
+        let mut add_path = Vec::new();
+        for prefix in rib.prefixes() {
+            if !self.negotiated(&prefix) {
+                continue;
+            }
+            if self.add_path(&prefix) {
+                add_path.push(prefix);
+                continue;
+            }
+            if let Some(best) = rib.best(&prefix) {
+                let sent =
+                    rib.export_route_with(self.peer, &prefix, &best, &mut cache, Some(previous));
+                was.push((prefix, best, sent));
+            }
+        }
+        for handle in std::mem::take(&mut cache).into_handles() {
+            rib.release(handle);
+        }
+        let _ = rib.set_peer_info(self.peer, current);
+        let mut out = Builder::new(rib, self.peer);
+        for (prefix, best, sent) in was {
+            let now = rib.export_route(self.peer, &prefix, &best, &mut cache);
+            self.record(rib, &mut out, prefix, sent, now);
+        }
+        for prefix in add_path {
+            self.paths_changed(rib, &mut cache, &mut out, prefix, Some(previous));
         }
         for handle in cache.into_handles() {
             rib.release(handle);

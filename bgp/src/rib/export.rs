@@ -220,7 +220,11 @@ impl Rib {
             } => (attrs, next_hop_self),
         };
         let kind = to_info.kind();
-        let (local_as, nhs_config) = (to_info.local_as, to_info.next_hop_self);
+        let (local_as, nhs_config, keep) = (
+            to_info.local_as,
+            to_info.next_hop_self,
+            to_info.next_hop_keep,
+        );
         let attrs = match kind {
             // RFC 4271 §5.1.2: prepend our AS towards an external peer.
             PeerKind::Ebgp => match cache.post.get(&ptr(&attrs)) {
@@ -239,11 +243,16 @@ impl Rib {
         };
         // RFC 4271 §5.1.3: towards eBGP we are the next hop; towards iBGP
         // the next hop is kept unless next-hop-self applies (not to reflected
-        // routes, RFC 4456 §10) or the route is ours.
+        // routes, RFC 4456 §10) or the route is ours. With next-hop-keep
+        // (BIRD's `next hop keep`) a received next hop goes on unchanged to
+        // eBGP peers too: RFC 4271 §5.1.3 lets a speaker pass a next hop
+        // that is not its own ("third party") when it knows the peer can
+        // reach it, which the configuration says here.
         let ours = best.next_hop.is_unspecified();
         let use_self = match kind {
-            PeerKind::Ebgp => true,
-            PeerKind::Ibgp => ours || policy_nhs || (nhs_config && !reflected),
+            _ if ours || policy_nhs => true,
+            PeerKind::Ebgp => nhs_config || !keep,
+            PeerKind::Ibgp => nhs_config && !reflected,
         };
         let next_hop = if use_self {
             self_address?

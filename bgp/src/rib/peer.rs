@@ -56,6 +56,9 @@ pub struct PeerInfo {
     pub rr_client: bool,
     /// Advertise ourselves as next hop to this (iBGP) neighbour too.
     pub next_hop_self: bool,
+    /// Pass received next hops on unchanged, towards eBGP too (BIRD's
+    /// `next hop keep`); `next_hop_self` wins.
+    pub next_hop_keep: bool,
     /// How many times our AS may appear in an AS_PATH received from this
     /// neighbour before the route is a loop (0 = the RFC 4271 §9.1.2
     /// rule; >0 = "allowas-in", Calico's `numAllowedLocalASNumbers`).
@@ -80,6 +83,7 @@ impl PeerInfo {
             local_as,
             rr_client: false,
             next_hop_self: false,
+            next_hop_keep: false,
             allow_own_as: 0,
             local_v4: None,
             local_v6: None,

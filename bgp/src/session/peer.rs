@@ -90,7 +90,7 @@ pub fn our_capabilities(local: &LocalIdentity, peer: &PeerConfig) -> Vec<Capabil
         caps.push(Capability::GracefulRestart(GracefulRestart {
             restart_state: gr.restarting,
             notification: false,
-            restart_time: gr.restart_time,
+            restart_time: peer.options.restart_time.unwrap_or(gr.restart_time),
             // F bit (RFC 4724 §3): set when our forwarding state survived
             // the restart; a peer that sees it clear drops our stale routes
             // at once (§4.2).
@@ -739,5 +739,39 @@ impl PeerTask {
             message,
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::speaker::{GracefulRestartConfig, PeerOptions};
+
+    fn restart_time(caps: &[Capability]) -> Option<u16> {
+        caps.iter().find_map(|c| match c {
+            Capability::GracefulRestart(gr) => Some(gr.restart_time),
+            _ => None,
+        })
+    }
+
+    /// RFC 4724 §3: the Restart Time of our capability is the peer's own
+    /// when it has one (BIRD's per-protocol `graceful restart time`),
+    /// else the speaker's.
+    #[test]
+    fn a_peer_restart_time_overrides_the_speakers() {
+        let local = LocalIdentity {
+            router_id: "10.0.0.1".parse().unwrap(),
+            asn: 64512,
+            graceful_restart: GracefulRestartConfig::default(),
+        };
+        let mut peer = PeerConfig {
+            address: "10.0.0.2".parse().unwrap(),
+            port: 179,
+            asn: 64512,
+            options: PeerOptions::default(),
+        };
+        assert_eq!(restart_time(&our_capabilities(&local, &peer)), Some(120));
+        peer.options.restart_time = Some(45);
+        assert_eq!(restart_time(&our_capabilities(&local, &peer)), Some(45));
     }
 }

@@ -148,6 +148,11 @@ pub struct PeerOptions {
     pub allow_own_as: u8,
     pub route_reflector_client: bool,
     pub next_hop_self: bool,
+    /// Pass on the next hop a route was received with, towards eBGP
+    /// peers too (BIRD's `next hop keep`, Calico's `nextHopMode: Keep`):
+    /// only routes this speaker originates get its own address. Ignored
+    /// when `next_hop_self` is set.
+    pub next_hop_keep: bool,
     pub import: ImportMode,
     pub export: ExportMode,
     /// Rules tried before those of `import`, in order, the first that
@@ -167,6 +172,14 @@ pub struct PeerOptions {
     pub extended_next_hop: bool,
     /// ADD-PATH (RFC 7911).
     pub add_path: AddPathConfig,
+    /// The Restart Time we announce to this peer in our Graceful Restart
+    /// capability (RFC 4724 §3: how long it keeps our routes when our
+    /// session goes down), instead of [`GracefulRestartConfig::restart_time`];
+    /// BIRD's per-protocol `graceful restart time`. It is in our OPEN, so
+    /// a change restarts the session (as BIRD restarts the protocol).
+    /// How long we keep *this peer's* routes is the time it announces
+    /// (RFC 4724 §4.2), as BIRD does.
+    pub restart_time: Option<u16>,
 }
 
 impl Default for PeerOptions {
@@ -186,6 +199,7 @@ impl Default for PeerOptions {
             allow_own_as: 0,
             route_reflector_client: false,
             next_hop_self: false,
+            next_hop_keep: false,
             import: ImportMode::All,
             export: ExportMode::Originated,
             import_rules: Vec::new(),
@@ -193,6 +207,7 @@ impl Default for PeerOptions {
             next_hop_v6: None,
             extended_next_hop: false,
             add_path: AddPathConfig::default(),
+            restart_time: None,
         }
     }
 }
@@ -212,7 +227,12 @@ impl PeerOptions {
             self.keepalive,
             self.connect_retry,
             // What the session announces and sets up at Established.
-            (self.next_hop_v6, self.extended_next_hop, self.add_path),
+            (
+                self.next_hop_v6,
+                self.extended_next_hop,
+                self.add_path,
+                self.restart_time,
+            ),
         )
     }
 }
@@ -263,6 +283,10 @@ mod tests {
                 ..Default::default()
             },
             PeerOptions {
+                next_hop_keep: true,
+                ..Default::default()
+            },
+            PeerOptions {
                 route_reflector_client: true,
                 ..Default::default()
             },
@@ -306,6 +330,14 @@ mod tests {
             PeerConfig {
                 options: PeerOptions {
                     hold_time: 9,
+                    ..Default::default()
+                },
+                ..peer()
+            },
+            // The restart time is announced in the OPEN (RFC 4724 §3).
+            PeerConfig {
+                options: PeerOptions {
+                    restart_time: Some(45),
                     ..Default::default()
                 },
                 ..peer()

@@ -59,6 +59,7 @@ pub fn peer_config(w: &Words) -> Result<PeerConfig> {
         max_prefixes: w.opt("max-prefixes")?,
         route_reflector_client: w.flag("rr-client"),
         next_hop_self: w.flag("next-hop-self"),
+        next_hop_keep: w.flag("next-hop-keep"),
         allow_own_as: w.opt("allow-own-as")?.unwrap_or(0),
         ..PeerOptions::default()
     };

@@ -2,14 +2,14 @@
 //!
 //! Precedence, as Calico: AS = the Node's `spec.bgp.asNumber`, else the
 //! global BGPConfiguration's, else 64512. Listen port, communities and
-//! prefix advertisements: this node's BGPConfiguration (`node.<name>`)
-//! when it sets them, else the global one. The mesh switch, its password
+//! prefix advertisements, bind mode: this node's BGPConfiguration
+//! (`node.<name>`) when it sets them, else the global one. The mesh switch, its password
 //! and restart time are global only (Calico ignores them per node).
 
 use std::net::IpAddr;
 
 use manul_datastore::asn::DEFAULT_AS_NUMBER;
-use manul_datastore::resources::{BgpConfigurationSpec, Node};
+use manul_datastore::resources::{BgpConfigurationSpec, BindMode, Node};
 
 use super::duration::parse_go_duration;
 use super::view::Globals;
@@ -93,6 +93,13 @@ pub fn derive_globals(snap: &Snapshot, me: &str) -> Globals {
         .map(|c| c.listen_port)
         .find(|p| *p != 0)
         .unwrap_or(179);
+    // Calico's confd: `bind_mode` of the node, else global; NodeIP renders
+    // `listen bgp address <node IP>` per family.
+    let bind_node_ip = configs(snap, me)
+        .into_iter()
+        .flatten()
+        .find_map(|c| c.bind_mode.clone())
+        .is_some_and(|m| m == BindMode::NodeIp);
     let mesh_max_restart_time = global
         .and_then(|g| g.node_mesh_max_restart_time.as_deref())
         .and_then(|s| {
@@ -108,6 +115,7 @@ pub fn derive_globals(snap: &Snapshot, me: &str) -> Globals {
         ipv4,
         ipv6,
         listen_port,
+        bind_node_ip,
         mesh: global.is_none_or(|g| g.node_to_node_mesh_enabled()),
         cluster_id,
         mesh_password: global

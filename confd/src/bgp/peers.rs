@@ -391,10 +391,14 @@ fn peering(
     if spec.source_address() == SourceAddress::None {
         view.source_address = None;
     }
-    view.next_hop = if spec.keep_original_next_hop {
-        NextHopMode::Keep
-    } else {
-        spec.next_hop_mode()
+    // Calico's confd: `nextHopMode` Self / Keep render `next hop self` /
+    // `next hop keep`, Auto neither (BIRD's default); the older
+    // `keepOriginalNextHop` renders `next hop keep` for eBGP peers only
+    // (the peer's AS differs from ours towards it).
+    view.next_hop = match spec.next_hop_mode.clone() {
+        Some(mode) => mode,
+        None if spec.keep_original_next_hop && !view.is_ibgp(globals) => NextHopMode::Keep,
+        None => NextHopMode::Auto,
     };
     view.ttl_security = spec.ttl_security;
     view.max_restart_time = duration(name, "maxRestartTime", &spec.max_restart_time, problems);
@@ -403,9 +407,10 @@ fn peering(
         .num_allowed_local_as_numbers
         .map(|n| n.clamp(0, 10) as u8)
         .unwrap_or(0);
-    view.reachable_by = (!spec.reachable_by.is_empty())
-        .then(|| spec.reachable_by.parse().ok())
-        .flatten();
+    // The reverse side's route is the other end's business.
+    if !matches!(view.source, PeerSource::Reverse { .. }) {
+        view.reachable_by = reachable_by(name, &spec.reachable_by, t, problems);
+    }
     view.filters = spec
         .filters
         .iter()
@@ -422,6 +427,33 @@ fn peering(
         None => false,
     };
     Some(view)
+}
+
+/// The gateway of `reachableBy` for target `t`: only a `peerIP` target
+/// (Calico's validator refuses it without `peerIP`), of the peer's family;
+/// anything else is a problem and writes no route.
+fn reachable_by(peer: &str, value: &str, t: &Target, problems: &mut Vec<String>) -> Option<IpAddr> {
+    if value.is_empty() {
+        return None;
+    }
+    let mut refuse = |why: String| {
+        let p =
+            format!("BGPPeer {peer}: reachableBy {value:?} {why}; no route to the peer is written");
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+        None
+    };
+    let Ok(gateway) = value.parse::<IpAddr>() else {
+        return refuse("is not an IP address".into());
+    };
+    if t.node.is_some() {
+        return refuse("needs peerIP (it routes to one address)".into());
+    }
+    if gateway.is_ipv4() != t.ip.is_ipv4() {
+        return refuse(format!("is not of the peer {}'s address family", t.ip));
+    }
+    Some(gateway)
 }
 
 fn duration(

@@ -5,6 +5,17 @@
 //! export filter accepts only prefixes inside a pool). Pending or
 //! pending-deletion affinities are not advertised.
 //!
+//! **Service address ranges**, as Calico's confd does them
+//! (`updateGlobalRoutes`, the `/staticroutes` its BIRD templates export):
+//! every CIDR in the *global* BGPConfiguration's `serviceClusterIPs`,
+//! `serviceExternalIPs` and `serviceLoadBalancerIPs` (a node's own
+//! BGPConfiguration does not carry them in Calico) is advertised by every
+//! node, to every peer, mesh included, in or out of any pool — except by
+//! a node labelled `node.kubernetes.io/exclude-from-external-load-balancers:
+//! "true"`, which advertises none. No node programs a kernel route for
+//! them, received or its own: Calico's `/rejectcidrs` keep them out of
+//! BIRD's kernel protocol ([`service_ranges`] is what felix drops).
+//!
 //! Communities come from `prefixAdvertisements` (this node's
 //! BGPConfiguration when it has any, else the global one): each entry
 //! whose CIDR contains the prefix adds its communities, given as a name
@@ -85,6 +96,44 @@ fn communities_for(
     out
 }
 
+/// The label that keeps a node from advertising the Service ranges
+/// (Calico's `ExcludeServiceAdvertisement`).
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The Service address ranges of the global BGPConfiguration, in the
+/// order given, without repeats; an unparsable CIDR is left out (and a
+/// problem, when `problems` is given).
+pub fn service_ranges(snap: &Snapshot, mut problems: Option<&mut Vec<String>>) -> Vec<IpNet> {
+    let Some(global) = snap.global_bgp_config() else {
+        return Vec::new();
+    };
+    let spec = &global.spec;
+    let lists = [
+        ("serviceClusterIPs", &spec.service_cluster_ips),
+        ("serviceExternalIPs", &spec.service_external_ips),
+        ("serviceLoadBalancerIPs", &spec.service_load_balancer_ips),
+    ];
+    let mut out = Vec::new();
+    for (field, list) in lists {
+        for b in list {
+            match b.cidr.parse::<IpNet>() {
+                Ok(net) => {
+                    let net = net.trunc();
+                    if !out.contains(&net) {
+                        out.push(net);
+                    }
+                }
+                Err(_) => {
+                    if let Some(p) = problems.as_deref_mut() {
+                        p.push(format!("{field}: bad cidr {:?}; not advertised", b.cidr));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The prefixes node `me` advertises.
 pub fn derive_prefixes(
     snap: &Snapshot,
@@ -100,8 +149,17 @@ pub fn derive_prefixes(
             .into_iter()
             .map(|a| (host_prefix(a), PrefixOrigin::Borrowed))
     });
-    for (prefix, origin) in blocks.chain(borrowed) {
-        if !exportable(pool_of(&pools, &prefix)) {
+    let excluded = snap
+        .node(me)
+        .and_then(|n| n.metadata.labels.get(EXCLUDE_LABEL))
+        .is_some_and(|v| v == "true");
+    let services = service_ranges(snap, Some(problems));
+    let services = services
+        .into_iter()
+        .filter(|_| !excluded)
+        .map(|s| (s, PrefixOrigin::Service));
+    for (prefix, origin) in blocks.chain(borrowed).chain(services) {
+        if origin != PrefixOrigin::Service && !exportable(pool_of(&pools, &prefix)) {
             continue;
         }
         let communities = communities_for(&config, &prefix, problems);

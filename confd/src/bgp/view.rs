@@ -1,9 +1,10 @@
 //! The node's BGP view: plain data, shaped so the node agent can turn it
 //! into the speaker's configuration (`manul_bgp::speaker::SpeakerConfig`
 //! and one `PeerConfig` per [`PeerView`]) without knowing Calico: router
-//! ID, AS, listen port and cluster ID map to the speaker; address, port,
-//! AS, local AS, passive, source address, TTL security, keepalive, allowed
-//! own-AS count, reflector client and next-hop-self map to a peer. What the
+//! ID, AS, listen port, bind mode and cluster ID map to the speaker;
+//! address, port, AS, local AS, passive, source address, TTL security,
+//! keepalive, restart time, allowed own-AS count, reflector client and
+//! next-hop mode map to a peer. What the
 //! speaker cannot take from here — passwords (Kubernetes secret references,
 //! resolved by the agent) and BGPFilter rules (compiled to the speaker's
 //! policy) — is carried as references.
@@ -63,6 +64,9 @@ pub struct Globals {
     pub ipv6: Option<Ipv6Net>,
     /// The BGP port (node config, else global, else 179).
     pub listen_port: u16,
+    /// `bindMode: NodeIP` (node config, else global): listen on the node's
+    /// addresses only, not the wildcard.
+    pub bind_node_ip: bool,
     /// Whether the node-to-node mesh is on (global config; default true).
     /// A route reflector never meshes, whatever this says.
     pub mesh: bool,
@@ -167,7 +171,8 @@ pub struct PeerView {
     pub next_hop: NextHopMode,
     /// GTSM hop count (RFC 5082).
     pub ttl_security: Option<u8>,
-    /// Graceful-restart time.
+    /// Graceful-restart time we announce (BGPPeer `maxRestartTime`, the
+    /// mesh's `nodeMeshMaxRestartTime`); `None`: BIRD's 120 s.
     pub max_restart_time: Option<Duration>,
     /// Keepalive interval.
     pub keepalive: Option<Duration>,
@@ -193,6 +198,10 @@ pub enum PrefixOrigin {
     Block,
     /// An address this node uses from another node's block (a /32 or /128).
     Borrowed,
+    /// A Service address range of the global BGPConfiguration
+    /// (`serviceClusterIPs`, `serviceExternalIPs`,
+    /// `serviceLoadBalancerIPs`), advertised by every node.
+    Service,
 }
 
 /// A prefix to advertise.

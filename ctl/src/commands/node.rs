@@ -175,11 +175,15 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
         .collect();
     let ds = &status.datastore;
     let mut out = format!(
-        "manul-node {} ({}), datastore {}\n\nBGP peers:\n",
+        "manul-node {} ({}), {}, datastore {}\n\nBGP peers:\n",
         status.node,
         status
             .ipv4
             .map_or_else(|| "no IPv4".to_string(), |a| a.to_string()),
+        status.routing.router_id.map_or_else(
+            || "no BGP router ID".to_string(),
+            |a| format!("router ID {a}")
+        ),
         if ds.in_sync {
             "in sync".to_string()
         } else {
@@ -305,6 +309,7 @@ mod tests {
             ..Default::default()
         };
         s.datastore.in_sync = true;
+        s.routing.router_id = Some("10.0.0.1".parse().unwrap());
         s.routing.peers = vec![PeerStatus {
             address: "10.0.0.2".parse().unwrap(),
             asn: Some(64512),
@@ -334,7 +339,7 @@ mod tests {
     fn renders_the_peer_table_and_the_kernel_routes() {
         let t = render(&status(), 1_042);
         for want in [
-            "manul-node host1 (10.0.0.1/24), datastore in sync",
+            "manul-node host1 (10.0.0.1/24), router ID 10.0.0.1, datastore in sync",
             "10.0.0.2",
             "mesh",
             "Established",

@@ -131,7 +131,43 @@ pub fn validate_bgp_peer(p: &BgpPeer) -> Result<(), ValidationErrors> {
             NextHopMode::KNOWN,
         );
     }
+    reachable_by(&mut r, spec);
     r.finish()
+}
+
+/// `reachableBy`, as Calico's validator (`validateBGPPeerSpec` and the
+/// CRD's rules): an address, only with `peerIP`, of the peer's family.
+fn reachable_by(r: &mut Report, spec: &crate::resources::BgpPeerSpec) {
+    if spec.reachable_by.is_empty() {
+        return;
+    }
+    let Ok(gateway) = spec.reachable_by.parse::<std::net::IpAddr>() else {
+        r.push(
+            "spec.reachableBy",
+            Problem::Malformed {
+                value: spec.reachable_by.clone(),
+                expected: "an IP address",
+            },
+        );
+        return;
+    };
+    if spec.peer_ip.is_empty() {
+        r.push(
+            "spec.reachableBy",
+            Problem::Unsupported("reachableBy needs spec.peerIP (a route to one address)".into()),
+        );
+        return;
+    }
+    if let Some(peer) = parse_peer_ip(&spec.peer_ip).map(|p| p.ip)
+        && peer.is_ipv4() != gateway.is_ipv4()
+    {
+        r.push(
+            "spec.reachableBy",
+            Problem::Unsupported(format!(
+                "gateway {gateway} is not of peerIP {peer}'s address family"
+            )),
+        );
+    }
 }
 
 /// Checks a Node's BGP part: AS number, addresses, cluster ID.

@@ -12,10 +12,16 @@
 //! converged are taken first), so the routes of pods added meanwhile are
 //! never deleted and re-added.
 //!
+//! Routes to BGP peers through their gateways (BGPPeer `reachableBy`)
+//! come from confd's BGP view, which is derived in a task of its own: the
+//! loop also wakes when the view changes.
+//!
 //! What the loop knows that felix does not — the remote prefixes and
 //! whether it is holding — it publishes as a [`FelixFeed`], read by the
 //! node's status.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use manul_confd::bgp::view::NodeBgpView;
@@ -89,9 +95,14 @@ impl FelixLoop {
                 self.observe(&b);
             }
             let snap = self.sub.snapshot();
-            let u = self
-                .felix
-                .update(snap, &self.me, self.remote.routes().clone(), ipip);
+            let peer_routes = peer_routes(&self.view.borrow_and_update());
+            let u = self.felix.update(
+                snap,
+                &self.me,
+                self.remote.routes().clone(),
+                peer_routes,
+                ipip,
+            );
             tracing::debug!(
                 generation = u.generation,
                 routes = u.routes,
@@ -116,6 +127,9 @@ impl FelixLoop {
                 },
                 // The driver stops only with confd; until then, follow confd.
                 Some(b) = self.best.recv() => self.take(b),
+                // The BGP view is derived from confd's batches in a task
+                // of its own: a peer's gateway may change after the batch.
+                Ok(()) = self.view.changed() => {}
             }
         }
     }
@@ -142,4 +156,13 @@ impl FelixLoop {
             self.metrics.observe_ipam(&b.deltas);
         }
     }
+}
+
+/// The routes to BGP peers through their gateways (BGPPeer `reachableBy`,
+/// resolved by confd): peer → gateway.
+pub fn peer_routes(view: &NodeBgpView) -> BTreeMap<IpAddr, IpAddr> {
+    view.peers
+        .values()
+        .filter_map(|p| Some((p.address, p.reachable_by?)))
+        .collect()
 }

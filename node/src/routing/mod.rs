@@ -88,6 +88,15 @@ pub async fn start_kind(felix: &Felix) -> StartKind {
     StartKind::of_agent_start(&p)
 }
 
+/// How this node routes: its backend and router ID.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutingOptions {
+    /// `CALICO_NETWORKING_BACKEND`.
+    pub backend: Backend,
+    /// `CALICO_ROUTER_ID`, resolved; `None`: the node's IPv4 address.
+    pub router_id: Option<std::net::Ipv4Addr>,
+}
+
 /// Start the speaker (with `backend` `bird`) and the felix loop from
 /// `confd` (which must be in sync) for node `me`; the loop publishes on
 /// `feed`. `start` is the agent's start ([`start_kind`]); `early` the
@@ -100,7 +109,7 @@ pub async fn start(
     secrets: Secrets,
     metrics: Arc<Metrics>,
     feed: watch::Sender<FelixFeed>,
-    backend: Backend,
+    RoutingOptions { backend, router_id }: RoutingOptions,
     start: StartKind,
     early: Vec<tokio::net::TcpListener>,
 ) -> Result<Routing> {
@@ -142,7 +151,7 @@ pub async fn start(
     let view = bgp_view.view.clone();
     let globals = view.borrow().globals.clone();
     let (best_tx, best) = tokio::sync::mpsc::unbounded_channel();
-    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx, start, early);
+    let (bgp, driver) = speaker::spawn(bgp_view, secrets, best_tx, start, early, router_id);
     let own: Vec<IpAddr> = [
         globals.ipv4.map(|n| IpAddr::V4(n.addr())),
         globals.ipv6.map(|n| IpAddr::V6(n.addr())),

@@ -2,8 +2,8 @@
 //!
 //! - peers and prefixes follow the view's changes (prefixes first: a
 //!   session that comes up is sent our prefixes before its End-of-RIB);
-//! - a change of this node's AS, router ID, cluster ID or listen port
-//!   restarts the speaker in place: the old one closes its sessions
+//! - a change of this node's AS, router ID, cluster ID, listen port or
+//!   bind mode (its listeners) restarts the speaker in place: the old one closes its sessions
 //!   without a Cease (peers keep our routes by graceful restart), the new
 //!   one starts with the restarting bit set and is given the whole view
 //!   again. felix keeps the kernel routes it has until the new speaker has
@@ -62,6 +62,8 @@ pub struct DriverState {
     pub held: BTreeMap<IpAddr, String>,
     /// Speaker restarts since start (identity changes).
     pub restarts: u64,
+    /// The running speaker's router ID.
+    pub router_id: Option<std::net::Ipv4Addr>,
 }
 
 /// The identity of a speaker: what cannot change without a restart.
@@ -138,6 +140,8 @@ struct Driver {
     /// The listeners bound at the agent's start ([`listen_early`]), until
     /// the first speaker takes them.
     early: Vec<TcpListener>,
+    /// `CALICO_ROUTER_ID`, resolved.
+    router_id: Option<std::net::Ipv4Addr>,
 }
 
 /// The running speaker and the tasks that follow it.
@@ -173,6 +177,7 @@ pub fn spawn(
     best: mpsc::UnboundedSender<Best>,
     start: StartKind,
     early: Vec<TcpListener>,
+    router_id: Option<std::net::Ipv4Addr>,
 ) -> (watch::Receiver<DriverState>, JoinHandle<()>) {
     let BgpViewTask { view, mut changes } = view;
     let (state, state_rx) = watch::channel(DriverState::default());
@@ -186,6 +191,7 @@ pub fn spawn(
         deferred: BTreeMap::new(),
         first_start: Some(start),
         early,
+        router_id,
     };
     let task = tokio::spawn(async move {
         d.reconfigure(false).await;
@@ -208,7 +214,7 @@ pub fn spawn(
 
 impl Driver {
     fn wanted_config(&self) -> Option<SpeakerConfig> {
-        peers::speaker_config(&self.view.borrow().globals)
+        peers::speaker_config(&self.view.borrow().globals, self.router_id)
     }
 
     /// (Re)start the speaker when its identity differs from the view's
@@ -238,8 +244,13 @@ impl Driver {
         self.deferred.clear();
         let early = std::mem::take(&mut self.early);
         let Some(cfg) = wanted else {
-            tracing::warn!("this node has no IPv4 address in its Node: no BGP");
-            self.state.send_modify(|s| s.speaker = None);
+            tracing::warn!(
+                "this node has no IPv4 address in its Node and no CALICO_ROUTER_ID: no BGP"
+            );
+            self.state.send_modify(|s| {
+                s.speaker = None;
+                s.router_id = None;
+            });
             let _ = self.best.send(Best::Replace(Vec::new()));
             return;
         };
@@ -270,7 +281,10 @@ impl Driver {
             self.best.clone(),
             kind,
         ));
-        self.state.send_modify(|s| s.speaker = Some(sp.clone()));
+        self.state.send_modify(|s| {
+            s.speaker = Some(sp.clone());
+            s.router_id = Some(cfg.router_id);
+        });
         self.running = Some(Running {
             identity: identity(&cfg),
             speaker: sp.clone(),
@@ -403,7 +417,7 @@ impl Driver {
             return None;
         }
         if self.applied.get(&addr) != Some(&cfg) {
-            for note in crate::filters::notes(&view.filters) {
+            for note in peers::notes(view) {
                 tracing::warn!(peer = %addr, "{note}");
             }
         }

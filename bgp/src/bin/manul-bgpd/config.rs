@@ -159,6 +159,9 @@ struct OptionsFile {
     #[serde(default)]
     next_hop_self: bool,
     #[serde(default)]
+    next_hop_keep: bool,
+    restart_time: Option<u16>,
+    #[serde(default)]
     import: ImportName,
     #[serde(default)]
     export: ExportName,
@@ -316,6 +319,9 @@ fn rules(list: Vec<RuleFile>, what: &str) -> Result<Vec<Rule>> {
 impl OptionsFile {
     fn into_options(self) -> Result<PeerOptions> {
         let d = PeerOptions::default();
+        if let Some(t) = self.restart_time.filter(|t| *t > 4095) {
+            anyhow::bail!("restart_time: {t} exceeds 4095 seconds (12 bits, RFC 4724 §3)");
+        }
         Ok(PeerOptions {
             local_asn: self.local_asn,
             passive: self.passive,
@@ -340,6 +346,8 @@ impl OptionsFile {
             allow_own_as: self.allow_own_as,
             route_reflector_client: self.route_reflector_client,
             next_hop_self: self.next_hop_self,
+            next_hop_keep: self.next_hop_keep,
+            restart_time: self.restart_time,
             import: match self.import {
                 ImportName::All => ImportMode::All,
                 ImportName::None => ImportMode::None,

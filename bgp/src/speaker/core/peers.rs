@@ -60,6 +60,7 @@ impl Core {
         let mut info = PeerInfo::new(cfg.address, Ipv4Addr::UNSPECIFIED, cfg.asn, local_as);
         info.rr_client = cfg.options.route_reflector_client;
         info.next_hop_self = cfg.options.next_hop_self;
+        info.next_hop_keep = cfg.options.next_hop_keep;
         info.allow_own_as = cfg.options.allow_own_as;
         let index = self.rib.add_peer(
             info,
@@ -168,9 +169,11 @@ impl Core {
                 export_policy(&cfg.options),
             )
             .ok();
-        if let Some(mut info) = self.rib.peer(index).cloned() {
+        let previous_info = self.rib.peer(index).cloned();
+        if let Some(mut info) = previous_info.clone() {
             info.rr_client = cfg.options.route_reflector_client;
             info.next_hop_self = cfg.options.next_hop_self;
+            info.next_hop_keep = cfg.options.next_hop_keep;
             info.allow_own_as = cfg.options.allow_own_as;
             let _ = self.rib.set_peer_info(index, info);
         }
@@ -184,7 +187,20 @@ impl Core {
                 }
             }
             if !self.deferring {
-                let out = entry.adj_out.sync(&mut self.rib, previous_export.as_ref());
+                // What decides the next hop or the reflection rules changed:
+                // compare with what the old settings sent.
+                let info_changed = previous_info.as_ref().is_some_and(|old| {
+                    self.rib.peer(index).is_some_and(|new| {
+                        (old.next_hop_self, old.next_hop_keep, old.rr_client)
+                            != (new.next_hop_self, new.next_hop_keep, new.rr_client)
+                    })
+                });
+                let out = match (info_changed, previous_export.as_ref(), previous_info) {
+                    (true, Some(policy), Some(old)) => {
+                        entry.adj_out.resync(&mut self.rib, policy, old)
+                    }
+                    _ => entry.adj_out.sync(&mut self.rib, previous_export.as_ref()),
+                };
                 if !out.is_empty() {
                     commands.push(PeerCommand::Send(out));
                 }
