@@ -258,36 +258,38 @@ fn bird_next_hops(bird: &Bird, prefix: &str) -> anyhow::Result<Vec<String>> {
     Ok(v)
 }
 
+/// manul-bgpd at host 1: a route reflector for hosts 2, 3 and 4, with
+/// `extra` global settings and `add_path` towards host 4.
+fn reflector(lab: &Lab, extra: &str, add_path: &str) -> anyhow::Result<Bgpd> {
+    let mut cfg = format!(
+        "router_id = \"10.88.0.1\"\nasn = 64512\ncluster_id = \"10.88.0.1\"\n{extra}listen = [\"10.88.0.1:179\"]\n"
+    );
+    for n in 2..=4 {
+        cfg += &format!(
+            "[[peer]]\naddress = \"10.88.0.{n}\"\nasn = 64512\nconnect_retry = 1\nroute_reflector_client = true\n"
+        );
+    }
+    cfg += &format!("add_path = \"{add_path}\"\n");
+    Bgpd::start(&lab.host(1).ns, &cfg)
+}
+
+/// Wait until BIRD holds `n` paths of 10.99.0.0/24; their next hops.
+fn wait_bird_paths(bird: &Bird, what: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    Ok(try_wait_until(T, what, || {
+        let h = bird_next_hops(bird, "10.99.0.0/24").map_err(|e| e.to_string())?;
+        if h.len() == n {
+            Ok(h)
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })?)
+}
+
 #[test]
 fn manul_reflector_sends_a_bird_client_both_ecmp_paths() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("bird"), Need::Bin("birdc"));
     let lab = Lab::builder().hosts(4).build()?;
-    let manul = Bgpd::start(
-        &lab.host(1).ns,
-        r#"
-router_id = "10.88.0.1"
-asn = 64512
-cluster_id = "10.88.0.1"
-multipath = true
-listen = ["10.88.0.1:179"]
-[[peer]]
-address = "10.88.0.2"
-asn = 64512
-connect_retry = 1
-route_reflector_client = true
-[[peer]]
-address = "10.88.0.3"
-asn = 64512
-connect_retry = 1
-route_reflector_client = true
-[[peer]]
-address = "10.88.0.4"
-asn = 64512
-connect_retry = 1
-route_reflector_client = true
-add_path = "both"
-"#,
-    )?;
+    let manul = reflector(&lab, "multipath = true\n", "both")?;
     let _o2 = originator(&lab, 2, 1, "10.99.0.0/24")?;
     let _o3 = originator(&lab, 3, 1, "10.99.0.0/24")?;
     let client = Bird::builder(&lab.host(4).ns)
@@ -304,14 +306,7 @@ protocol bgp reflector {
 "#,
         )?;
     client.wait_established("reflector", T)?;
-    let hops = try_wait_until(T, "both paths at the BIRD client", || {
-        let h = bird_next_hops(&client, "10.99.0.0/24").map_err(|e| e.to_string())?;
-        if h.len() == 2 {
-            Ok(h)
-        } else {
-            Err(format!("{h:?}"))
-        }
-    })?;
+    let hops = wait_bird_paths(&client, "both paths at the BIRD client", 2)?;
     assert_eq!(hops, ["10.88.0.2", "10.88.0.3"]);
     let r = manul.wait_route("10.99.0.0/24", T)?;
     assert_eq!(r["next_hops"].as_array().map(Vec::len), Some(2), "{r}");
@@ -320,14 +315,7 @@ protocol bgp reflector {
     assert_eq!(p["advertised"], 1, "one prefix, two paths: {p}");
     // One path goes: the client is left with the other.
     drop(_o2);
-    let hops = try_wait_until(T, "one path left at the BIRD client", || {
-        let h = bird_next_hops(&client, "10.99.0.0/24").map_err(|e| e.to_string())?;
-        if h.len() == 1 {
-            Ok(h)
-        } else {
-            Err(format!("{h:?}"))
-        }
-    })?;
+    let hops = wait_bird_paths(&client, "one path left at the BIRD client", 1)?;
     assert_eq!(hops, ["10.88.0.3"]);
     Ok(())
 }
@@ -453,31 +441,7 @@ fn gobgp_reflector_with_add_paths_gives_the_manul_client_both_paths() -> anyhow:
 fn manul_reflector_sends_a_gobgp_client_both_ecmp_paths() -> anyhow::Result<()> {
     require!(Need::Root, Need::Bin("gobgpd"), Need::Bin("gobgp"));
     let lab = Lab::builder().hosts(4).build()?;
-    let _manul = Bgpd::start(
-        &lab.host(1).ns,
-        r#"
-router_id = "10.88.0.1"
-asn = 64512
-cluster_id = "10.88.0.1"
-listen = ["10.88.0.1:179"]
-[[peer]]
-address = "10.88.0.2"
-asn = 64512
-connect_retry = 1
-route_reflector_client = true
-[[peer]]
-address = "10.88.0.3"
-asn = 64512
-connect_retry = 1
-route_reflector_client = true
-[[peer]]
-address = "10.88.0.4"
-asn = 64512
-connect_retry = 1
-route_reflector_client = true
-add_path = "send"
-"#,
-    )?;
+    let _manul = reflector(&lab, "", "send")?;
     let _o2 = originator(&lab, 2, 1, "10.99.0.0/24")?;
     let _o3 = originator(&lab, 3, 1, "10.99.0.0/24")?;
     let gobgp = Gobgp::start(
