@@ -29,6 +29,11 @@ use crate::wire::{
     Message, Nlri, Notification, Open, RouteRefresh, Update, UpdateOutcome,
 };
 
+/// The refusal in a row that is logged at info: the fast retries after a
+/// refusal (100 ms doubling to the ConnectRetry time, [`crate::fsm`]) are
+/// six; the seventh means the peer is not just starting.
+const REFUSALS_WORTH_A_LINE: u32 = 7;
+
 /// How long a connection held back during collision resolution may take
 /// to send its OPEN.
 const PENDING_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,6 +163,9 @@ pub struct PeerTask {
     /// Malformed UPDATEs not yet reported to the core.
     malformed: MalformedCounts,
     last_state: State,
+    /// Connections refused in a row (reset once a session reaches
+    /// Established): the first few are logged at debug only.
+    refused: u32,
 }
 
 impl std::fmt::Debug for PeerTask {
@@ -242,6 +250,7 @@ impl PeerTask {
             batch: Vec::new(),
             malformed: MalformedCounts::default(),
             last_state: State::Idle,
+            refused: 0,
         }
     }
 
@@ -293,13 +302,24 @@ impl PeerTask {
                     // An incoming connection won the race: drop ours.
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
-                        self.problem(format!("connect to {}: {e}", self.cfg.address)).await;
-                        let event = if e.kind() == io::ErrorKind::ConnectionRefused {
-                            Event::TcpConnectionRefused
+                        let message = format!("connect to {}: {e}", self.cfg.address);
+                        if e.kind() == io::ErrorKind::ConnectionRefused {
+                            // The normal case while a cluster starts
+                            // together (retried within 100 ms): a line at
+                            // info only once the refusals outlast the fast
+                            // retries; the status shows each.
+                            self.refused += 1;
+                            if self.refused == REFUSALS_WORTH_A_LINE {
+                                tracing::info!(peer = %self.cfg.address, "{message} ({} times in a row)", self.refused);
+                            } else {
+                                tracing::debug!(peer = %self.cfg.address, "{message}");
+                            }
+                            self.emit(PeerEvent::Problem { peer: self.index, message }).await;
+                            self.step(Event::TcpConnectionRefused).await;
                         } else {
-                            Event::TcpConnectionFails
-                        };
-                        self.step(event).await;
+                            self.problem(message).await;
+                            self.step(Event::TcpConnectionFails).await;
+                        }
                     }
                     None => self.step(Event::TcpConnectionFails).await,
                 },
@@ -638,6 +658,9 @@ impl PeerTask {
         if state != self.last_state {
             tracing::debug!(peer = %self.cfg.address, from = %self.last_state, to = %state, "session state");
             self.last_state = state;
+            if state == State::Established {
+                self.refused = 0;
+            }
             if state != State::Established {
                 // Leaving Established resets the codec context for the next session.
                 self.ctx = Context::default();
