@@ -155,6 +155,8 @@ pub fn item_key(me: &str, key: &str) -> Option<ItemKey> {
                 namespace: namespace.unwrap_or_default(),
                 name,
             }),
+            // Kinds confd renders nothing from (policy, sets, FelixConfiguration).
+            _ => None,
         },
         Key::BlockAffinity { host, cidr } => (host == me).then_some(ItemKey::Affinity(cidr)),
         Key::Block { cidr } => Some(ItemKey::Block(cidr)),

@@ -22,7 +22,8 @@ const ABOUT: &str = "Manage manul's (and Calico's) configuration in etcd.";
 
 const LONG_ABOUT: &str = "\
 Manage manul's configuration: IP pools, BGP peers, BGP configuration, BGP
-filters and nodes, stored in etcd in Calico's layout
+filters and nodes, and the rest of Calico's kinds (policies, network sets,
+host endpoints, profiles, FelixConfiguration), stored in etcd in Calico's layout
 (/calico/resources/v3/projectcalico.org/...), so manulctl and calicoctl read
 and write the same objects. `manulctl ipam` shows, checks and repairs IP
 address management (/calico/ipam/v2/...).
@@ -56,8 +57,13 @@ Examples:
   $ source <(manulctl completion bash)
 
 Kinds: IPPool (ippools), BGPConfiguration (bgpconfigurations), BGPPeer (bgppeers),
-BGPFilter (bgpfilters), Node (nodes), WorkloadEndpoint (workloadendpoints, namespaced).
-Case does not matter; plurals and calicoctl's short names (ipp, bgpp, wep...) work.
+BGPFilter (bgpfilters), Node (nodes), WorkloadEndpoint (workloadendpoints, namespaced),
+NetworkPolicy (networkpolicies, namespaced), GlobalNetworkPolicy (globalnetworkpolicies),
+NetworkSet (networksets, namespaced), GlobalNetworkSet (globalnetworksets), HostEndpoint
+(hostendpoints), Profile (profiles), FelixConfiguration (felixconfigurations).
+Case does not matter; plurals and calicoctl's short names (ipp, bgpp, wep, np, gnp, hep,
+felixconfig...) work. Policies, sets, host endpoints and profiles are stored and validated
+as Calico does, for calicoctl and Calico's agents; manul-node does not enforce policy.
 
 Run `manulctl <command> --help` for each command's options and examples.
 ";

@@ -20,6 +20,28 @@ const ALIASES: &[(&str, ResourceKind)] = &[
     ("no", ResourceKind::Node),
     ("wep", ResourceKind::WorkloadEndpoint),
     ("weps", ResourceKind::WorkloadEndpoint),
+    ("np", ResourceKind::NetworkPolicy),
+    ("netpol", ResourceKind::NetworkPolicy),
+    ("netpols", ResourceKind::NetworkPolicy),
+    ("policy", ResourceKind::NetworkPolicy),
+    ("policies", ResourceKind::NetworkPolicy),
+    ("pol", ResourceKind::NetworkPolicy),
+    ("pols", ResourceKind::NetworkPolicy),
+    ("gnp", ResourceKind::GlobalNetworkPolicy),
+    ("gnps", ResourceKind::GlobalNetworkPolicy),
+    ("globalpolicy", ResourceKind::GlobalNetworkPolicy),
+    ("globalpolicies", ResourceKind::GlobalNetworkPolicy),
+    ("netset", ResourceKind::NetworkSet),
+    ("netsets", ResourceKind::NetworkSet),
+    ("gns", ResourceKind::GlobalNetworkSet),
+    ("globalnetset", ResourceKind::GlobalNetworkSet),
+    ("globalnetsets", ResourceKind::GlobalNetworkSet),
+    ("hep", ResourceKind::HostEndpoint),
+    ("heps", ResourceKind::HostEndpoint),
+    ("pro", ResourceKind::Profile),
+    ("pros", ResourceKind::Profile),
+    ("felixconfig", ResourceKind::FelixConfiguration),
+    ("felixconfigs", ResourceKind::FelixConfiguration),
 ];
 
 /// The kind `arg` names, ignoring case; `None` when it names none.
@@ -99,7 +121,21 @@ mod tests {
         ] {
             assert_eq!(lookup(arg), Some(kind), "{arg}");
         }
-        assert_eq!(lookup("felixconfiguration"), None);
+        for (arg, kind) in [
+            ("networkpolicy", ResourceKind::NetworkPolicy),
+            ("NetworkPolicies", ResourceKind::NetworkPolicy),
+            ("gnp", ResourceKind::GlobalNetworkPolicy),
+            ("globalnetworkpolicies", ResourceKind::GlobalNetworkPolicy),
+            ("networksets", ResourceKind::NetworkSet),
+            ("GlobalNetworkSet", ResourceKind::GlobalNetworkSet),
+            ("hep", ResourceKind::HostEndpoint),
+            ("profiles", ResourceKind::Profile),
+            ("felixconfiguration", ResourceKind::FelixConfiguration),
+            ("felixconfig", ResourceKind::FelixConfiguration),
+        ] {
+            assert_eq!(lookup(arg), Some(kind), "{arg}");
+        }
+        assert_eq!(lookup("kubecontrollersconfiguration"), None);
         let err = parse("pods").unwrap_err();
         assert!(err.to_string().contains("IPPool (ippools)"), "{err}");
     }

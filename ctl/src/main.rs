@@ -1,6 +1,8 @@
 //! `manulctl`: manul's command-line tool. Applies, reads and deletes the
 //! Calico v3 resources manul runs on (IPPool, BGPConfiguration, BGPPeer,
-//! BGPFilter, Node, WorkloadEndpoint), stored in etcd in Calico's layout;
+//! BGPFilter, Node, WorkloadEndpoint) and the rest of Calico's kinds
+//! (policies, sets, host endpoints, profiles, FelixConfiguration, kept as
+//! raw JSON), stored in etcd in Calico's layout;
 //! shows, checks and repairs IPAM (`manulctl ipam`) through `manul-ipam`.
 //!
 //! - [`cli`]: the command line (global options, the command enum).

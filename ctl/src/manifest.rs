@@ -313,7 +313,7 @@ mod tests {
     fn every_envelope_problem_is_reported() {
         let (ok, bad) = parse(
             "kind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.0.0.0/16}\n---\n\
-             apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: b}\nspec: {}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: KubeControllersConfiguration\nmetadata: {name: b}\nspec: {}\n---\n\
              apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: a/b}\nspec: {cidr: 10.0.0.0/16}\n---\n\
              apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {}\nspec: {cidr: 10.0.0.0/16}\n---\n\
              key: [unclosed\n",
@@ -327,7 +327,7 @@ mod tests {
             msgs[0]
         );
         assert!(
-            msgs[1].contains("unknown kind \"FelixConfiguration\""),
+            msgs[1].contains("unknown kind \"KubeControllersConfiguration\""),
             "{}",
             msgs[1]
         );

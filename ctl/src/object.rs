@@ -3,11 +3,12 @@
 
 use manul_datastore::keys::Key;
 use manul_datastore::resources::{
-    BgpConfiguration, BgpFilter, BgpPeer, IpPool, Node, WorkloadEndpoint,
+    BgpConfiguration, BgpFilter, BgpPeer, IpPool, Node, RawResource, WorkloadEndpoint, decode_raw,
+    encode_raw,
 };
 use manul_datastore::validate::{
     ValidationErrors, validate_bgp_configuration, validate_bgp_filter, validate_bgp_peer,
-    validate_ip_pool, validate_node,
+    validate_ip_pool, validate_node, validate_raw,
 };
 use manul_datastore::{DecodeError, ObjectMeta, ResourceKind};
 use serde::de::DeserializeOwned;
@@ -28,6 +29,10 @@ pub enum Object {
     Node(Node),
     /// A WorkloadEndpoint.
     WorkloadEndpoint(WorkloadEndpoint),
+    /// A kind manul stores without modelling it (NetworkPolicy, Profile,
+    /// FelixConfiguration...; see `ResourceKind::modelled`): its spec kept
+    /// as JSON, so every field survives.
+    Raw(ResourceKind, RawResource),
 }
 
 /// Runs `$body` with `$r` bound to the inner `Resource<_>` of any variant.
@@ -40,6 +45,7 @@ macro_rules! each {
             Object::BgpFilter($r) => $body,
             Object::Node($r) => $body,
             Object::WorkloadEndpoint($r) => $body,
+            Object::Raw(_, $r) => $body,
         }
     };
 }
@@ -69,6 +75,7 @@ impl Object {
             ResourceKind::BgpFilter => Object::BgpFilter(typed(value)?),
             ResourceKind::Node => Object::Node(typed(value)?),
             ResourceKind::WorkloadEndpoint => Object::WorkloadEndpoint(typed(value)?),
+            raw => Object::Raw(raw, typed(value)?),
         })
     }
 
@@ -85,6 +92,7 @@ impl Object {
             ResourceKind::WorkloadEndpoint => {
                 Object::WorkloadEndpoint(WorkloadEndpoint::from_json(bytes)?)
             }
+            raw => Object::Raw(raw, decode_raw(raw, bytes)?),
         })
     }
 
@@ -97,6 +105,7 @@ impl Object {
             Object::BgpFilter(_) => ResourceKind::BgpFilter,
             Object::Node(_) => ResourceKind::Node,
             Object::WorkloadEndpoint(_) => ResourceKind::WorkloadEndpoint,
+            Object::Raw(kind, _) => *kind,
         }
     }
 
@@ -139,7 +148,7 @@ impl Object {
     }
 
     /// The datastore's rules for this kind (WorkloadEndpoint has none
-    /// beyond its type).
+    /// beyond its type; the raw kinds are checked by `validate_raw`).
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         match self {
             Object::IpPool(p) => validate_ip_pool(p),
@@ -148,6 +157,7 @@ impl Object {
             Object::Node(n) => validate_node(n),
             Object::BgpFilter(f) => validate_bgp_filter(f),
             Object::WorkloadEndpoint(_) => Ok(()),
+            Object::Raw(kind, r) => validate_raw(*kind, r),
         }
     }
 
@@ -160,7 +170,15 @@ impl Object {
 
     /// The value to store: compact JSON without `resourceVersion`.
     pub fn to_json(&self) -> Vec<u8> {
-        each!(self, r => r.to_json())
+        match self {
+            Object::Raw(_, r) => encode_raw(r),
+            Object::IpPool(r) => r.to_json(),
+            Object::BgpConfiguration(r) => r.to_json(),
+            Object::BgpPeer(r) => r.to_json(),
+            Object::BgpFilter(r) => r.to_json(),
+            Object::Node(r) => r.to_json(),
+            Object::WorkloadEndpoint(r) => r.to_json(),
+        }
     }
 
     /// [`Object::to_json`] as a JSON value.

@@ -45,17 +45,38 @@ pub enum ResourceKind {
     Node,
     /// `WorkloadEndpoint` (namespaced).
     WorkloadEndpoint,
+    /// `NetworkPolicy` (namespaced; stored, not enforced by manul).
+    NetworkPolicy,
+    /// `GlobalNetworkPolicy` (stored, not enforced by manul).
+    GlobalNetworkPolicy,
+    /// `NetworkSet` (namespaced; stored, not used by manul).
+    NetworkSet,
+    /// `GlobalNetworkSet` (stored, not used by manul).
+    GlobalNetworkSet,
+    /// `HostEndpoint` (stored, not used by manul).
+    HostEndpoint,
+    /// `Profile` (stored, not used by manul).
+    Profile,
+    /// `FelixConfiguration` (`default` or `node.<name>`).
+    FelixConfiguration,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 13] = [
         ResourceKind::IpPool,
         ResourceKind::BgpConfiguration,
         ResourceKind::BgpPeer,
         ResourceKind::BgpFilter,
         ResourceKind::Node,
         ResourceKind::WorkloadEndpoint,
+        ResourceKind::NetworkPolicy,
+        ResourceKind::GlobalNetworkPolicy,
+        ResourceKind::NetworkSet,
+        ResourceKind::GlobalNetworkSet,
+        ResourceKind::HostEndpoint,
+        ResourceKind::Profile,
+        ResourceKind::FelixConfiguration,
     ];
 
     /// The `kind` field value.
@@ -67,6 +88,13 @@ impl ResourceKind {
             ResourceKind::BgpFilter => "BGPFilter",
             ResourceKind::Node => "Node",
             ResourceKind::WorkloadEndpoint => "WorkloadEndpoint",
+            ResourceKind::NetworkPolicy => "NetworkPolicy",
+            ResourceKind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
+            ResourceKind::NetworkSet => "NetworkSet",
+            ResourceKind::GlobalNetworkSet => "GlobalNetworkSet",
+            ResourceKind::HostEndpoint => "HostEndpoint",
+            ResourceKind::Profile => "Profile",
+            ResourceKind::FelixConfiguration => "FelixConfiguration",
         }
     }
 
@@ -79,12 +107,37 @@ impl ResourceKind {
             ResourceKind::BgpFilter => "bgpfilters",
             ResourceKind::Node => "nodes",
             ResourceKind::WorkloadEndpoint => "workloadendpoints",
+            ResourceKind::NetworkPolicy => "networkpolicies",
+            ResourceKind::GlobalNetworkPolicy => "globalnetworkpolicies",
+            ResourceKind::NetworkSet => "networksets",
+            ResourceKind::GlobalNetworkSet => "globalnetworksets",
+            ResourceKind::HostEndpoint => "hostendpoints",
+            ResourceKind::Profile => "profiles",
+            ResourceKind::FelixConfiguration => "felixconfigurations",
         }
     }
 
     /// Whether keys of this kind carry a namespace.
     pub fn namespaced(self) -> bool {
-        matches!(self, ResourceKind::WorkloadEndpoint)
+        matches!(
+            self,
+            ResourceKind::WorkloadEndpoint | ResourceKind::NetworkPolicy | ResourceKind::NetworkSet
+        )
+    }
+
+    /// Whether manul models this kind field by field; the others are
+    /// stored as raw JSON ([`crate::resources::RawResource`]) and checked
+    /// by [`crate::validate::validate_raw`].
+    pub fn modelled(self) -> bool {
+        matches!(
+            self,
+            ResourceKind::IpPool
+                | ResourceKind::BgpConfiguration
+                | ResourceKind::BgpPeer
+                | ResourceKind::BgpFilter
+                | ResourceKind::Node
+                | ResourceKind::WorkloadEndpoint
+        )
     }
 
     /// The kind whose plural is `plural`.
@@ -487,7 +540,7 @@ mod tests {
             "/calico/resources/v3/projectcalico.org/ippools/",
             "/calico/resources/v3/projectcalico.org/ippools/a/b",
             "/calico/resources/v3/projectcalico.org/workloadendpoints/ns",
-            "/calico/resources/v3/projectcalico.org/felixconfigurations/default",
+            "/calico/resources/v3/projectcalico.org/kubecontrollersconfigurations/default",
         ];
         for k in bad {
             assert!(Key::parse(k).is_err(), "{k}");

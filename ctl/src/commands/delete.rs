@@ -62,7 +62,7 @@ pub struct Args {
         conflicts_with = "kind"
     )]
     pub files: Vec<PathBuf>,
-    /// Namespace of namespaced kinds (WorkloadEndpoint).
+    /// Namespace of namespaced kinds (WorkloadEndpoint, NetworkPolicy, NetworkSet).
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// Succeed when an object does not exist.

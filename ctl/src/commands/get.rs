@@ -42,7 +42,11 @@ Columns:
   Node              NAME ASN IPV4 IPV6  (ASN in brackets: the global one)
                     (wide: RRCLUSTERID IPIPTUNNELADDR VXLANTUNNELADDR)
   WorkloadEndpoint  [NAMESPACE] NAME WORKLOAD NODE NETWORKS INTERFACE
-                    (wide: CONTAINERID MAC PROFILES)";
+                    (wide: CONTAINERID MAC PROFILES)
+  NetworkPolicy, GlobalNetworkPolicy   [NAMESPACE] NAME (wide: ORDER SELECTOR)
+  NetworkSet, GlobalNetworkSet         [NAMESPACE] NAME (wide: NETS)
+  HostEndpoint      NAME NODE (wide: INTERFACE IPS PROFILES)
+  Profile, FelixConfiguration          NAME";
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -75,14 +79,17 @@ Examples:
 /// `get` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The kind: IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node or
-    /// WorkloadEndpoint (any case, plural or short name).
+    /// The kind: IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node,
+    /// WorkloadEndpoint, NetworkPolicy, GlobalNetworkPolicy, NetworkSet,
+    /// GlobalNetworkSet, HostEndpoint, Profile or FelixConfiguration (any
+    /// case, plural or short name).
     #[arg(value_name = "KIND")]
     pub kind: String,
     /// Names to show; all objects of the kind when none.
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
-    /// Namespace of namespaced kinds (WorkloadEndpoint) [default: default].
+    /// Namespace of namespaced kinds (WorkloadEndpoint, NetworkPolicy,
+    /// NetworkSet) [default: default].
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Every namespace (namespaced kinds).

@@ -2,10 +2,11 @@
 //! effective ones (defaults applied), so a pool stored without `blockSize`
 //! shows 26.
 
-use manul_datastore::AsNumber;
 use manul_datastore::resources::{
-    BgpConfiguration, BgpFilter, BgpPeer, IpPool, Node, WorkloadEndpoint,
+    BgpConfiguration, BgpFilter, BgpPeer, IpPool, Node, RawResource, WorkloadEndpoint,
 };
+use manul_datastore::{AsNumber, ResourceKind};
+use serde_json::Value;
 
 use crate::object::Object;
 
@@ -174,6 +175,56 @@ fn workload_endpoint(w: &WorkloadEndpoint, wide: bool, extra: &Extra) -> Vec<Str
     row
 }
 
+/// A string field of a raw object's spec.
+fn spec_str(r: &RawResource, field: &str) -> String {
+    match r.spec.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// A list field of a raw object's spec, comma-separated.
+fn spec_list(r: &RawResource, field: &str) -> String {
+    match r.spec.get(field) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => String::new(),
+    }
+}
+
+/// A kind stored raw: the columns calicoctl shows for it.
+fn raw(kind: ResourceKind, r: &RawResource, wide: bool, extra: &Extra) -> Vec<String> {
+    let mut row = Vec::new();
+    if extra.namespace_column && kind.namespaced() {
+        row.push(r.metadata.namespace.clone());
+    }
+    row.push(r.metadata.name.clone());
+    match kind {
+        ResourceKind::NetworkPolicy | ResourceKind::GlobalNetworkPolicy if wide => {
+            row.extend([spec_str(r, "order"), spec_str(r, "selector")]);
+        }
+        ResourceKind::NetworkSet | ResourceKind::GlobalNetworkSet if wide => {
+            row.push(spec_list(r, "nets"));
+        }
+        ResourceKind::HostEndpoint => {
+            row.push(spec_str(r, "node"));
+            if wide {
+                row.extend([
+                    spec_str(r, "interfaceName"),
+                    spec_list(r, "expectedIPs"),
+                    spec_list(r, "profiles"),
+                ]);
+            }
+        }
+        _ => {}
+    }
+    row
+}
+
 /// The headers of `kind`'s table.
 fn headers(sample: &Object, wide: bool, extra: &Extra) -> Vec<&'static str> {
     let (mut base, more): (Vec<&str>, &[&str]) = match sample {
@@ -229,6 +280,24 @@ fn headers(sample: &Object, wide: bool, extra: &Extra) -> Vec<&'static str> {
             }
             (h, &["CONTAINERID", "MAC", "PROFILES"])
         }
+        Object::Raw(kind, _) => {
+            let (mut h, more): (Vec<&str>, &[&str]) = match kind {
+                ResourceKind::NetworkPolicy | ResourceKind::GlobalNetworkPolicy => {
+                    (vec!["NAME"], &["ORDER", "SELECTOR"])
+                }
+                ResourceKind::NetworkSet | ResourceKind::GlobalNetworkSet => {
+                    (vec!["NAME"], &["NETS"])
+                }
+                ResourceKind::HostEndpoint => {
+                    (vec!["NAME", "NODE"], &["INTERFACE", "IPS", "PROFILES"])
+                }
+                _ => (vec!["NAME"], &[]),
+            };
+            if extra.namespace_column && kind.namespaced() {
+                h.insert(0, "NAMESPACE");
+            }
+            (h, more)
+        }
     };
     if wide {
         base.extend_from_slice(more);
@@ -250,6 +319,7 @@ pub fn table(objects: &[&Object], wide: bool, extra: &Extra) -> Table {
             Object::BgpFilter(f) => bgp_filter(f),
             Object::Node(n) => node(n, wide, extra),
             Object::WorkloadEndpoint(w) => workload_endpoint(w, wide, extra),
+            Object::Raw(kind, r) => raw(*kind, r, wide, extra),
         })
         .collect();
     (headers(first, wide, extra), rows)

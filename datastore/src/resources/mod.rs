@@ -11,6 +11,7 @@ mod bgpfilter;
 mod bgppeer;
 mod ippool;
 mod node;
+mod raw;
 mod workload;
 
 pub use bgpconfig::{
@@ -30,4 +31,5 @@ pub use ippool::{
 pub use node::{
     Mac, Node, NodeAddress, NodeBgpSpec, NodeSpec, OrchRef, calico_vtep_mac, format_mac, parse_mac,
 };
+pub use raw::{RawResource, decode_raw, encode_raw};
 pub use workload::{WorkloadEndpoint, WorkloadEndpointSpec};

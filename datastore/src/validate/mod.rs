@@ -8,9 +8,13 @@
 
 mod bgp;
 mod community;
+mod felix;
 mod filter;
 mod peer_ip;
+mod policy;
 mod pool;
+mod rule;
+mod sets;
 
 use std::fmt;
 
@@ -19,8 +23,11 @@ pub use community::{CommunityValue, parse_community};
 pub use filter::validate_bgp_filter;
 pub use peer_ip::{PeerAddr, parse_peer_ip};
 pub use pool::{overlapping_pools, validate_ip_pool};
+pub use rule::{ACTIONS, PROTOCOLS, is_label, is_name};
 
 use crate::asn::AsNumber;
+use crate::keys::ResourceKind;
+use crate::resources::RawResource;
 use crate::selector::{Selector, SelectorError};
 
 /// One problem with one field of one object.
@@ -127,6 +134,37 @@ pub enum Problem {
     /// A value manul cannot honour (it would be dropped, or do nothing).
     #[error("{0}")]
     Unsupported(String),
+    /// One of Calico's rules, stated.
+    #[error("{0}")]
+    Rule(String),
+}
+
+/// Checks an object of a kind manul stores as raw JSON (see
+/// [`ResourceKind::modelled`]) by that kind's rules: its name (and
+/// namespace), then its spec. Modelled kinds have their own `validate_*`;
+/// given one, only the name is checked.
+pub fn validate_raw(kind: ResourceKind, r: &RawResource) -> Result<(), ValidationErrors> {
+    let mut report = Report::new(kind.kind(), &r.metadata.name);
+    let namespace = kind.namespaced().then_some(r.metadata.namespace.as_str());
+    report.names(&r.metadata.name, namespace);
+    let spec = &r.spec;
+    match kind {
+        ResourceKind::NetworkPolicy => policy::network_policy(&mut report, spec),
+        ResourceKind::GlobalNetworkPolicy => policy::global_network_policy(&mut report, spec),
+        ResourceKind::Profile => policy::profile(&mut report, spec),
+        ResourceKind::NetworkSet | ResourceKind::GlobalNetworkSet => {
+            sets::network_set(&mut report, spec)
+        }
+        ResourceKind::HostEndpoint => sets::host_endpoint(&mut report, spec),
+        ResourceKind::FelixConfiguration => felix::felix_configuration(&mut report, spec),
+        ResourceKind::IpPool
+        | ResourceKind::BgpConfiguration
+        | ResourceKind::BgpPeer
+        | ResourceKind::BgpFilter
+        | ResourceKind::Node
+        | ResourceKind::WorkloadEndpoint => {}
+    }
+    report.finish()
 }
 
 /// Every problem found in one or more objects.

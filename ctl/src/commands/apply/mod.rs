@@ -88,7 +88,7 @@ pub struct Args {
     /// File to apply (YAML or JSON; `-` for standard input). Repeat for more.
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// Namespace of namespaced objects (WorkloadEndpoint) that set none.
+    /// Namespace of namespaced objects (WorkloadEndpoint, NetworkPolicy, NetworkSet) that set none.
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// Check everything and print what would happen; write nothing.
