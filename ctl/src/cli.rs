@@ -15,7 +15,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 use manul_datastore::etcd::config::DEFAULT_ENDPOINT;
 
-use crate::commands::{apply, completion, delete, get, ipam, node};
+use crate::commands::{apply, completion, create, delete, get, ipam, label, node, patch, replace};
 use crate::error::EXIT_CODES_HELP;
 
 const ABOUT: &str = "Manage manul's (and Calico's) configuration in etcd.";
@@ -44,6 +44,13 @@ Examples:
 
   # Delete a peer
   $ manulctl delete bgppeer tor-1
+
+  # Create (fails if it exists), replace (fails if absent or stale), patch, label
+  $ manulctl create -f policy.yaml
+  $ manulctl replace -f policy.yaml
+  $ manulctl patch ippool pool-a -p '{\"spec\":{\"natOutgoing\":false}}'
+  $ manulctl label node node1 rack=r1 --overwrite
+  $ manulctl label node node1 rack-
 
   # How full the pools are; find and release leaked addresses
   $ manulctl ipam show --show-blocks
@@ -241,6 +248,30 @@ pub enum Command {
         after_help = apply::AFTER_HELP
     )]
     Apply(apply::Args),
+    /// Create objects from YAML/JSON files; refused if any exists.
+    #[command(
+        long_about = create::LONG_ABOUT,
+        after_help = create::AFTER_HELP
+    )]
+    Create(create::Args),
+    /// Replace stored objects from YAML/JSON files, honouring resourceVersion.
+    #[command(
+        long_about = replace::LONG_ABOUT,
+        after_help = replace::AFTER_HELP
+    )]
+    Replace(replace::Args),
+    /// Change a stored object with a JSON merge patch (RFC 7386).
+    #[command(
+        long_about = patch::LONG_ABOUT,
+        after_help = patch::AFTER_HELP
+    )]
+    Patch(patch::Args),
+    /// Set or remove labels of a stored object.
+    #[command(
+        long_about = label::LONG_ABOUT,
+        after_help = label::AFTER_HELP
+    )]
+    Label(label::Args),
     /// Show objects of one kind, as a table, JSON or YAML.
     #[command(
         long_about = get::LONG_ABOUT,

@@ -61,8 +61,9 @@ Exit codes:
   0  success
   1  general failure or bad usage (unknown flag, unusable etcd settings)
   2  invalid input (a file that does not parse or validate, an unknown kind)
-  3  not found (the named object does not exist)
-  4  conflict (the object changed since it was read: re-read and retry)
+  3  not found (the named object does not exist; replace of an absent object)
+  4  conflict (the object changed since it was read, a stale resourceVersion:
+     re-read and retry; create of an object that exists)
   5  etcd unavailable (no member answered: check --etcd-endpoints)
   6  etcd refused access (check --etcd-username/--etcd-password or the certificate)
   7  `ipam check` found problems (the report lists them)";

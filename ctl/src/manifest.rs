@@ -28,6 +28,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// An object named on the command line (`patch`, `label`).
+    pub fn command_line() -> Self {
+        Source::file(0, "the command line")
+    }
+
     /// A whole file (`file` is its position among the inputs).
     fn file(file: usize, label: &str) -> Self {
         Source {

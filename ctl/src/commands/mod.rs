@@ -7,10 +7,15 @@
 
 pub mod apply;
 pub mod completion;
+pub mod create;
 pub mod delete;
+pub mod edit;
 pub mod get;
 pub mod ipam;
+pub mod label;
 pub mod node;
+pub mod patch;
+pub mod replace;
 
 use crate::cli::Command;
 use crate::context::Context;
@@ -32,6 +37,10 @@ pub async fn run(ctx: &Context, command: &Command) -> anyhow::Result<()> {
     }
     match command {
         Command::Apply(args) => apply::run(ctx, args).await,
+        Command::Create(args) => create::run(ctx, args).await,
+        Command::Replace(args) => replace::run(ctx, args).await,
+        Command::Patch(args) => patch::run(ctx, args).await,
+        Command::Label(args) => label::run(ctx, args).await,
         Command::Get(args) => get::run(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,
         Command::Ipam(args) => ipam::run(ctx, args).await,

@@ -10,6 +10,7 @@
 //! reported as `created`, `configured` or `unchanged`.
 
 pub mod plan;
+pub mod strict;
 pub mod warn;
 
 use std::path::PathBuf;
@@ -122,14 +123,14 @@ impl Outcome {
     }
 }
 
-fn name_of(item: &Item) -> String {
+pub(crate) fn name_of(item: &Item) -> String {
     let o = &item.desired;
     display_name(o.kind(), o.namespace(), o.name())
 }
 
 /// The error listing every problem; exit code 2, or 4 when all are
 /// conflicts.
-fn problems_error(problems: Problems, extra: Option<String>) -> anyhow::Error {
+pub(crate) fn problems_error(problems: Problems, extra: Option<String>) -> anyhow::Error {
     let failure = if problems.invalid.is_empty() && extra.is_none() {
         Failure::Conflict
     } else {
