@@ -15,6 +15,8 @@
 //! - [`assign`]: [`Ipam::auto_assign`] and [`Ipam::assign_ip`].
 //! - [`release`]: [`Ipam::release_ips`], [`Ipam::release_by_handle`],
 //!   [`Ipam::release_host`].
+//! - [`host_removal`]: what a removed node holds
+//!   ([`Ipam::host_holdings`]) and releasing it ([`Ipam::remove_host`]).
 //! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`],
 //!   [`Ipam::borrowed_ips`].
 //! - [`check`]: the leak check and its [`Report`] (with a progress hook,
@@ -36,6 +38,7 @@ pub mod check;
 mod claim;
 pub mod config;
 pub mod error;
+pub mod host_removal;
 pub mod ipam;
 pub mod pools;
 pub mod query;
@@ -49,6 +52,7 @@ pub use assign::AutoAssignArgs;
 pub use block::Released;
 pub use check::{ClusterIdentity, Problem, Progress, Records, Report};
 pub use error::{IpamError, Result};
+pub use host_removal::{HeldAddress, HostHoldings, HostRemoval};
 pub use ipam::Ipam;
 pub use query::{BlockUsage, BorrowedIp, IpInfo, PoolUsage, Utilization};
 pub use release::HostRelease;

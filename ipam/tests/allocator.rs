@@ -282,7 +282,7 @@ async fn strict_affinity_never_borrows_and_the_block_limit_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_host_frees_only_empty_blocks() {
+async fn release_host_deletes_empty_blocks_and_unaffines_the_others() {
     require!(Need::Bin("etcd"));
     let etcd = Etcd::start().unwrap();
     let ipam = ipam(&etcd).await;
@@ -294,25 +294,29 @@ async fn release_host_frees_only_empty_blocks() {
     ipam.release_ips(&[(got[4], None)]).await.unwrap();
     let r = ipam.release_host("gone").await.unwrap();
     assert_eq!(r.released, [b2]);
-    assert_eq!(r.not_empty, [b1]);
+    assert_eq!(r.unaffined, [b1]);
+    assert!(r.not_empty.is_empty());
+    // b1 keeps its addresses, with no affinity (Calico's RemoveIPAMHost).
+    let info = ipam.ip_info(got[0]).await.unwrap();
+    assert!(info.assigned);
+    assert_eq!(info.block_host, None);
+    let usage = ipam.utilization().await.unwrap();
+    assert_eq!(usage.pools[0].blocks.len(), 1);
+    assert_eq!(usage.pools[0].blocks[0].host, None);
+    let report = ipam.check().await.unwrap();
+    assert_eq!(report.summary.affinities, 0);
     assert!(
-        ipam.check()
-            .await
-            .unwrap()
+        report
             .problems
             .iter()
-            .all(|p| matches!(p, manul_ipam::Problem::Leaked { .. }))
+            .all(|p| matches!(p, manul_ipam::Problem::Leaked { .. })),
+        "{report:?}"
     );
-    assert_eq!(ipam.utilization().await.unwrap().pools[0].blocks.len(), 1);
 
-    for h in ["a"] {
-        ipam.release_by_handle(&format!("k8s-pod-network.{h}"))
-            .await
-            .unwrap();
-    }
-    let r = ipam.release_host("gone").await.unwrap();
-    assert_eq!(r.released, [b1]);
+    ipam.release_by_handle("k8s-pod-network.a").await.unwrap();
     assert!(ipam.utilization().await.unwrap().pools[0].blocks.is_empty());
+    let r = ipam.release_host("gone").await.unwrap();
+    assert_eq!(r, manul_ipam::HostRelease::default());
     let report = ipam.check().await.unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.summary.affinities + report.summary.handles, 0);

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod completion;
 pub mod delete;
+pub mod delete_node;
 pub mod get;
 pub mod ipam;
 pub mod node;
