@@ -19,6 +19,7 @@
 //!   ([`Ipam::host_holdings`]) and releasing it ([`Ipam::remove_host`]).
 //! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`],
 //!   [`Ipam::borrowed_ips`].
+//! - [`reservations`]: IPReservations, skipped by automatic assignment.
 //! - [`check`]: the leak check and its [`Report`] (with a progress hook,
 //!   [`Ipam::check_with_progress`]); [`repair`]: applying one.
 //! - `store`: counted, typed compare-and-swap access ([`Stats`]).
@@ -45,6 +46,7 @@ pub mod query;
 pub mod reclaim;
 pub mod release;
 pub mod repair;
+pub mod reservations;
 pub mod store;
 pub mod tunnel;
 
