@@ -810,3 +810,93 @@ fn delete_node_finishes_what_an_interrupted_removal_left() -> anyhow::Result<()>
     assert_eq!(r.code, 3, "nothing left: {r:?}");
     Ok(())
 }
+
+#[test]
+fn check_shows_all_and_problem_ips_as_calicoctl() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up(&etcd);
+
+    let r = ctl(&ep, &["ipam", "check", "--show-problem-ips"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    for l in [
+        "  10.65.0.2 leaked; attrs Main:k8s-pod-network.p2 Extra:namespace=default,node=node-1,pod=p2",
+        "  10.65.0.3 leaked; attrs Main:k8s-pod-network.p4 Extra:namespace=default,node=node-2,pod=p4",
+    ] {
+        assert!(r.stdout.lines().any(|x| x == l), "{l:?} in {}", r.stdout);
+    }
+    assert!(!r.stdout.contains(" allocated; attrs"), "{}", r.stdout);
+
+    let r = ctl(&ep, &["ipam", "check", "--show-all-ips"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    for l in [
+        "  10.65.0.1 allocated; attrs Main:k8s-pod-network.p1 Extra:namespace=default,node=node-1,pod=p1",
+        "  10.65.0.66 allocated; attrs Main:ipip-tunnel-addr-node-2 Extra:node=node-2",
+        "  10.65.0.1 belongs to Workload(default/p1)",
+        "  10.65.0.65 belongs to Workload(default/p3)",
+    ] {
+        assert!(r.stdout.lines().any(|x| x == l), "{l:?} in {}", r.stdout);
+    }
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains(" allocated; attrs"))
+            .count(),
+        5,
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(" leaked; attrs"), "{}", r.stdout);
+    // Not mixed into JSON.
+    let r = ctl(&ep, &["ipam", "check", "--show-all-ips", "-o", "json"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let _: Value = serde_json::from_str(&r.stdout)?;
+    Ok(())
+}
+
+#[test]
+fn release_from_two_reports_releases_only_what_both_found_leaked() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up(&etcd);
+    let dir = tempfile::tempdir()?;
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    // Report A: p2 (10.65.0.2) and p4 (10.65.0.3) leaked.
+    assert_eq!(ctl(&ep, &["ipam", "check", "-o", a]).code, 7);
+    // p2's WorkloadEndpoint appears (the pod was still being created).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ds = connect(&etcd).await;
+        add_wep(&ds, "p2", "node-1", "10.65.0.2").await;
+    });
+    // Report B: only p4 leaked.
+    assert_eq!(ctl(&ep, &["ipam", "check", "-o", b]).code, 7);
+
+    let out = ok(
+        &ep,
+        &["ipam", "release", "--from-report", a, "--from-report", b],
+    );
+    assert!(out.contains("released 10.65.0.3 (leaked)\n"), "{out}");
+    assert!(!out.contains("10.65.0.2"), "p2 is in use: {out}");
+    assert!(out.contains("Released 1 leaked address;"), "{out}");
+    let held = ok(&ep, &["ipam", "show", "--ip", "10.65.0.2"]);
+    assert!(
+        held.starts_with("10.65.0.2 is in use by handle k8s-pod-network.p2\n"),
+        "{held}"
+    );
+    let r = ctl(&ep, &["ipam", "check"]);
+    assert_eq!(r.code, 0, "clean now: {r:?}");
+    let help = ok(&ep, &["ipam", "release", "--help"]);
+    assert!(
+        help.contains("--from-report a.json --from-report b.json"),
+        "{help}"
+    );
+    Ok(())
+}
