@@ -900,3 +900,62 @@ fn release_from_two_reports_releases_only_what_both_found_leaked() -> anyhow::Re
     );
     Ok(())
 }
+
+#[test]
+fn split_divides_an_unused_pool_and_refuses_one_in_use() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up(&etcd);
+    let pools = "/calico/resources/v3/projectcalico.org/ippools";
+    etcd.put(
+        &format!("{pools}/pool-b"),
+        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool-b","labels":{"rack":"r1"}},"spec":{"cidr":"10.66.0.0/24","blockSize":26,"natOutgoing":true,"nodeSelector":"all()","futureField":"kept"}}"#,
+    )?;
+
+    // pool-a has addresses assigned: refused, with the reason; unchanged.
+    let before = etcd.get(&format!("{pools}/pool-a"))?;
+    let r = ctl(&ep, &["ipam", "split", "--cidr=10.65.0.0/24", "2"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("IP pool pool-a is in use: 5 of its addresses are assigned"),
+        "{r:?}"
+    );
+    assert_eq!(etcd.get(&format!("{pools}/pool-a"))?, before);
+
+    // Not a power of 2; smaller than a block; neither pool named.
+    let r = ctl(&ep, &["ipam", "split", "--name=pool-b", "3"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("not a valid power of 2: 3"), "{r:?}");
+    let r = ctl(&ep, &["ipam", "split", "--name=pool-b", "8"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("smaller than one block"), "{r:?}");
+    let r = ctl(&ep, &["ipam", "split", "4"]);
+    assert_eq!(r.code, 1, "--cidr or --name: {r:?}");
+
+    let out = ok(&ep, &["ipam", "split", "--name=pool-b", "4"]);
+    assert_eq!(
+        out,
+        "IP Pool pool-b was successfully split into 4 smaller pools.\n\
+         Created split-pool-b-0 with CIDR 10.66.0.0/26.\n\
+         Created split-pool-b-1 with CIDR 10.66.0.64/26.\n\
+         Created split-pool-b-2 with CIDR 10.66.0.128/26.\n\
+         Created split-pool-b-3 with CIDR 10.66.0.192/26.\n"
+    );
+    assert_eq!(etcd.get(&format!("{pools}/pool-b"))?, None);
+    let child: Value =
+        serde_json::from_str(&etcd.get(&format!("{pools}/split-pool-b-2"))?.unwrap())?;
+    assert_eq!(child["spec"]["cidr"], "10.66.0.128/26");
+    assert_eq!(child["spec"]["natOutgoing"], true);
+    assert_eq!(child["spec"]["futureField"], "kept");
+    assert_eq!(child["metadata"]["labels"]["rack"], "r1");
+    assert!(child["spec"].get("disabled").is_none(), "{child}");
+    // The new pools serve addresses.
+    let show = ok(&ep, &["ipam", "show"]);
+    assert!(
+        has_row(&show, &["IP Pool", "10.66.0.64/26", "64"]),
+        "{show}"
+    );
+    Ok(())
+}

@@ -20,6 +20,7 @@
 //! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`],
 //!   [`Ipam::borrowed_ips`].
 //! - [`reservations`]: IPReservations, skipped by automatic assignment.
+//! - [`split`]: splitting a pool in 2^n (`manulctl ipam split`).
 //! - [`check`]: the leak check and its [`Report`] (with a progress hook,
 //!   [`Ipam::check_with_progress`]); [`repair`]: applying one.
 //! - `store`: counted, typed compare-and-swap access ([`Stats`]).
@@ -47,6 +48,7 @@ pub mod reclaim;
 pub mod release;
 pub mod repair;
 pub mod reservations;
+pub mod split;
 pub mod store;
 pub mod tunnel;
 
