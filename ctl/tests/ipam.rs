@@ -591,3 +591,371 @@ fn help_has_examples_and_o_file_is_only_for_check() {
     let r = ctl(nowhere, &["ipam", "show"]);
     assert_eq!(r.code, 5, "unreachable etcd: {r:?}");
 }
+
+/// etcd's revision and every key and value under /calico.
+fn etcd_state(etcd: &Etcd) -> (i64, String) {
+    let head = etcd
+        .etcdctl(&["get", "/no-such-key", "-w", "json"])
+        .unwrap();
+    let v: Value = serde_json::from_str(&head).unwrap();
+    let revision = v["header"]["revision"].as_i64().unwrap();
+    (
+        revision,
+        etcd.etcdctl(&["get", "/calico", "--prefix"]).unwrap(),
+    )
+}
+
+/// The cluster of the module docs plus: p2 has its WorkloadEndpoint (so
+/// only node-2's p4 is leaked); node-2 has a Node with its IPIP tunnel
+/// address, a second block 10.65.0.128/26 with pod p6, a BGPPeer scoped to
+/// it and a per-node BGPConfiguration; node-1 borrows 10.65.0.67 (pod p5)
+/// from node-2's block 10.65.0.64/26; a global BGPPeer and one scoped to
+/// node-1 must stay.
+fn set_up_node_removal(etcd: &Etcd) {
+    set_up(etcd);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = connect(etcd).await;
+        let ipam = Ipam::new(ds.clone());
+        for (addr, pod, node) in [
+            ("10.65.0.130", "p6", "node-2"),
+            ("10.65.0.67", "p5", "node-1"),
+        ] {
+            let attrs = BTreeMap::from([
+                ("namespace".to_owned(), "default".to_owned()),
+                ("pod".to_owned(), pod.to_owned()),
+            ]);
+            ipam.assign_ip(ip(addr), &format!("k8s-pod-network.{pod}"), &attrs, node)
+                .await
+                .unwrap();
+            add_wep(&ds, pod, node, addr).await;
+        }
+        add_wep(&ds, "p2", "node-1", "10.65.0.2").await;
+    });
+    let res = "/calico/resources/v3/projectcalico.org";
+    etcd.put(
+        &format!("{res}/nodes/node-2"),
+        r#"{"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":"node-2"},"spec":{"bgp":{"ipv4Address":"10.0.0.2/24","ipv4IPIPTunnelAddr":"10.65.0.66"}}}"#,
+    )
+    .unwrap();
+    for (name, node) in [
+        ("node-2-tor", "node-2"),
+        ("node-1-tor", "node-1"),
+        ("global-tor", ""),
+    ] {
+        let node_field = if node.is_empty() {
+            String::new()
+        } else {
+            format!(r#""node":"{node}","#)
+        };
+        etcd.put(
+            &format!("{res}/bgppeers/{name}"),
+            &format!(
+                r#"{{"kind":"BGPPeer","apiVersion":"projectcalico.org/v3","metadata":{{"name":"{name}"}},"spec":{{{node_field}"peerIP":"10.0.0.254","asNumber":65000}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+    etcd.put(
+        &format!("{res}/bgpconfigurations/node.node-2"),
+        r#"{"kind":"BGPConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"node.node-2"},"spec":{"listenPort":1790}}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn delete_node_releases_what_it_holds_and_a_second_run_is_a_no_op() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up_node_removal(&etcd);
+    let res = "/calico/resources/v3/projectcalico.org";
+
+    let r = ctl(&ep, &["ipam", "check"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(
+        r.stdout.contains("1 problems: 1 leaked addresses.") || r.stdout.contains("10.65.0.3"),
+        "{r:?}"
+    );
+
+    // Dry run: the plan, and not one write.
+    let before = etcd_state(&etcd);
+    let dry = ok(&ep, &["delete", "node", "node-2", "--dry-run"]);
+    for line in [
+        "would release 10.65.0.3 (block 10.65.0.0/26, handle k8s-pod-network.p4)",
+        "would release 10.65.0.65 (block 10.65.0.64/26, handle k8s-pod-network.p3)",
+        "would release 10.65.0.66 (block 10.65.0.64/26, handle ipip-tunnel-addr-node-2)",
+        "would release 10.65.0.130 (block 10.65.0.128/26, handle k8s-pod-network.p6)",
+        "workloadendpoint.projectcalico.org/p3 (namespace default) would be deleted",
+        "workloadendpoint.projectcalico.org/p6 (namespace default) would be deleted",
+        "bgppeer.projectcalico.org/node-2-tor would be deleted",
+        "bgpconfiguration.projectcalico.org/node.node-2 would be deleted",
+        "node.projectcalico.org/node-2 would be deleted",
+    ] {
+        assert!(dry.lines().any(|l| l == line), "{line:?} in\n{dry}");
+    }
+    assert!(!dry.contains("10.65.0.67"), "node-1's address: {dry}");
+    assert!(
+        !dry.contains("tor would") || !dry.contains("node-1-tor"),
+        "{dry}"
+    );
+    assert!(!dry.contains("global-tor"), "{dry}");
+    assert_eq!(etcd_state(&etcd), before, "the dry run wrote to etcd");
+
+    let out = ok(&ep, &["delete", "node", "node-2"]);
+    for line in [
+        "released 10.65.0.3 (block 10.65.0.0/26, handle k8s-pod-network.p4)",
+        "released 10.65.0.65 (block 10.65.0.64/26, handle k8s-pod-network.p3)",
+        "released 10.65.0.66 (block 10.65.0.64/26, handle ipip-tunnel-addr-node-2)",
+        "released 10.65.0.130 (block 10.65.0.128/26, handle k8s-pod-network.p6)",
+        "released the affinity of node-2 to block 10.65.0.128/26; the block was empty and is deleted",
+        "released the affinity of node-2 to block 10.65.0.64/26; the block still holds addresses and is kept for any host to claim",
+        "workloadendpoint.projectcalico.org/p3 (namespace default) deleted",
+        "workloadendpoint.projectcalico.org/p6 (namespace default) deleted",
+        "bgppeer.projectcalico.org/node-2-tor deleted",
+        "bgpconfiguration.projectcalico.org/node.node-2 deleted",
+        "node.projectcalico.org/node-2 deleted",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in\n{out}");
+    }
+    assert_eq!(out.lines().count(), 11, "{out}");
+
+    // IPAM is clean, no block is node-2's, node-1's borrowed address stays.
+    let r = ctl(&ep, &["ipam", "check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let blocks = ok(&ep, &["ipam", "show", "--show-blocks"]);
+    assert!(!blocks.contains("node-2"), "{blocks}");
+    assert!(!blocks.contains("10.65.0.128/26"), "{blocks}");
+    assert!(
+        has_row(&blocks, &["Block", "10.65.0.64/26", "64", "1 (2%)"]),
+        "{blocks}"
+    );
+    let held = ok(&ep, &["ipam", "show", "--ip", "10.65.0.67"]);
+    assert!(
+        held.starts_with("10.65.0.67 is in use by handle k8s-pod-network.p5\n"),
+        "{held}"
+    );
+    for gone in [
+        format!("{res}/nodes/node-2"),
+        format!("{res}/bgppeers/node-2-tor"),
+        format!("{res}/bgpconfigurations/node.node-2"),
+        format!("{res}/workloadendpoints/default/p3"),
+        format!("{res}/workloadendpoints/default/p6"),
+    ] {
+        assert_eq!(etcd.get(&gone)?, None, "{gone}");
+    }
+    for kept in [
+        format!("{res}/bgppeers/node-1-tor"),
+        format!("{res}/bgppeers/global-tor"),
+    ] {
+        assert!(etcd.get(&kept)?.is_some(), "{kept}");
+    }
+    let weps = etcd.etcdctl(&[
+        "get",
+        &format!("{res}/workloadendpoints/"),
+        "--prefix",
+        "--keys-only",
+    ])?;
+    assert_eq!(
+        weps.lines().filter(|l| !l.is_empty()).count(),
+        3,
+        "p1, p2, p5: {weps}"
+    );
+
+    // A second run changes nothing: not found (exit code 3), or success
+    // with --ignore-not-found.
+    let after = etcd_state(&etcd);
+    let r = ctl(&ep, &["delete", "node", "node-2"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(r.stdout, "", "{r:?}");
+    assert!(r.stderr.contains("Node \"node-2\" not found"), "{r:?}");
+    let r = ctl(&ep, &["delete", "node", "node-2", "--ignore-not-found"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(etcd_state(&etcd), after, "the second run wrote to etcd");
+    Ok(())
+}
+
+#[test]
+fn delete_node_finishes_what_an_interrupted_removal_left() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up_node_removal(&etcd);
+    let res = "/calico/resources/v3/projectcalico.org";
+    // As an interrupted run (or a manulctl that deleted only the Node)
+    // leaves it: node-2's pod p3 already released, its Node gone; its WEPs,
+    // its other addresses, its affinities and its BGPPeer remain.
+    ok(&ep, &["ipam", "release", "--ip", "10.65.0.65"]);
+    etcd.etcdctl(&["del", &format!("{res}/nodes/node-2")])?;
+
+    let out = ok(&ep, &["delete", "node", "node-2"]);
+    for line in [
+        "released 10.65.0.3 (block 10.65.0.0/26, handle k8s-pod-network.p4)",
+        "released 10.65.0.66 (block 10.65.0.64/26, handle ipip-tunnel-addr-node-2)",
+        "released 10.65.0.130 (block 10.65.0.128/26, handle k8s-pod-network.p6)",
+        "workloadendpoint.projectcalico.org/p3 (namespace default) deleted",
+        "bgppeer.projectcalico.org/node-2-tor deleted",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in\n{out}");
+    }
+    assert!(!out.contains("10.65.0.65"), "already released: {out}");
+    let r = ctl(&ep, &["ipam", "check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let blocks = ok(&ep, &["ipam", "show", "--show-blocks"]);
+    assert!(!blocks.contains("node-2"), "{blocks}");
+    let r = ctl(&ep, &["delete", "node", "node-2"]);
+    assert_eq!(r.code, 3, "nothing left: {r:?}");
+    Ok(())
+}
+
+#[test]
+fn check_shows_all_and_problem_ips_as_calicoctl() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up(&etcd);
+
+    let r = ctl(&ep, &["ipam", "check", "--show-problem-ips"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    for l in [
+        "  10.65.0.2 leaked; attrs Main:k8s-pod-network.p2 Extra:namespace=default,node=node-1,pod=p2",
+        "  10.65.0.3 leaked; attrs Main:k8s-pod-network.p4 Extra:namespace=default,node=node-2,pod=p4",
+    ] {
+        assert!(r.stdout.lines().any(|x| x == l), "{l:?} in {}", r.stdout);
+    }
+    assert!(!r.stdout.contains(" allocated; attrs"), "{}", r.stdout);
+
+    let r = ctl(&ep, &["ipam", "check", "--show-all-ips"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    for l in [
+        "  10.65.0.1 allocated; attrs Main:k8s-pod-network.p1 Extra:namespace=default,node=node-1,pod=p1",
+        "  10.65.0.66 allocated; attrs Main:ipip-tunnel-addr-node-2 Extra:node=node-2",
+        "  10.65.0.1 belongs to Workload(default/p1)",
+        "  10.65.0.65 belongs to Workload(default/p3)",
+    ] {
+        assert!(r.stdout.lines().any(|x| x == l), "{l:?} in {}", r.stdout);
+    }
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains(" allocated; attrs"))
+            .count(),
+        5,
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(" leaked; attrs"), "{}", r.stdout);
+    // Not mixed into JSON.
+    let r = ctl(&ep, &["ipam", "check", "--show-all-ips", "-o", "json"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let _: Value = serde_json::from_str(&r.stdout)?;
+    Ok(())
+}
+
+#[test]
+fn release_from_two_reports_releases_only_what_both_found_leaked() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up(&etcd);
+    let dir = tempfile::tempdir()?;
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    // Report A: p2 (10.65.0.2) and p4 (10.65.0.3) leaked.
+    assert_eq!(ctl(&ep, &["ipam", "check", "-o", a]).code, 7);
+    // p2's WorkloadEndpoint appears (the pod was still being created).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ds = connect(&etcd).await;
+        add_wep(&ds, "p2", "node-1", "10.65.0.2").await;
+    });
+    // Report B: only p4 leaked.
+    assert_eq!(ctl(&ep, &["ipam", "check", "-o", b]).code, 7);
+
+    let out = ok(
+        &ep,
+        &["ipam", "release", "--from-report", a, "--from-report", b],
+    );
+    assert!(out.contains("released 10.65.0.3 (leaked)\n"), "{out}");
+    assert!(!out.contains("10.65.0.2"), "p2 is in use: {out}");
+    assert!(out.contains("Released 1 leaked address;"), "{out}");
+    let held = ok(&ep, &["ipam", "show", "--ip", "10.65.0.2"]);
+    assert!(
+        held.starts_with("10.65.0.2 is in use by handle k8s-pod-network.p2\n"),
+        "{held}"
+    );
+    let r = ctl(&ep, &["ipam", "check"]);
+    assert_eq!(r.code, 0, "clean now: {r:?}");
+    let help = ok(&ep, &["ipam", "release", "--help"]);
+    assert!(
+        help.contains("--from-report a.json --from-report b.json"),
+        "{help}"
+    );
+    Ok(())
+}
+
+#[test]
+fn split_divides_an_unused_pool_and_refuses_one_in_use() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    set_up(&etcd);
+    let pools = "/calico/resources/v3/projectcalico.org/ippools";
+    etcd.put(
+        &format!("{pools}/pool-b"),
+        r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"pool-b","labels":{"rack":"r1"}},"spec":{"cidr":"10.66.0.0/24","blockSize":26,"natOutgoing":true,"nodeSelector":"all()","futureField":"kept"}}"#,
+    )?;
+
+    // pool-a has addresses assigned: refused, with the reason; unchanged.
+    let before = etcd.get(&format!("{pools}/pool-a"))?;
+    let r = ctl(&ep, &["ipam", "split", "--cidr=10.65.0.0/24", "2"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("IP pool pool-a is in use: 5 of its addresses are assigned"),
+        "{r:?}"
+    );
+    assert_eq!(etcd.get(&format!("{pools}/pool-a"))?, before);
+
+    // Not a power of 2; smaller than a block; neither pool named.
+    let r = ctl(&ep, &["ipam", "split", "--name=pool-b", "3"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("not a valid power of 2: 3"), "{r:?}");
+    let r = ctl(&ep, &["ipam", "split", "--name=pool-b", "8"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("smaller than one block"), "{r:?}");
+    let r = ctl(&ep, &["ipam", "split", "4"]);
+    assert_eq!(r.code, 1, "--cidr or --name: {r:?}");
+
+    let out = ok(&ep, &["ipam", "split", "--name=pool-b", "4"]);
+    assert_eq!(
+        out,
+        "IP Pool pool-b was successfully split into 4 smaller pools.\n\
+         Created split-pool-b-0 with CIDR 10.66.0.0/26.\n\
+         Created split-pool-b-1 with CIDR 10.66.0.64/26.\n\
+         Created split-pool-b-2 with CIDR 10.66.0.128/26.\n\
+         Created split-pool-b-3 with CIDR 10.66.0.192/26.\n"
+    );
+    assert_eq!(etcd.get(&format!("{pools}/pool-b"))?, None);
+    let child: Value =
+        serde_json::from_str(&etcd.get(&format!("{pools}/split-pool-b-2"))?.unwrap())?;
+    assert_eq!(child["spec"]["cidr"], "10.66.0.128/26");
+    assert_eq!(child["spec"]["natOutgoing"], true);
+    assert_eq!(child["spec"]["futureField"], "kept");
+    assert_eq!(child["metadata"]["labels"]["rack"], "r1");
+    assert!(child["spec"].get("disabled").is_none(), "{child}");
+    // The new pools serve addresses.
+    let show = ok(&ep, &["ipam", "show"]);
+    assert!(
+        has_row(&show, &["IP Pool", "10.66.0.64/26", "64"]),
+        "{show}"
+    );
+    Ok(())
+}

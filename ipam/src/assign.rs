@@ -20,7 +20,9 @@
 //! Writes per block: the handle first (count incremented; created without
 //! reading it first), then the block (compare-and-swap on the cached
 //! revision, sequence number bumped). So a warm assignment in a block with
-//! room is two writes and no read. A lost compare-and-swap returns the
+//! room is two writes and one read, the IPReservations' list (they are
+//! read on every call, see [`crate::reservations`]; a reserved address is
+//! never assigned here). A lost compare-and-swap returns the
 //! block as it is now and is tried again from it, keeping the handle
 //! increment; if
 //! the block write finally fails the increment is undone. A call that
@@ -80,6 +82,8 @@ struct Job<'a> {
     attrs: &'a BTreeMap<String, String>,
     requested: &'a [IpNet],
     v6: bool,
+    /// Reserved networks ([`crate::reservations`]): never assigned.
+    reserved: &'a [IpNet],
 }
 
 fn is_v6(net: &IpNet) -> bool {
@@ -124,6 +128,7 @@ impl Ipam {
         attrs
             .entry(attr::NODE.to_string())
             .or_insert_with(|| args.host.clone());
+        let reserved = self.reservations().await?;
         let mut out = Vec::new();
         let mut known: KnownHandle = None;
         for (v6, n) in [(false, args.num_v4), (true, args.num_v6)] {
@@ -141,6 +146,7 @@ impl Ipam {
                 attrs: &attrs,
                 requested: &requested,
                 v6,
+                reserved: &reserved,
             };
             if let Err(e) = self
                 .assign_family(&mut settings, &job, n, &mut known, &mut out)
@@ -414,7 +420,7 @@ impl Ipam {
                     tracing::warn!(block = %cidr, ?problems, "not assigning from an inconsistent block");
                     return Ok(Step::Done(Some(Vec::new())));
                 }
-                let ips = block::assign(&mut b.value, want, handle, job.attrs);
+                let ips = block::assign(&mut b.value, want, handle, job.attrs, job.reserved);
                 if ips.is_empty() {
                     return Ok(if cached {
                         Step::Again(None)

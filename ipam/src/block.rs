@@ -115,21 +115,39 @@ fn attribute_index(
     (block.attributes.len() - 1) as u32
 }
 
-/// Assign up to `n` free addresses, oldest-freed first, to `handle`.
-/// Returns the addresses (fewer than `n` when the block runs out). The
-/// caller bumps the sequence number when it writes the block.
+/// Assign up to `n` free addresses, oldest-freed first, to `handle`,
+/// passing over addresses in `reserved` (they stay free, in their place,
+/// as in Calico's `autoAssign` with reservations). Returns the addresses
+/// (fewer than `n` when the block runs out). The caller bumps the
+/// sequence number when it writes the block.
 pub fn assign(
     block: &mut AllocationBlock,
     n: usize,
     handle: &str,
     secondary: &BTreeMap<String, String>,
+    reserved: &[IpNet],
 ) -> Vec<IpAddr> {
-    let take = n.min(block.unallocated.len());
-    if take == 0 {
+    let cidr = block.cidr;
+    let is_reserved = |o: u32| {
+        let ip = address(&cidr, o);
+        reserved.iter().any(|r| r.contains(&ip))
+    };
+    let mut ordinals: Vec<u32> = Vec::with_capacity(n.min(block.unallocated.len()));
+    let mut keep: Vec<u32> = Vec::new();
+    let mut taken = 0;
+    for &o in &block.unallocated {
+        if taken < n && !is_reserved(o) {
+            ordinals.push(o);
+            taken += 1;
+        } else {
+            keep.push(o);
+        }
+    }
+    if ordinals.is_empty() {
         return Vec::new();
     }
+    block.unallocated = keep;
     let index = attribute_index(block, handle, secondary);
-    let ordinals: Vec<u32> = block.unallocated.drain(..take).collect();
     let seq = block.sequence_number;
     ordinals
         .into_iter()
@@ -372,7 +390,7 @@ mod tests {
     #[test]
     fn assign_is_fifo_and_release_goes_to_the_back() {
         let mut b = new_block(net("10.0.0.0/30"), None).unwrap();
-        let got = assign(&mut b, 2, "h1", &attrs("a"));
+        let got = assign(&mut b, 2, "h1", &attrs("a"), &[]);
         assert_eq!(got, [ip("10.0.0.0"), ip("10.0.0.1")]);
         assert_eq!(b.attributes.len(), 1, "one record for one assignment");
         let freed = release(&mut b, &[(ip("10.0.0.0"), None)]);
@@ -383,10 +401,10 @@ mod tests {
             }
         );
         // .2 and .3 are older free addresses than .0: they go first.
-        let got = assign(&mut b, 3, "h2", &attrs("b"));
+        let got = assign(&mut b, 3, "h2", &attrs("b"), &[]);
         assert_eq!(got, [ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.0")]);
         assert!(
-            assign(&mut b, 1, "h3", &attrs("c")).is_empty(),
+            assign(&mut b, 1, "h3", &attrs("c"), &[]).is_empty(),
             "block full"
         );
         assert!(check(&b).is_empty());
@@ -409,14 +427,14 @@ mod tests {
             assign_ip(&mut b, ip("10.0.1.2"), "x", &attrs("b")),
             Err(BlockError::NotInBlock { .. })
         ));
-        assert_eq!(assign(&mut b, 4, "y", &attrs("c")).len(), 3);
+        assert_eq!(assign(&mut b, 4, "y", &attrs("c"), &[]).len(), 3);
     }
 
     #[test]
     fn release_with_a_stale_sequence_number_is_refused() {
         let mut b = new_block(net("10.0.0.0/30"), None).unwrap();
         b.sequence_number = 7;
-        let a = assign(&mut b, 1, "h", &attrs("a"))[0];
+        let a = assign(&mut b, 1, "h", &attrs("a"), &[])[0];
         assert_eq!(b.sequence_number_for(0), Some(7));
         assert_eq!(release(&mut b, &[(a, Some(6))])[0].1, Released::Reused);
         assert_eq!(in_use(&b), 1);
@@ -433,8 +451,8 @@ mod tests {
     #[test]
     fn unused_attribute_records_are_dropped_and_indices_renumbered() {
         let mut b = new_block(net("10.0.0.0/29"), None).unwrap();
-        let a = assign(&mut b, 2, "h1", &attrs("a"));
-        let c = assign(&mut b, 2, "h2", &attrs("b"));
+        let a = assign(&mut b, 2, "h1", &attrs("a"), &[]);
+        let c = assign(&mut b, 2, "h2", &attrs("b"), &[]);
         release(&mut b, &[(a[0], None), (a[1], None)]);
         assert_eq!(b.attributes.len(), 1);
         assert_eq!(holder(&b, c[0]).as_deref(), Some("h2"));
@@ -467,7 +485,7 @@ mod tests {
             for (i, (op, n)) in ops.into_iter().enumerate() {
                 b.sequence_number += 1;
                 if op < 2 {
-                    for a in assign(&mut b, n, &format!("h{i}"), &attrs("p")) {
+                    for a in assign(&mut b, n, &format!("h{i}"), &attrs("p"), &[]) {
                         proptest::prop_assert!(!held.contains(&a), "{a} handed out twice");
                         held.push(a);
                     }
@@ -480,5 +498,25 @@ mod tests {
                 proptest::prop_assert_eq!(in_use(&b), held.len());
             }
         }
+    }
+
+    #[test]
+    fn reserved_free_addresses_are_passed_over_and_stay_free_in_place() {
+        let mut b = new_block("10.0.0.0/29".parse().unwrap(), Some("h")).unwrap();
+        let reserved: Vec<IpNet> = vec![
+            "10.0.0.0/31".parse().unwrap(),
+            "10.0.0.3/32".parse().unwrap(),
+        ];
+        let got = assign(&mut b, 3, "h1", &attrs("a"), &reserved);
+        assert_eq!(
+            got,
+            ["10.0.0.2", "10.0.0.4", "10.0.0.5"].map(|s| s.parse::<IpAddr>().unwrap())
+        );
+        assert_eq!(b.unallocated, [0, 1, 3, 6, 7]);
+        let got = assign(&mut b, 5, "h2", &attrs("b"), &reserved);
+        assert_eq!(got.len(), 2, "only .6 and .7 are left unreserved");
+        assert!(assign(&mut b, 1, "h3", &attrs("c"), &reserved).is_empty());
+        assert_eq!(b.unallocated, [0, 1, 3]);
+        assert!(check(&b).is_empty(), "{:?}", check(&b));
     }
 }

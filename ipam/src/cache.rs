@@ -1,5 +1,6 @@
 //! What one [`crate::Ipam`] remembers between calls, so that a warm
-//! assignment in a host's own block reads nothing and writes twice.
+//! assignment in a host's own block reads only the IPReservations (never
+//! cached, see [`crate::reservations`]) and writes twice.
 //!
 //! | what | kept | how staleness is caught |
 //! |---|---|---|

@@ -187,6 +187,25 @@ pub struct Report {
     pub summary: Summary,
     /// What was found.
     pub problems: Vec<Problem>,
+    /// Every allocated address and what uses it, for a listing
+    /// (`manulctl ipam check --show-all-ips`); not written to a report.
+    #[serde(skip)]
+    pub checked: Vec<CheckedIp>,
+}
+
+/// One allocated address or one address in use, as the check saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedIp {
+    /// The address.
+    pub ip: IpAddr,
+    /// Whether IPAM has it allocated.
+    pub allocated: bool,
+    /// Its handle, when allocated.
+    pub handle: Option<String>,
+    /// Its attributes, when allocated.
+    pub attributes: BTreeMap<String, String>,
+    /// The WorkloadEndpoints using it (`namespace/name`).
+    pub users: Vec<String>,
 }
 
 impl Report {
@@ -456,6 +475,7 @@ impl Ipam {
 
         // WorkloadEndpoints.
         let mut used: BTreeMap<IpAddr, Vec<(String, String)>> = BTreeMap::new();
+        let mut users: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
         for kv in &wep_kvs {
             let wep = match WorkloadEndpoint::from_json(&kv.value) {
                 Ok(w) => w,
@@ -465,6 +485,10 @@ impl Ipam {
                 }
             };
             for net in &wep.spec.ip_networks {
+                users
+                    .entry(net.addr())
+                    .or_default()
+                    .push(format!("{}/{}", wep.metadata.namespace, wep.metadata.name));
                 used.entry(net.addr())
                     .or_default()
                     .push((kv.key.clone(), wep.spec.node.clone()));
@@ -500,7 +524,33 @@ impl Ipam {
             }
         }
 
+        let mut checked: BTreeMap<IpAddr, CheckedIp> = held
+            .iter()
+            .map(|(ip, h)| {
+                let c = CheckedIp {
+                    ip: *ip,
+                    allocated: true,
+                    handle: h.handle.map(str::to_string),
+                    attributes: h.attrs.clone(),
+                    users: Vec::new(),
+                };
+                (*ip, c)
+            })
+            .collect();
+        for (ip, u) in users {
+            checked
+                .entry(ip)
+                .or_insert_with(|| CheckedIp {
+                    ip,
+                    allocated: false,
+                    handle: None,
+                    attributes: BTreeMap::new(),
+                    users: Vec::new(),
+                })
+                .users = u;
+        }
         Ok(Report {
+            checked: checked.into_values().collect(),
             cluster: self.cluster_identity().await?,
             revision: rev,
             summary: Summary {

@@ -98,6 +98,19 @@ pub enum IpamError {
     /// Block arithmetic refused (a block too large to handle...).
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// A pool that may not be split while addresses in it are assigned
+    /// (see [`crate::split`]).
+    #[error(
+        "IP pool {pool} is in use: {addresses} of its addresses are assigned. calicoctl splits \
+         a pool only with the datastore locked; manul has no datastore lock, so it splits only \
+         a pool nothing is assigned from: move the workloads to another pool first"
+    )]
+    PoolInUse {
+        /// The pool.
+        pool: String,
+        /// Addresses assigned in it.
+        addresses: u128,
+    },
     /// A leak report that may not be applied to this cluster.
     #[error("refusing the report: {0}")]
     ReportRefused(String),

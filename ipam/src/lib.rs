@@ -15,8 +15,12 @@
 //! - [`assign`]: [`Ipam::auto_assign`] and [`Ipam::assign_ip`].
 //! - [`release`]: [`Ipam::release_ips`], [`Ipam::release_by_handle`],
 //!   [`Ipam::release_host`].
+//! - [`host_removal`]: what a removed node holds
+//!   ([`Ipam::host_holdings`]) and releasing it ([`Ipam::remove_host`]).
 //! - [`query`]: [`Ipam::ip_info`], [`Ipam::utilization`],
 //!   [`Ipam::borrowed_ips`].
+//! - [`reservations`]: IPReservations, skipped by automatic assignment.
+//! - [`split`]: splitting a pool in 2^n (`manulctl ipam split`).
 //! - [`check`]: the leak check and its [`Report`] (with a progress hook,
 //!   [`Ipam::check_with_progress`]); [`repair`]: applying one.
 //! - `store`: counted, typed compare-and-swap access ([`Stats`]).
@@ -36,12 +40,15 @@ pub mod check;
 mod claim;
 pub mod config;
 pub mod error;
+pub mod host_removal;
 pub mod ipam;
 pub mod pools;
 pub mod query;
 pub mod reclaim;
 pub mod release;
 pub mod repair;
+pub mod reservations;
+pub mod split;
 pub mod store;
 pub mod tunnel;
 
@@ -49,6 +56,7 @@ pub use assign::AutoAssignArgs;
 pub use block::Released;
 pub use check::{ClusterIdentity, Problem, Progress, Records, Report};
 pub use error::{IpamError, Result};
+pub use host_removal::{HeldAddress, HostHoldings, HostRemoval};
 pub use ipam::Ipam;
 pub use query::{BlockUsage, BorrowedIp, IpInfo, PoolUsage, Utilization};
 pub use release::HostRelease;

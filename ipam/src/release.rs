@@ -12,8 +12,10 @@
 //!   marked `pendingDeletion`, then an empty block is deleted, a non-empty
 //!   one (only when emptiness is not required) keeps its allocations and
 //!   loses its `affinity`, then the affinity is deleted. `release_host` is
-//!   what node removal uses: only empty blocks go; a block still holding
-//!   addresses keeps its affinity (release the pods' addresses first).
+//!   what node removal uses ([`crate::host_removal`]), as Calico's
+//!   `RemoveIPAMHost` does (`ReleaseHostAffinities(host, false)`): empty
+//!   blocks are deleted, a block still holding addresses keeps them, loses
+//!   its affinity and may be claimed by any host.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -33,9 +35,14 @@ use crate::store::{BlockSwap, MAX_RETRIES, path};
 /// What [`Ipam::release_affinities`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HostRelease {
-    /// Blocks whose affinity was released (deleted when empty).
+    /// Blocks whose affinity was released and which were deleted (empty).
     pub released: Vec<IpNet>,
-    /// Blocks kept because they still hold addresses.
+    /// Blocks whose affinity was released but which still hold addresses:
+    /// kept with no affinity, claimable by any host (only when emptiness
+    /// is not required).
+    pub unaffined: Vec<IpNet>,
+    /// Blocks kept with their affinity because they still hold addresses
+    /// (only when emptiness is required).
     pub not_empty: Vec<IpNet>,
     /// Affinities found stale (block gone to another host) and deleted.
     pub stale: Vec<IpNet>,
@@ -312,10 +319,11 @@ impl Ipam {
         })
     }
 
-    /// Node removal: release the host's empty blocks and their affinities;
-    /// blocks still holding addresses keep their affinity.
+    /// Node removal (Calico's `RemoveIPAMHost`): release every affinity
+    /// of the host; its empty blocks are deleted, the others keep their
+    /// addresses and lose their affinity.
     pub async fn release_host(&self, host: &str) -> Result<HostRelease> {
-        self.release_affinities(host, true).await
+        self.release_affinities(host, false).await
     }
 
     /// Release every affinity of `host` (Calico's
@@ -337,6 +345,7 @@ impl Ipam {
                 .await?
             {
                 AffinityRelease::Released => out.released.push(cidr),
+                AffinityRelease::Unaffined => out.unaffined.push(cidr),
                 AffinityRelease::NotEmpty => out.not_empty.push(cidr),
                 AffinityRelease::Stale => out.stale.push(cidr),
                 AffinityRelease::Gone => {}
@@ -415,7 +424,11 @@ impl Ipam {
                 _ => {}
             }
             self.cache_forget(host, &cidr);
-            return Ok(AffinityRelease::Released);
+            return Ok(if empty {
+                AffinityRelease::Released
+            } else {
+                AffinityRelease::Unaffined
+            });
         }
         Err(IpamError::TooManyRetries {
             what: format!("releasing the affinity of {host} to {cidr}"),
@@ -458,6 +471,7 @@ impl Which<'_> {
 
 enum AffinityRelease {
     Released,
+    Unaffined,
     NotEmpty,
     Stale,
     Gone,

@@ -80,6 +80,51 @@ impl Ipam {
         report: &Report,
         options: RepairOptions,
     ) -> Result<RepairOutcome> {
+        self.release_from_reports_with(std::slice::from_ref(report), options)
+            .await
+    }
+
+    /// Apply what every one of `reports` found (Calico's rule for several
+    /// `ipam release --from-report`: an address is released only when
+    /// every report found it leaked, so one allocated between two checks,
+    /// which only the earlier report saw unused, is kept). Each report is
+    /// refused as it would be alone; then only the problems present,
+    /// identical (same address, holder, sequence number, revision), in
+    /// every report are fixed, each guarded as for one report taken at the
+    /// oldest of their revisions.
+    pub async fn release_from_reports_with(
+        &self,
+        reports: &[Report],
+        options: RepairOptions,
+    ) -> Result<RepairOutcome> {
+        let Some(first) = reports.first() else {
+            return Ok(RepairOutcome::default());
+        };
+        for r in reports {
+            self.admit(r, options).await?;
+        }
+        let agreed = Report {
+            cluster: first.cluster.clone(),
+            revision: reports
+                .iter()
+                .map(|r| r.revision)
+                .min()
+                .unwrap_or(first.revision),
+            summary: first.summary.clone(),
+            problems: first
+                .problems
+                .iter()
+                .filter(|p| reports[1..].iter().all(|r| r.problems.contains(p)))
+                .cloned()
+                .collect(),
+            checked: Vec::new(),
+        };
+        self.apply_report(&agreed).await
+    }
+
+    /// Refuse a report from another cluster, or one ahead of the data
+    /// (unless allowed).
+    async fn admit(&self, report: &Report, options: RepairOptions) -> Result<()> {
         let me = self.cluster_identity().await?;
         if !me.same_cluster(&report.cluster) {
             return Err(IpamError::ReportRefused(format!(
@@ -97,6 +142,11 @@ impl Ipam {
                 datastore: now,
             });
         }
+        Ok(())
+    }
+
+    /// Fix what an admitted report found.
+    async fn apply_report(&self, report: &Report) -> Result<RepairOutcome> {
         let mut out = RepairOutcome::default();
         for p in &report.problems {
             if let Problem::HandleMismatch {

@@ -17,7 +17,10 @@
 //! - the tunnel address is kept across an agent restart (which also sets
 //!   `FELIX_VXLANMTU`), and released when the pool stops being VXLAN: the
 //!   IPAM handle gone, the Node's fields cleared, the device removed, the
-//!   pod MTU back to the uplink's.
+//!   pod MTU back to the uplink's;
+//! - node removal: host3's agent stopped, `manulctl delete node host3`
+//!   frees its addresses and block, and host1's and host2's routes to
+//!   that block go (felix's watch); `ipam check` is clean after.
 
 mod common;
 
@@ -521,6 +524,114 @@ fn the_tunnel_address_survives_a_restart_and_goes_with_the_pool() -> Result<()> 
         let f = std::fs::read_to_string(c.mtu_file(0)).unwrap_or_default();
         (f == "1500").then_some(()).ok_or(f)
     });
+    drop(c.agents);
+    drop(c.etcd);
+    Ok(())
+}
+
+/// manulctl next to manul-node (built when missing).
+fn manulctl_bin() -> Result<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_manul-node")).with_file_name("manulctl");
+    if !path.exists() {
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "-p", "manulctl"])
+                .status()?;
+        ensure!(status.success(), "cargo build -p manulctl failed");
+    }
+    Ok(path)
+}
+
+/// Node removal in a live cluster: host3's agent is stopped, `manulctl
+/// delete node host3` releases its pod's and tunnel's addresses and its
+/// block, and the other hosts' felix drops the route to that block through
+/// its watch; `ipam check` is clean and `ipam show` has no block of host3.
+#[test]
+fn deleting_a_stopped_node_removes_the_routes_to_its_block() -> Result<()> {
+    require!(
+        Need::Root,
+        Need::Bin("etcd"),
+        Need::Bin("ip"),
+        Need::Bin("ping")
+    );
+    let ctl_bin = manulctl_bin()?;
+    let mut c = Cluster::new(3, "Always")?;
+    c.start_all(&[("CALICO_NETWORKING_BACKEND", "vxlan")])?;
+    let mut tunnels = Vec::new();
+    for i in 0..3 {
+        tunnels.push(c.wait_tunnel(i).network.vxlan_v4.context("tunnel")?.address);
+    }
+    let pods = c.pods(1)?;
+    all_pairs(&pods);
+    let host3_pod = match pods[2].2 {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => anyhow::bail!("an IPv6 pod"),
+    };
+    let block = ipnet::Ipv4Net::new(host3_pod, 26)?.trunc();
+    let via = format!("{block} via {} dev vxlan.calico", tunnels[2]);
+    for i in [0, 1] {
+        let routes = c.routes(i);
+        ensure!(
+            routes.contains(&via),
+            "host{} has no `{via}`:\n{routes}",
+            i + 1
+        );
+    }
+
+    // host3's agent stops; then the node is deleted from the router.
+    let mut host3 = c.agents.pop().context("host3's agent")?;
+    host3.stop();
+    let tor = c.lab.tor();
+    let ctl = |args: &[&str]| -> Result<(i32, String, String)> {
+        let out = tor
+            .ns
+            .command(&ctl_bin)
+            .args(["--etcd-endpoints", &c.endpoint])
+            .args(args)
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (code, out, err) = ctl(&["delete", "node", "host3"])?;
+    ensure!(code == 0, "delete node: {code} {out} {err}");
+    ensure!(out.contains(&format!("released {host3_pod} ")), "{out}");
+    ensure!(
+        out.contains(&format!("released {} ", tunnels[2])),
+        "the tunnel address: {out}"
+    );
+    ensure!(
+        out.contains(&format!(
+            "released the affinity of host3 to block {block}; the block was empty and is deleted"
+        )),
+        "{out}"
+    );
+    ensure!(
+        out.contains("node.projectcalico.org/host3 deleted"),
+        "{out}"
+    );
+
+    // The other hosts' kernels stop routing to the block.
+    for i in [0, 1] {
+        let h = &c.lab.hosts[i].name;
+        wait_until(WAIT, &format!("{h}: no route to {block}"), || {
+            let routes = c.routes(i);
+            (!routes.contains(&block.to_string()))
+                .then_some(())
+                .ok_or(routes)
+        });
+    }
+    // host1 and host2 still reach each other.
+    all_pairs(&pods[..2]);
+    let (code, out, err) = ctl(&["ipam", "check"])?;
+    ensure!(code == 0, "ipam check: {code} {out} {err}");
+    let (code, out, err) = ctl(&["ipam", "show", "--show-blocks"])?;
+    ensure!(
+        code == 0 && !out.contains("host3"),
+        "ipam show: {out} {err}"
+    );
     drop(c.agents);
     drop(c.etcd);
     Ok(())

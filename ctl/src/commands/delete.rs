@@ -30,7 +30,18 @@ and metadata.resourceVersion when set: then the object is deleted only if it
 has not changed since).
 
 Objects that do not exist are reported at the end (exit code 3) after the
-others are deleted; --ignore-not-found makes that a success.";
+others are deleted; --ignore-not-found makes that a success.
+
+`delete node NAME` removes the node as calicoctl does in etcd mode: it
+releases the node's addresses in IPAM (its workloads', its tunnel
+addresses) and its block affinities (an empty block is deleted; a block
+still holding addresses is kept, with no affinity, for any host to claim),
+deletes its WorkloadEndpoints, the BGPPeers whose spec.node is the node and
+its per-node BGPConfiguration/FelixConfiguration (node.NAME), then the Node,
+printing each thing removed. --dry-run prints what would be removed and
+changes nothing. The Node goes last, so an interrupted run is finished by
+running it again; a node already deleted (for instance by an older manulctl)
+still has what it left behind removed. Stop the node's agent first.";
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -43,7 +54,9 @@ Examples:
 
   $ manulctl delete -f pools.yaml
   $ manulctl delete wep -n prod node1-k8s-web-eth0
-  $ manulctl delete ippool gone --ignore-not-found    # exit code 0 even if absent";
+  $ manulctl delete ippool gone --ignore-not-found    # exit code 0 even if absent
+  $ manulctl delete node host3 --dry-run             # what removing host3 would remove
+  $ manulctl delete node host3";
 
 /// `delete` options.
 #[derive(Debug, clap::Args)]
@@ -68,16 +81,19 @@ pub struct Args {
     /// Succeed when an object does not exist.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// `delete node` only: print what would be removed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// One object to delete.
 #[derive(Debug)]
-struct Target {
-    kind: ResourceKind,
-    namespace: Option<String>,
-    name: String,
-    key: String,
-    expected: Option<i64>,
+pub(crate) struct Target {
+    pub(crate) kind: ResourceKind,
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: String,
+    pub(crate) key: String,
+    pub(crate) expected: Option<i64>,
 }
 
 impl Target {
@@ -167,7 +183,7 @@ fn targets_from_files(args: &Args) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Deletes one object; `Ok(false)` when it does not exist.
-async fn delete_one(ds: &Datastore, t: &Target) -> anyhow::Result<bool> {
+pub(crate) async fn delete_one(ds: &Datastore, t: &Target) -> anyhow::Result<bool> {
     let what = t.describe();
     for _ in 0..MAX_ATTEMPTS {
         let Some(current) = store::get(ds, t.kind, &t.key).await? else {
@@ -202,6 +218,17 @@ async fn delete_one(ds: &Datastore, t: &Target) -> anyhow::Result<bool> {
 
 /// Runs `delete`.
 pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
+    if let Some(kind_arg) = &args.kind {
+        if kind::parse(kind_arg)? == ResourceKind::Node {
+            return super::delete_node::run(ctx, args).await;
+        }
+    }
+    if args.dry_run {
+        return Err(fail(
+            Failure::General,
+            "--dry-run is for `delete node NAME...` only",
+        ));
+    }
     let targets = match &args.kind {
         Some(kind_arg) => targets_from_args(args, kind_arg)?,
         None => targets_from_files(args)?,

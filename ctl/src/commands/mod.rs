@@ -9,6 +9,7 @@ pub mod apply;
 pub mod completion;
 pub mod create;
 pub mod delete;
+pub mod delete_node;
 pub mod edit;
 pub mod get;
 pub mod ipam;

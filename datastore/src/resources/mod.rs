@@ -10,6 +10,7 @@ mod bgpconfig;
 mod bgpfilter;
 mod bgppeer;
 mod ippool;
+mod ipreservation;
 mod node;
 mod raw;
 mod workload;
@@ -27,6 +28,10 @@ pub use bgppeer::{
 };
 pub use ippool::{
     AllowedUse, AssignmentMode, DEFAULT_NODE_SELECTOR, IpPool, IpPoolSpec, IpipMode, VxlanMode,
+};
+pub use ipreservation::{
+    IpReservation, IpReservationSpec, PREFIX as IP_RESERVATION_PREFIX, ip_reservation_key,
+    parse_reserved, validate_ip_reservation,
 };
 pub use node::{
     Mac, Node, NodeAddress, NodeBgpSpec, NodeSpec, OrchRef, calico_vtep_mac, format_mac, parse_mac,

@@ -27,7 +27,9 @@ clean, 7 when there are problems.
 -o FILE writes the report (JSON) to FILE: it names the cluster and the
 revision it was taken at, and `manulctl ipam release --from-report FILE`
 applies it. Review it first. -o json and -o yaml print the report instead
-of the summary. Only addresses under pod handles (k8s-pod-network.*) or no
+of the summary. --show-all-ips lists every allocation and every use of an
+address, --show-problem-ips every address with a problem, in calicoctl's
+words, before the summary. Only addresses under pod handles (k8s-pod-network.*) or no
 handle count as leaked; tunnel addresses never do.";
 
 pub const AFTER_HELP: &str = "\
@@ -48,19 +50,45 @@ Examples:
   $ echo $?
   7
 
-  $ manulctl ipam check -o json | jq '.problems[] | select(.kind == \"leaked\") | .ip'";
+  $ manulctl ipam check -o json | jq '.problems[] | select(.kind == \"leaked\") | .ip'
+
+  $ manulctl ipam check --show-problem-ips
+    10.65.0.7 leaked; attrs Main:k8s-pod-network.2d9f... Extra:namespace=default,node=node-1,pod=web-3
+  ...
+  $ manulctl ipam check --show-all-ips
+    10.65.0.1 allocated; attrs Main:k8s-pod-network.77ab... Extra:namespace=default,node=node-1,pod=web-1
+    10.65.0.1 belongs to Workload(default/web-1)
+  ...";
 
 /// `ipam check` options (the report file is the global `-o FILE`).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print every address checked, as calicoctl does: each allocation
+    /// (`IP allocated; attrs Main:HANDLE Extra:k=v,...`) and each use by a
+    /// WorkloadEndpoint (`IP belongs to Workload(NAMESPACE/NAME)`).
+    #[arg(long)]
+    pub show_all_ips: bool,
+    /// Print each address with a problem, as calicoctl does (`IP leaked;
+    /// attrs ...`, `IP has multiple owners.`, ...).
+    #[arg(long)]
+    pub show_problem_ips: bool,
+}
 
 /// Runs `ipam check`.
-pub async fn run(ctx: &Context, ipam_: &Ipam, _args: &Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, ipam_: &Ipam, args: &Args) -> anyhow::Result<()> {
     let report = ipam_
         .check_with_progress(print_progress)
         .await
         .map_err(ipam("checking IPAM"))?;
     let format = ctx.output();
+    // Lines for a person: not mixed into JSON or YAML.
+    let text = matches!(format, Output::Table | Output::Wide);
+    if args.show_all_ips && text {
+        emit(&all_ips(&report));
+    }
+    if args.show_problem_ips && text {
+        emit(&problem_ips(&report));
+    }
     match format {
         Output::Json | Output::Yaml => {
             emit(&serialize(&serde_json::to_value(&report)?, format)?);
@@ -96,6 +124,63 @@ pub async fn run(ctx: &Context, ipam_: &Ipam, _args: &Args) -> anyhow::Result<()
             }
         ),
     ))
+}
+
+/// calicoctl's `formatAttrs`: `Main:HANDLE Extra:k=v,...` (sorted).
+fn attr_string(handle: Option<&str>, attrs: &BTreeMap<String, String>) -> String {
+    let extra: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "Main:{} Extra:{}",
+        handle.unwrap_or("<none>"),
+        extra.join(",")
+    )
+}
+
+/// `--show-all-ips`: calicoctl's lines, allocations first, then uses.
+fn all_ips(r: &Report) -> String {
+    let mut out = String::new();
+    for c in r.checked.iter().filter(|c| c.allocated) {
+        out.push_str(&format!(
+            "  {} allocated; attrs {}\n",
+            c.ip,
+            attr_string(c.handle.as_deref(), &c.attributes)
+        ));
+    }
+    for c in &r.checked {
+        for u in &c.users {
+            out.push_str(&format!("  {} belongs to Workload({u})\n", c.ip));
+        }
+    }
+    out
+}
+
+/// `--show-problem-ips`: calicoctl's line for each address or handle
+/// with a problem; the other problems in manul's own form.
+fn problem_ips(r: &Report) -> String {
+    let mut out = String::new();
+    for p in &r.problems {
+        let l = match p {
+            Problem::Leaked {
+                ip,
+                handle,
+                attributes,
+                ..
+            } => format!(
+                "{ip} leaked; attrs {}",
+                attr_string(handle.as_deref(), attributes)
+            ),
+            Problem::UsedTwice { ip, .. } => format!("{ip} has multiple owners."),
+            Problem::NotAllocated { ip, endpoint, .. } => format!(
+                "{ip} in use by {endpoint} and in active IPAM pool but has no IPAM allocation."
+            ),
+            Problem::MissingHandle { handle, .. } => {
+                format!("{handle} is in use in a block but doesn't exist.")
+            }
+            other => line(other),
+        };
+        out.push_str(&format!("  {l}\n"));
+    }
+    out
 }
 
 fn print_progress(p: Progress) {
@@ -350,6 +435,7 @@ mod tests {
                     actual: [("10.65.0.0/26".into(), 1)].into(),
                 },
             ],
+            checked: Vec::new(),
         };
         assert_eq!(
             describe(&report),

@@ -6,11 +6,13 @@
 //! - [`check`]: the leak check, its report file, exit code 7 on problems.
 //! - [`release`]: release addresses, or apply a leak report.
 //! - [`configure`]: the cluster-wide IPAM config.
+//! - [`split`]: a pool split into 2^n pools.
 
 pub mod check;
 pub mod configure;
 pub mod release;
 pub mod show;
+pub mod split;
 
 use manul_ipam::Ipam;
 
@@ -26,7 +28,8 @@ and calicoctl see the same allocations.
   check      look for leaked addresses and inconsistent records; write a
              report that `release --from-report` applies
   release    release addresses, or apply a check report
-  configure  strict affinity, automatic block allocation, blocks per host";
+  configure  strict affinity, automatic block allocation, blocks per host
+  split      split a pool into 2^n equal pools";
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -37,6 +40,7 @@ Examples:
   $ manulctl ipam release --from-report report.json
   $ manulctl ipam release --ip 10.65.0.3
   $ manulctl ipam configure --strictaffinity=true --max-blocks-per-host 4
+  $ manulctl ipam split --cidr=10.65.0.0/16 4
 
 Run `manulctl ipam <command> --help` for each command's options and examples.";
 
@@ -64,6 +68,9 @@ pub enum IpamCommand {
     /// Change the cluster-wide IPAM configuration.
     #[command(long_about = configure::LONG_ABOUT, after_help = configure::AFTER_HELP)]
     Configure(configure::Args),
+    /// Split an IP pool into 2^n equal pools.
+    #[command(long_about = split::LONG_ABOUT, after_help = split::AFTER_HELP)]
+    Split(split::Args),
 }
 
 /// Whether `command` takes `-o FILE` (only `ipam check` does).
@@ -84,6 +91,7 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
         IpamCommand::Check(a) => check::run(ctx, &ipam, a).await,
         IpamCommand::Release(a) => release::run(ctx, &ipam, a).await,
         IpamCommand::Configure(a) => configure::run(ctx, &ipam, a).await,
+        IpamCommand::Split(a) => split::run(ctx, &ipam, a).await,
     }
 }
 

@@ -27,7 +27,13 @@ alone), corrects handle counts and fixes affinities, each only if the record
 is unchanged since the report. It refuses (exit code 2) a report taken on
 another cluster, and one whose revision is ahead of the datastore's (etcd
 restored from an older backup); --force overrides only the second refusal.
-A report older than the data is fine: every fix is guarded.";
+A report older than the data is fine: every fix is guarded.
+
+--from-report repeated (A, then B, taken some time apart) applies only what
+every report found, identically: an address is released only if each report
+saw it leaked with the same holder and allocation sequence number (Calico's
+rule), so a pod whose address was assigned just before one check and whose
+WorkloadEndpoint appeared just after it is never released.";
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -41,6 +47,10 @@ Examples:
   released 10.65.0.7 (leaked)
   Released 2 leaked addresses; fixed 0 handles and 0 affinities; 0 skipped.
 
+  # two checks some minutes apart: release only what both found leaked
+  $ manulctl ipam check -o a.json; sleep 300; manulctl ipam check -o b.json
+  $ manulctl ipam release --from-report a.json --from-report b.json
+
   # etcd was restored from a backup taken before the report
   $ manulctl ipam release --from-report report.json --force";
 
@@ -51,9 +61,10 @@ pub struct Args {
     /// An address to release, whoever holds it (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub ip: Vec<IpAddr>,
-    /// A report written by `manulctl ipam check -o FILE`.
+    /// A report written by `manulctl ipam check -o FILE`; repeat it to
+    /// apply only what every report found (Calico's rule).
     #[arg(long, value_name = "FILE", conflicts_with = "ip")]
-    pub from_report: Option<PathBuf>,
+    pub from_report: Vec<PathBuf>,
     /// Apply a report whose revision is ahead of the datastore's (never one
     /// from another cluster).
     #[arg(long, requires = "from_report", conflicts_with = "ip")]
@@ -62,9 +73,10 @@ pub struct Args {
 
 /// Runs `ipam release`.
 pub async fn run(ctx: &Context, ipam_: &Ipam, args: &Args) -> anyhow::Result<()> {
-    match &args.from_report {
-        Some(file) => from_report(ctx, ipam_, file, args.force).await,
-        None => release_ips(ctx, ipam_, &args.ip).await,
+    if args.from_report.is_empty() {
+        release_ips(ctx, ipam_, &args.ip).await
+    } else {
+        from_reports(ctx, ipam_, &args.from_report, args.force).await
     }
 }
 
@@ -130,12 +142,21 @@ fn read_report(file: &Path) -> anyhow::Result<Report> {
     })
 }
 
-async fn from_report(ctx: &Context, ipam_: &Ipam, file: &Path, force: bool) -> anyhow::Result<()> {
-    let report = read_report(file)?;
+async fn from_reports(
+    ctx: &Context,
+    ipam_: &Ipam,
+    files: &[PathBuf],
+    force: bool,
+) -> anyhow::Result<()> {
+    let reports = files
+        .iter()
+        .map(|f| read_report(f))
+        .collect::<anyhow::Result<Vec<Report>>>()?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let outcome = ipam_
-        .release_from_report_with(&report, RepairOptions { allow_ahead: force })
+        .release_from_reports_with(&reports, RepairOptions { allow_ahead: force })
         .await
-        .map_err(ipam(format!("applying {}", file.display())))?;
+        .map_err(ipam(format!("applying {}", names.join(" and "))))?;
     match ctx.output() {
         format @ (Output::Json | Output::Yaml) => {
             emit(&serialize(&serde_json::to_value(&outcome)?, format)?);
