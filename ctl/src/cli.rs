@@ -67,7 +67,8 @@ Kinds: IPPool (ippools), BGPConfiguration (bgpconfigurations), BGPPeer (bgppeers
 BGPFilter (bgpfilters), Node (nodes), WorkloadEndpoint (workloadendpoints, namespaced),
 NetworkPolicy (networkpolicies, namespaced), GlobalNetworkPolicy (globalnetworkpolicies),
 NetworkSet (networksets, namespaced), GlobalNetworkSet (globalnetworksets), HostEndpoint
-(hostendpoints), Profile (profiles), FelixConfiguration (felixconfigurations).
+(hostendpoints), Profile (profiles), FelixConfiguration (felixconfigurations),
+IPReservation (ipreservations: addresses IPAM never assigns automatically).
 Case does not matter; plurals and calicoctl's short names (ipp, bgpp, wep, np, gnp, hep,
 felixconfig...) work. Policies, sets, host endpoints and profiles are stored and validated
 as Calico does, for calicoctl and Calico's agents; manul-node does not enforce policy.

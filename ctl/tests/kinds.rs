@@ -1,6 +1,6 @@
 //! apply, get and delete of every kind manul stores without modelling
 //! (NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet,
-//! HostEndpoint, Profile, FelixConfiguration) through the real binary and a
+//! HostEndpoint, Profile, FelixConfiguration, IPReservation) through the real binary and a
 //! real etcd: calicoctl's JSON lands under Calico's key unchanged, reads
 //! back unchanged, and a broken object is refused naming its field.
 
@@ -13,7 +13,7 @@ use serde_json::Value;
 const PREFIX: &str = "/calico/resources/v3/projectcalico.org";
 
 /// Fixture, kind argument, key below [`PREFIX`], name for get/delete, namespace.
-const KINDS: [(&str, &str, &str, &str, Option<&str>); 7] = [
+const KINDS: [(&str, &str, &str, &str, Option<&str>); 8] = [
     (
         "networkpolicy.json",
         "networkpolicy",
@@ -61,6 +61,13 @@ const KINDS: [(&str, &str, &str, &str, Option<&str>); 7] = [
         "felixconfig",
         "felixconfigurations/default",
         "default",
+        None,
+    ),
+    (
+        "ipreservation.json",
+        "ipreservations",
+        "ipreservations/reserved-for-vips",
+        "reserved-for-vips",
         None,
     ),
 ];
@@ -176,5 +183,18 @@ spec:
         raw(&etcd, &format!("{PREFIX}/globalnetworkpolicies/bad")).is_none(),
         "nothing is written"
     );
+    Ok(())
+}
+
+#[test]
+fn a_reservation_that_is_not_an_address_is_refused_naming_the_entry() -> anyhow::Result<()> {
+    require!(Need::Bin("etcd"), Need::Bin("etcdctl"));
+    let etcd = Etcd::start()?;
+    let ep = etcd.endpoint();
+    let text = r#"{"kind":"IPReservation","apiVersion":"projectcalico.org/v3",
+        "metadata":{"name":"r"},"spec":{"reservedCIDRs":["10.0.0.1","10.0.0.0/33"]}}"#;
+    let err = fails(&ep, &["apply", "-f", "-"], Some(text), 2);
+    assert!(err.contains("spec.reservedCIDRs[1]"), "{err}");
+    assert!(raw(&etcd, &format!("{PREFIX}/ipreservations/r")).is_none());
     Ok(())
 }

@@ -59,11 +59,14 @@ pub enum ResourceKind {
     Profile,
     /// `FelixConfiguration` (`default` or `node.<name>`).
     FelixConfiguration,
+    /// `IPReservation` (read by IPAM as
+    /// [`crate::resources::IpReservation`]).
+    IpReservation,
 }
 
 impl ResourceKind {
     /// Every kind.
-    pub const ALL: [ResourceKind; 13] = [
+    pub const ALL: [ResourceKind; 14] = [
         ResourceKind::IpPool,
         ResourceKind::BgpConfiguration,
         ResourceKind::BgpPeer,
@@ -77,6 +80,7 @@ impl ResourceKind {
         ResourceKind::HostEndpoint,
         ResourceKind::Profile,
         ResourceKind::FelixConfiguration,
+        ResourceKind::IpReservation,
     ];
 
     /// The `kind` field value.
@@ -95,6 +99,7 @@ impl ResourceKind {
             ResourceKind::HostEndpoint => "HostEndpoint",
             ResourceKind::Profile => "Profile",
             ResourceKind::FelixConfiguration => "FelixConfiguration",
+            ResourceKind::IpReservation => "IPReservation",
         }
     }
 
@@ -114,6 +119,7 @@ impl ResourceKind {
             ResourceKind::HostEndpoint => "hostendpoints",
             ResourceKind::Profile => "profiles",
             ResourceKind::FelixConfiguration => "felixconfigurations",
+            ResourceKind::IpReservation => "ipreservations",
         }
     }
 

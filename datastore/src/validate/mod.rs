@@ -157,6 +157,7 @@ pub fn validate_raw(kind: ResourceKind, r: &RawResource) -> Result<(), Validatio
         }
         ResourceKind::HostEndpoint => sets::host_endpoint(&mut report, spec),
         ResourceKind::FelixConfiguration => felix::felix_configuration(&mut report, spec),
+        ResourceKind::IpReservation => ip_reservation(&mut report, spec),
         ResourceKind::IpPool
         | ResourceKind::BgpConfiguration
         | ResourceKind::BgpPeer
@@ -165,6 +166,30 @@ pub fn validate_raw(kind: ResourceKind, r: &RawResource) -> Result<(), Validatio
         | ResourceKind::WorkloadEndpoint => {}
     }
     report.finish()
+}
+
+/// An IPReservation's spec, by the typed check IPAM's reader shares
+/// ([`crate::resources::validate_ip_reservation`]).
+fn ip_reservation(report: &mut Report, spec: &serde_json::Map<String, serde_json::Value>) {
+    use crate::resources::{IpReservation, IpReservationSpec, validate_ip_reservation};
+    match serde_json::from_value::<IpReservationSpec>(serde_json::Value::Object(spec.clone())) {
+        Ok(spec) => {
+            let mut r = IpReservation::new("", Vec::new());
+            r.spec = spec;
+            if let Err(errors) = validate_ip_reservation(&r) {
+                for e in errors {
+                    report.push(e.field, e.problem);
+                }
+            }
+        }
+        Err(e) => report.push(
+            "spec.reservedCIDRs",
+            Problem::Malformed {
+                value: e.to_string(),
+                expected: "a list of IP addresses and CIDRs",
+            },
+        ),
+    }
 }
 
 /// Every problem found in one or more objects.
