@@ -7,7 +7,8 @@
 //! every IPAM block, reduced to who owns what in it ([`BlockOwners`]: the
 //! affine node, and the addresses other nodes hold in it — how Calico's
 //! felix routes VXLAN pools, and which addresses this node borrows); and
-//! its own WorkloadEndpoints (`spec.node`). Everything else under
+//! its own WorkloadEndpoints (`spec.node`); the global FelixConfiguration
+//! and its own (`node.<name>`). Everything else under
 //! `/calico/` (handles, other nodes' affinities, the IPAM config) is not
 //! kept. A block's reduction changes only when its affinity or a
 //! borrowed address changes, not with each pod its own node adds.
@@ -24,8 +25,8 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use manul_datastore::ipam::{AffinityState, AllocationBlock, BlockAffinity};
 use manul_datastore::resources::{
-    BgpConfiguration, BgpFilter, BgpPeer, GLOBAL_NAME, IpPool, Node, WorkloadEndpoint,
-    node_config_name,
+    BgpConfiguration, BgpFilter, BgpPeer, GLOBAL_NAME, IpPool, Node, RawResource, WorkloadEndpoint,
+    decode_raw, node_config_name,
 };
 use manul_datastore::{Key, ResourceKind, ResourceSpec};
 
@@ -53,6 +54,9 @@ pub enum ItemKey {
         /// Its name.
         name: String,
     },
+    /// The global (`default`) or this node's (`node.<name>`)
+    /// FelixConfiguration.
+    FelixConfig(String),
 }
 
 /// A kept value. Cheap to clone (shared).
@@ -74,6 +78,9 @@ pub enum Item {
     Block(Arc<BlockOwners>),
     /// A WorkloadEndpoint of this node.
     Workload(Arc<WorkloadEndpoint>),
+    /// A FelixConfiguration (its spec kept as JSON: manul-node decides,
+    /// field by field, what it honours and reports the rest).
+    FelixConfig(Arc<RawResource>),
 }
 
 /// An IPAM block reduced to who owns what in it (Calico's felix reads the
@@ -155,7 +162,10 @@ pub fn item_key(me: &str, key: &str) -> Option<ItemKey> {
                 namespace: namespace.unwrap_or_default(),
                 name,
             }),
-            // Kinds confd renders nothing from (policy, sets, FelixConfiguration).
+            ResourceKind::FelixConfiguration => (name == GLOBAL_NAME
+                || name == node_config_name(me))
+            .then_some(ItemKey::FelixConfig(name)),
+            // Kinds confd renders nothing from (policy, sets, endpoints).
             _ => None,
         },
         Key::BlockAffinity { host, cidr } => (host == me).then_some(ItemKey::Affinity(cidr)),
@@ -200,6 +210,9 @@ fn decode_value(me: &str, key: &ItemKey, value: &[u8]) -> Result<Option<Item>, S
             }
             Item::Workload(wep)
         }
+        ItemKey::FelixConfig(_) => Item::FelixConfig(Arc::new(
+            decode_raw(ResourceKind::FelixConfiguration, value).map_err(|e| e.to_string())?,
+        )),
         ItemKey::Affinity(_) => {
             let a: BlockAffinity = serde_json::from_slice(value).map_err(|e| e.to_string())?;
             Item::Affinity((!a.deleted).then_some(a.state))
@@ -279,6 +292,18 @@ mod tests {
         );
         assert_eq!(item_key(ME, "/calico/ipam/v2/config"), None);
         assert_eq!(item_key(ME, "/calico/felix/v1/whatever"), None);
+        assert_eq!(
+            item_key(ME, &format!("{r}/felixconfigurations/default")),
+            Some(ItemKey::FelixConfig("default".into()))
+        );
+        assert_eq!(
+            item_key(ME, &format!("{r}/felixconfigurations/node.{ME}")),
+            Some(ItemKey::FelixConfig(format!("node.{ME}")))
+        );
+        assert_eq!(
+            item_key(ME, &format!("{r}/felixconfigurations/node.other")),
+            None
+        );
     }
 
     #[test]

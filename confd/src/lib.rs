@@ -6,6 +6,8 @@
 //! - [`sync`]: the tokio task — list, then watch by revision, survive
 //!   compaction, outages and malformed values — publishing [`Batch`]es of
 //!   deltas and a [`Status`] to subscribers.
+//! - [`felix_config`]: the FelixConfiguration in effect for this node
+//!   (`node.<name>` over `default`, field by field).
 //! - [`bgp`]: the node's BGP view derived from the snapshot, incrementally
 //!   (pure code, no I/O).
 //!
@@ -13,6 +15,7 @@
 //! the node agent hands the view to the speaker and the snapshot to felix.
 
 pub mod bgp;
+pub mod felix_config;
 pub mod item;
 pub mod snapshot;
 pub mod sync;

@@ -325,6 +325,7 @@ pub fn list_prefixes(me: &str) -> Vec<String> {
         ResourceKind::BgpFilter,
         ResourceKind::Node,
         ResourceKind::WorkloadEndpoint,
+        ResourceKind::FelixConfiguration,
     ]
     .into_iter()
     .map(prefix::kind)

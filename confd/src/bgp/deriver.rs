@@ -131,7 +131,7 @@ impl BgpDeriver {
                     filters.insert(f.clone());
                 }
                 ItemKey::IpPool(_) | ItemKey::Affinity(_) | ItemKey::Block(_) => prefixes = true,
-                ItemKey::Workload { .. } => {}
+                ItemKey::Workload { .. } | ItemKey::FelixConfig(_) => {}
             }
         }
         let mut changes = BgpChanges::default();

@@ -1,0 +1,135 @@
+//! The FelixConfiguration in effect for this node: the global one
+//! (`default`) with this node's (`node.<name>`) over it, field by field.
+//!
+//! Calico's felix reads its settings from, highest first: environment
+//! variables, its config file, the host-specific FelixConfiguration
+//! (`node.<nodename>`), the global one (`default`); "the value of any
+//! configuration parameter is the value read from the *first* location
+//! containing a value" (Calico docs, reference/felix/configuration). This
+//! module does the two datastore layers; the node agent puts its own
+//! options (environment, command line) over the result.
+
+use serde_json::{Map, Value};
+
+use crate::snapshot::Snapshot;
+use crate::{Item, ItemKey};
+use manul_datastore::resources::{GLOBAL_NAME, node_config_name};
+
+/// A FelixConfiguration spec: field name (as in the resource, e.g.
+/// `vxlanMTU`) to its JSON value.
+pub type FelixSpec = Map<String, Value>;
+
+/// `node` over `global`, field by field. A field that is `null` is unset
+/// (Go's decoder leaves the pointer nil), so it does not hide the global
+/// value.
+pub fn merge(global: Option<&FelixSpec>, node: Option<&FelixSpec>) -> FelixSpec {
+    let mut out = FelixSpec::new();
+    for layer in [global, node].into_iter().flatten() {
+        for (field, value) in layer {
+            if !value.is_null() {
+                out.insert(field.clone(), value.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Snapshot {
+    /// The FelixConfiguration named `name`'s spec, if kept.
+    pub fn felix_config(&self, name: &str) -> Option<&FelixSpec> {
+        match self.get(&ItemKey::FelixConfig(name.to_owned())) {
+            Some(Item::FelixConfig(r)) => Some(&r.spec),
+            _ => None,
+        }
+    }
+
+    /// The effective FelixConfiguration for node `me` ([`merge`]).
+    pub fn effective_felix_config(&self, me: &str) -> FelixSpec {
+        merge(
+            self.felix_config(GLOBAL_NAME),
+            self.felix_config(&node_config_name(me)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(v: Value) -> FelixSpec {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn node_wins_field_by_field() {
+        let global = spec(json!({"logSeverityScreen": "Debug", "vxlanMTU": 1400}));
+        let node = spec(json!({"vxlanMTU": 1350, "bpfEnabled": true}));
+        let m = merge(Some(&global), Some(&node));
+        assert_eq!(
+            Value::Object(m),
+            json!({"logSeverityScreen": "Debug", "vxlanMTU": 1350, "bpfEnabled": true})
+        );
+    }
+
+    #[test]
+    fn either_layer_alone_and_none() {
+        let global = spec(json!({"vxlanMTU": 1400}));
+        assert_eq!(merge(Some(&global), None), global);
+        assert_eq!(merge(None, Some(&global)), global);
+        assert!(merge(None, None).is_empty());
+    }
+
+    #[test]
+    fn null_in_node_does_not_hide_global() {
+        let global = spec(json!({"vxlanMTU": 1400}));
+        let node = spec(json!({"vxlanMTU": null}));
+        assert_eq!(merge(Some(&global), Some(&node)), global);
+    }
+
+    #[test]
+    fn snapshot_merges_default_and_own_node_only() {
+        let raw = |name: &str, v: Value| {
+            let bytes = serde_json::to_vec(&json!({
+                "kind": "FelixConfiguration",
+                "apiVersion": "projectcalico.org/v3",
+                "metadata": {"name": name},
+                "spec": v,
+            }))
+            .unwrap();
+            Item::FelixConfig(Arc::new(
+                manul_datastore::resources::decode_raw(
+                    manul_datastore::ResourceKind::FelixConfiguration,
+                    &bytes,
+                )
+                .unwrap(),
+            ))
+        };
+        let mut snap = Snapshot::new();
+        snap.set(
+            ItemKey::FelixConfig("default".into()),
+            Some(raw(
+                "default",
+                json!({"vxlanMTU": 1400, "ipv6Support": false}),
+            )),
+        );
+        snap.set(
+            ItemKey::FelixConfig("node.a".into()),
+            Some(raw("node.a", json!({"vxlanMTU": 1300}))),
+        );
+        assert_eq!(
+            Value::Object(snap.effective_felix_config("a")),
+            json!({"vxlanMTU": 1300, "ipv6Support": false})
+        );
+        assert_eq!(
+            Value::Object(snap.effective_felix_config("b")),
+            json!({"vxlanMTU": 1400, "ipv6Support": false})
+        );
+    }
+}
