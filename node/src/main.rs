@@ -48,6 +48,7 @@
 
 mod autodetect;
 mod config;
+mod felix_config;
 mod filters;
 mod health;
 mod http;
@@ -84,17 +85,43 @@ fn main() -> Result<()> {
             Err(e) => return Err(e),
         },
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::prelude::*;
+    // `RUST_LOG` wins over FelixConfiguration's `logSeverityScreen`, as
+    // Calico's environment wins over its datastore ([`felix_config`]).
+    // An empty `RUST_LOG` is unset.
+    let rust_log = std::env::var("RUST_LOG").is_ok_and(|v| !v.is_empty());
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(if rust_log {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
+    } else {
+        DEFAULT_LOG_FILTER.into()
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    let set_log: felix_config::SetLogFilter = Box::new(move |f: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(f).map_err(|e| e.to_string())?;
+        reload.reload(filter).map_err(|e| e.to_string())
+    });
+    let log = LogControl {
+        overrides: felix_config::Overrides { log: rust_log },
+        set: set_log,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(cfg))
+        .block_on(run(cfg, log))
+}
+
+/// The log filter without `RUST_LOG` or `logSeverityScreen`.
+const DEFAULT_LOG_FILTER: &str = "info";
+
+/// What FelixConfiguration may do to the agent's logging.
+struct LogControl {
+    overrides: felix_config::Overrides,
+    set: felix_config::SetLogFilter,
 }
 
 /// The HTTP endpoint's answers, from the node's status.
@@ -125,7 +152,7 @@ fn status_json(s: &NodeStatus) -> String {
     }
 }
 
-async fn run(cfg: Config) -> Result<()> {
+async fn run(cfg: Config, log: LogControl) -> Result<()> {
     if cfg.cleanup {
         let done = manul_felix::cleanup(Default::default(), &cfg.bpf_pin_dir).await?;
         tracing::info!(
@@ -214,6 +241,7 @@ async fn run(cfg: Config) -> Result<()> {
     });
 
     let (tunnels_tx, tunnels_rx) = watch::channel(tunnel::TunnelState::default());
+    let (felix_config_tx, felix_config_rx) = watch::channel(Default::default());
     let mut metrics = metrics::Metrics::default();
     metrics.register(Box::new(ebpf.clone()));
     let metrics = Arc::new(metrics);
@@ -237,6 +265,7 @@ async fn run(cfg: Config) -> Result<()> {
         },
         tunnels: tunnels_rx,
         mtu: felix.watch_mtu(),
+        felix_config: felix_config_rx,
     };
     let bgp_sources = Arc::clone(&sources.bgp);
     let listener = tokio::net::TcpListener::bind(cfg.status_listen)
@@ -257,6 +286,14 @@ async fn run(cfg: Config) -> Result<()> {
     // route writes must get the right one.
     felix.set_mtu_inputs(confd.subscribe().snapshot(), &name);
     let tunnels = tunnel::spawn(ipam, name.clone(), confd.subscribe(), tunnels_tx);
+    let felix_config = felix_config::spawn(
+        name.clone(),
+        confd.subscribe(),
+        log.overrides,
+        DEFAULT_LOG_FILTER.to_owned(),
+        log.set,
+        felix_config_tx,
+    );
     let start = routing::start_kind(&felix).await;
     let routing = routing::start(
         &confd,
@@ -285,6 +322,7 @@ async fn run(cfg: Config) -> Result<()> {
     }
     server.abort();
     tunnels.abort();
+    felix_config.abort();
     if let Some(sp) = &routing.speaker() {
         let _ = sp.shutdown(true).await;
     }

@@ -56,6 +56,8 @@ pub struct Sources {
     pub tunnels: watch::Receiver<TunnelState>,
     /// felix's MTUs.
     pub mtu: watch::Receiver<Option<manul_felix::mtu::Mtus>>,
+    /// What the agent does with the FelixConfiguration fields.
+    pub felix_config: watch::Receiver<manul_status::FelixConfigurationStatus>,
 }
 
 /// The BGP side's sources.
@@ -85,6 +87,7 @@ impl Sources {
             ebpf: self.ebpf.summary(),
             nat: nat_status(&self.nat.borrow()),
             network: self.network(),
+            felix_configuration: self.felix_config.borrow().clone(),
         }
     }
 

@@ -16,12 +16,14 @@
 //! - [`network`]: the networking backend, this node's VXLAN tunnel ends
 //!   and the MTUs.
 //! - [`nat`]: NAT outgoing, felix's nftables table.
+//! - [`felix_config`]: which FelixConfiguration fields the agent acts on.
 //!
 //! Times are Unix seconds (wall clock), so a value does not change while
 //! nothing happens; durations are derived by the reader.
 
 pub mod datastore;
 pub mod ebpf;
+pub mod felix_config;
 pub mod kernel;
 pub mod nat;
 pub mod network;
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use datastore::DatastoreStatus;
 pub use ebpf::{EbpfMode, EbpfStatus};
+pub use felix_config::FelixConfigurationStatus;
 pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes, RefusedPool};
 /// A session's state: the BGP FSM's own (RFC 4271 §8.2.2).
 pub use manul_bgp::fsm::State;
@@ -68,6 +71,10 @@ pub struct NodeStatus {
     /// NAT outgoing (absent in an older agent's answer: the default).
     #[serde(default)]
     pub nat: NatStatus,
+    /// The FelixConfiguration fields set for this node and what the agent
+    /// does with each.
+    #[serde(default)]
+    pub felix_configuration: FelixConfigurationStatus,
 }
 
 /// Now, in Unix seconds (0 if the clock is before 1970).
