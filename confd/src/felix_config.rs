@@ -34,6 +34,18 @@ pub fn merge(global: Option<&FelixSpec>, node: Option<&FelixSpec>) -> FelixSpec 
     out
 }
 
+/// An MTU field (`vxlanMTU`, `vxlanMTUV6`): `None` when not set, else the
+/// value or why it is refused (not an integer from 0 to 2³²−1; 0 is
+/// felix's "compute it from the uplink").
+pub fn mtu(spec: &FelixSpec, field: &str) -> Option<Result<u32, String>> {
+    let v = spec.get(field)?;
+    Some(
+        v.as_u64()
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| format!("{field}: {v} is not an MTU")),
+    )
+}
+
 impl Snapshot {
     /// The FelixConfiguration named `name`'s spec, if kept.
     pub fn felix_config(&self, name: &str) -> Option<&FelixSpec> {
@@ -84,6 +96,18 @@ mod tests {
         assert_eq!(merge(Some(&global), None), global);
         assert_eq!(merge(None, Some(&global)), global);
         assert!(merge(None, None).is_empty());
+    }
+
+    #[test]
+    fn mtus_parse_or_are_refused() {
+        let s = spec(json!({"vxlanMTU": 1300, "vxlanMTUV6": "big", "ipipMTU": -1}));
+        assert_eq!(mtu(&s, "vxlanMTU"), Some(Ok(1300)));
+        assert_eq!(
+            mtu(&s, "vxlanMTUV6"),
+            Some(Err("vxlanMTUV6: \"big\" is not an MTU".into()))
+        );
+        assert!(matches!(mtu(&s, "ipipMTU"), Some(Err(_))));
+        assert_eq!(mtu(&s, "wireguardMTU"), None);
     }
 
     #[test]

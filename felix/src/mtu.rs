@@ -8,7 +8,8 @@
 //!   which is the one VXLAN packets leave by. With no such interface,
 //!   Calico's fallback, [`FALLBACK_HOST_MTU`];
 //! - the **VXLAN MTUs**: `FELIX_VXLANMTU` (`FELIX_VXLANMTUV6`) when set
-//!   (non-zero), else the host MTU less the encapsulation, 50 octets over
+//!   (non-zero), else FelixConfiguration's `vxlanMTU` (`vxlanMTUV6`) when
+//!   set (non-zero), else the host MTU less the encapsulation, 50 octets over
 //!   IPv4 and 70 over IPv6 (outer IP, UDP, VXLAN and inner Ethernet
 //!   headers). They are the MTUs of `vxlan.calico` and `vxlan-v6.calico`;
 //! - the **pod MTU**: the smallest MTU of the encapsulations in use (a
@@ -55,6 +56,11 @@ pub struct MtuInputs {
     pub vxlan_v4: bool,
     /// A VXLAN pool of IPv6 exists.
     pub vxlan_v6: bool,
+    /// FelixConfiguration's `vxlanMTU` for this node (`node.<name>` over
+    /// `default`); the agent's own setting ([`MtuConfig::vxlan`]) wins.
+    pub felix_vxlan: Option<u32>,
+    /// FelixConfiguration's `vxlanMTUV6`.
+    pub felix_vxlan_v6: Option<u32>,
 }
 
 impl MtuInputs {
@@ -73,7 +79,12 @@ impl MtuInputs {
                     && !p.spec.disabled
             })
         };
+        let felix = snap.effective_felix_config(me);
+        // A refused value is left out (the agent reports it on /status).
+        let felix_mtu = |field| manul_confd::felix_config::mtu(&felix, field)?.ok();
         MtuInputs {
+            felix_vxlan: felix_mtu("vxlanMTU"),
+            felix_vxlan_v6: felix_mtu("vxlanMTUV6"),
             uplink: v4
                 .map(|n| IpAddr::V4(n.addr()))
                 .or(v6.map(|n| IpAddr::V6(n.addr()))),
@@ -107,8 +118,13 @@ fn set(v: Option<u32>) -> Option<u32> {
 /// `determinePodMTU`).
 pub fn compute(uplink_mtu: Option<u32>, cfg: &MtuConfig, inputs: &MtuInputs) -> Mtus {
     let host = uplink_mtu.unwrap_or(FALLBACK_HOST_MTU);
-    let vxlan = set(cfg.vxlan).unwrap_or(host.saturating_sub(VXLAN_OVERHEAD_V4));
-    let vxlan_v6 = set(cfg.vxlan_v6).unwrap_or(host.saturating_sub(VXLAN_OVERHEAD_V6));
+    // Calico's order: environment, then FelixConfiguration, then computed.
+    let vxlan = set(cfg.vxlan)
+        .or(set(inputs.felix_vxlan))
+        .unwrap_or(host.saturating_sub(VXLAN_OVERHEAD_V4));
+    let vxlan_v6 = set(cfg.vxlan_v6)
+        .or(set(inputs.felix_vxlan_v6))
+        .unwrap_or(host.saturating_sub(VXLAN_OVERHEAD_V6));
     let pod = [(vxlan, inputs.vxlan_v4), (vxlan_v6, inputs.vxlan_v6)]
         .into_iter()
         .filter(|(_, on)| *on)
@@ -140,7 +156,36 @@ mod tests {
             uplink: Some("10.0.0.1".parse().unwrap()),
             vxlan_v4: v4,
             vxlan_v6: v6,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn felix_configuration_between_the_environment_and_the_uplink() {
+        let felix = MtuInputs {
+            felix_vxlan: Some(1300),
+            felix_vxlan_v6: Some(1280),
+            ..inputs(true, false)
+        };
+        let m = compute(Some(1500), &MtuConfig::default(), &felix);
+        assert_eq!((m.vxlan, m.vxlan_v6, m.pod), (1300, 1280, 1300));
+        // The environment wins; its 0 is unset and lets FelixConfiguration in.
+        let env = MtuConfig {
+            vxlan: Some(1400),
+            vxlan_v6: Some(0),
+            file: None,
+        };
+        let m = compute(Some(1500), &env, &felix);
+        assert_eq!((m.vxlan, m.vxlan_v6), (1400, 1280));
+        // FelixConfiguration's 0: computed from the uplink.
+        let zero = MtuInputs {
+            felix_vxlan: Some(0),
+            ..inputs(true, false)
+        };
+        assert_eq!(
+            compute(Some(1500), &MtuConfig::default(), &zero).vxlan,
+            1450
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! always on `/status` — never dropped silently.
 //!
 //! Honoured today: `logSeverityScreen` (the agent's log level, through the
-//! tracing reload handle; `RUST_LOG` wins).
+//! tracing reload handle; `RUST_LOG` wins); `vxlanMTU` and `vxlanMTUV6`
+//! (felix reads them from the same snapshot, `manul_felix::mtu`; the
+//! VXLAN devices and the pod MTU follow; `FELIX_VXLANMTU[V6]` wins).
 
 use manul_confd::felix_config::FelixSpec;
 use manul_status::FelixConfigurationStatus;
@@ -34,6 +36,10 @@ pub struct Overrides {
     /// `RUST_LOG` is set (not empty): it sets the log level, not
     /// `logSeverityScreen`.
     pub log: bool,
+    /// `FELIX_VXLANMTU` / `--vxlan-mtu` is set (non-zero).
+    pub vxlan_mtu: bool,
+    /// `FELIX_VXLANMTUV6` / `--vxlan-mtu-v6` is set (non-zero).
+    pub vxlan_mtu_v6: bool,
 }
 
 /// Calico's log level (`Trace`, `Debug`, `Info`, `Warning`, `Error`,
@@ -78,6 +84,19 @@ pub fn plan(spec: &FelixSpec, overrides: Overrides) -> Plan {
                     .invalid
                     .push(format!("{field}: {} is not a log level", shown(value))),
             },
+            "vxlanMTU" | "vxlanMTUV6" => {
+                let env = if field == "vxlanMTU" {
+                    overrides.vxlan_mtu
+                } else {
+                    overrides.vxlan_mtu_v6
+                };
+                match manul_confd::felix_config::mtu(spec, field) {
+                    _ if env => out.status.overridden.push(field.clone()),
+                    Some(Err(why)) => out.status.invalid.push(why),
+                    // felix reads it from confd's snapshot (MtuInputs).
+                    _ => out.status.applied.push(field.clone()),
+                }
+            }
             _ => out.status.not_supported.push(field.clone()),
         }
     }
@@ -188,10 +207,31 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_mtus_applied_refused_or_overridden() {
+        let s = spec(json!({"vxlanMTU": 1300, "vxlanMTUV6": "big"}));
+        let p = plan(&s, Overrides::default());
+        assert_eq!(p.status.applied, ["vxlanMTU"]);
+        assert_eq!(p.status.invalid, ["vxlanMTUV6: \"big\" is not an MTU"]);
+        let p = plan(
+            &s,
+            Overrides {
+                vxlan_mtu: true,
+                vxlan_mtu_v6: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.status.overridden, ["vxlanMTU", "vxlanMTUV6"]);
+        assert!(p.status.applied.is_empty() && p.status.invalid.is_empty());
+    }
+
+    #[test]
     fn the_environment_wins() {
         let p = plan(
             &spec(json!({"logSeverityScreen": "Debug"})),
-            Overrides { log: true },
+            Overrides {
+                log: true,
+                ..Default::default()
+            },
         );
         assert_eq!(p.log_filter, None);
         assert_eq!(p.status.overridden, ["logSeverityScreen"]);

@@ -105,7 +105,10 @@ fn main() -> Result<()> {
         reload.reload(filter).map_err(|e| e.to_string())
     });
     let log = LogControl {
-        overrides: felix_config::Overrides { log: rust_log },
+        overrides: felix_config::Overrides {
+            log: rust_log,
+            ..Default::default()
+        },
         set: set_log,
     };
     tokio::runtime::Builder::new_multi_thread()
@@ -118,7 +121,8 @@ fn main() -> Result<()> {
 /// The log filter without `RUST_LOG` or `logSeverityScreen`.
 const DEFAULT_LOG_FILTER: &str = "info";
 
-/// What FelixConfiguration may do to the agent's logging.
+/// What FelixConfiguration may do to the agent's logging, and which of
+/// its fields the agent's own settings override.
 struct LogControl {
     overrides: felix_config::Overrides,
     set: felix_config::SetLogFilter,
@@ -152,7 +156,9 @@ fn status_json(s: &NodeStatus) -> String {
     }
 }
 
-async fn run(cfg: Config, log: LogControl) -> Result<()> {
+async fn run(cfg: Config, mut log: LogControl) -> Result<()> {
+    log.overrides.vxlan_mtu = cfg.vxlan_mtu != 0;
+    log.overrides.vxlan_mtu_v6 = cfg.vxlan_mtu_v6 != 0;
     if cfg.cleanup {
         let done = manul_felix::cleanup(Default::default(), &cfg.bpf_pin_dir).await?;
         tracing::info!(

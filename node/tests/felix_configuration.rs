@@ -1,8 +1,10 @@
 //! FelixConfiguration read live: `default` with `logSeverityScreen: Debug`
-//! and a field manul does not act on, then `node.host1` over it. `/status`
-//! lists what is applied, overridden and not supported; the log level
-//! changes without a restart (confd's per-batch DEBUG line appears); an
-//! agent whose `RUST_LOG` is set keeps its level (the environment wins).
+//! and a field manul does not act on, then `node.<host>` with `vxlanMTU`
+//! over it. `/status` lists what is applied, overridden and not supported;
+//! the log level and the VXLAN MTU change without a restart (confd's
+//! per-batch DEBUG line appears; the status MTU moves); an agent whose
+//! `RUST_LOG` and `FELIX_VXLANMTU` are set keeps them (the environment
+//! wins).
 
 mod common;
 
@@ -47,9 +49,10 @@ fn felix_configuration_applies_live_reports_the_rest_and_the_environment_wins() 
     let etcd = Etcd::start_in(&h1.ns, h1.ipv4_ip())?;
     let endpoint = format!("http://{}:2379", h1.ipv4);
     let logs = scratch::run().tempdir("felixconfig-agents")?;
-    // host1: no RUST_LOG (empty is unset); host2: the harness's RUST_LOG=info.
+    // host1: no RUST_LOG (empty is unset); host2: the harness's RUST_LOG=info
+    // and FELIX_VXLANMTU.
     let _a1 = agent(h1, &endpoint, logs.path(), &[("RUST_LOG", "")])?;
-    let _a2 = agent(h2, &endpoint, logs.path(), &[])?;
+    let _a2 = agent(h2, &endpoint, logs.path(), &[("FELIX_VXLANMTU", "1400")])?;
     let log = |h: &str| std::fs::read_to_string(logs.path().join(format!("{h}.log")));
     for h in [&h1, &h2] {
         wait_until(Duration::from_secs(30), "the agent's status", || {
@@ -86,20 +89,46 @@ fn felix_configuration_applies_live_reports_the_rest_and_the_environment_wins() 
     assert!(s2.applied.is_empty());
     assert_eq!(s2.not_supported, strings(&["chainInsertMode"]));
 
-    // node.host1 over default, field by field: host1 only.
+    // node.<name> over default, field by field. host1: vxlanMTU applied
+    // live (the uplink's 1500 less 50 before); host2: FELIX_VXLANMTU wins.
+    let mtu = |ns: &Netns| -> Result<u32, String> {
+        let m = status(ns).map_err(|e| e.to_string())?.network.mtu;
+        m.map(|m| m.vxlan).ok_or("no MTUs yet".into())
+    };
+    assert_eq!(
+        wait_until(Duration::from_secs(10), "host1's MTUs", || mtu(&h1.ns)),
+        1450
+    );
+    assert_eq!(
+        wait_until(Duration::from_secs(10), "host2's MTUs", || mtu(&h2.ns)),
+        1400
+    );
     put(&etcd, "node.host1", r#"{"vxlanMTU":1300}"#)?;
+    put(&etcd, "node.host2", r#"{"vxlanMTU":1300}"#)?;
     let s1 = wait_until(Duration::from_secs(10), "host1 reads node.host1", || {
         let s = felix(&h1.ns)?;
-        (s.not_supported.len() == 2)
+        (s.applied.len() == 2)
             .then_some(s.clone())
             .ok_or(format!("{s:?}"))
     });
-    assert_eq!(s1.applied, strings(&["logSeverityScreen"]));
-    assert_eq!(s1.not_supported, strings(&["chainInsertMode", "vxlanMTU"]));
-    assert_eq!(
-        felix(&h2.ns).unwrap().not_supported,
-        strings(&["chainInsertMode"])
+    assert_eq!(s1.applied, strings(&["logSeverityScreen", "vxlanMTU"]));
+    assert_eq!(s1.not_supported, strings(&["chainInsertMode"]));
+    wait_until(
+        Duration::from_secs(10),
+        "host1's VXLAN MTU from node.host1",
+        || {
+            let m = mtu(&h1.ns)?;
+            (m == 1300).then_some(()).ok_or(format!("{m}"))
+        },
     );
+    let s2 = wait_until(Duration::from_secs(10), "host2 reads node.host2", || {
+        let s = felix(&h2.ns)?;
+        (s.overridden.len() == 2)
+            .then_some(s.clone())
+            .ok_or(format!("{s:?}"))
+    });
+    assert_eq!(s2.overridden, strings(&["logSeverityScreen", "vxlanMTU"]));
+    assert_eq!(mtu(&h2.ns).unwrap(), 1400, "FELIX_VXLANMTU must win");
     // Live: the batch carrying node.host1 was logged at DEBUG.
     wait_until(Duration::from_secs(10), "host1 logs at DEBUG", || {
         let l = log("host1").map_err(|e| e.to_string())?;
