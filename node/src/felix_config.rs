@@ -225,6 +225,29 @@ mod tests {
     }
 
     #[test]
+    fn every_honoured_field_is_applied_and_no_other() {
+        let mut all = FelixSpec::new();
+        for f in manul_status::HONOURED_FIELDS {
+            let v = if *f == LOG_SEVERITY_SCREEN {
+                json!("Info")
+            } else {
+                json!(1400)
+            };
+            all.insert(f.to_string(), v);
+        }
+        let p = plan(&all, Overrides::default());
+        let mut applied = p.status.applied.clone();
+        applied.sort();
+        let mut honoured: Vec<String> = manul_status::HONOURED_FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        honoured.sort();
+        assert_eq!(applied, honoured);
+        assert!(p.status.not_supported.is_empty() && p.status.invalid.is_empty());
+    }
+
+    #[test]
     fn the_environment_wins() {
         let p = plan(
             &spec(json!({"logSeverityScreen": "Debug"})),

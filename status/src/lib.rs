@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use datastore::DatastoreStatus;
 pub use ebpf::{EbpfMode, EbpfStatus};
-pub use felix_config::FelixConfigurationStatus;
+pub use felix_config::{FelixConfigurationStatus, HONOURED_FIELDS};
 pub use kernel::{FamilyCount, Hold, HoldReason, KernelRoutes, RefusedPool};
 /// A session's state: the BGP FSM's own (RFC 4271 §8.2.2).
 pub use manul_bgp::fsm::State;

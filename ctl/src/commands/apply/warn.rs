@@ -3,7 +3,8 @@
 //! write, on standard error, so the operator knows what their nodes need.
 
 use manul_datastore::ResourceKind;
-use manul_datastore::resources::IpipMode;
+use manul_datastore::resources::{IpipMode, RawResource};
+use manul_status::HONOURED_FIELDS;
 
 use super::plan::Item;
 use crate::object::Object;
@@ -22,12 +23,30 @@ fn not_acted_on(kind: ResourceKind) -> Option<&'static str> {
         ResourceKind::HostEndpoint => {
             Some("does not protect host interfaces: no policy is applied to this endpoint")
         }
-        ResourceKind::FelixConfiguration => Some(
-            "does not read FelixConfiguration yet: its fields do not change manul's felix \
-             (see issue 17)",
-        ),
         _ => None,
     }
+}
+
+/// The FelixConfiguration fields set that manul-node does not act on, if
+/// any (it honours [`HONOURED_FIELDS`] live and lists the rest as not
+/// supported on its `/status`).
+fn felix_fields(r: &RawResource) -> Option<String> {
+    let ignored: Vec<&str> = r
+        .spec
+        .iter()
+        .filter(|(f, v)| !v.is_null() && !HONOURED_FIELDS.contains(&f.as_str()))
+        .map(|(f, _)| f.as_str())
+        .collect();
+    (!ignored.is_empty()).then(|| {
+        format!(
+            "warning: FelixConfiguration {:?}: manul-node does not act on {}; it honours \
+             only {} (listed as not supported under felix_configuration in `manulctl node \
+             status`).",
+            r.metadata.name,
+            ignored.join(", "),
+            HONOURED_FIELDS.join(", "),
+        )
+    })
 }
 
 /// One line per object that manul-node will not fully honour.
@@ -48,6 +67,7 @@ pub fn warnings(items: &[Item]) -> Vec<String> {
                     )
                 })
             }
+            Object::Raw(ResourceKind::FelixConfiguration, r) => felix_fields(r),
             Object::Raw(kind, r) => not_acted_on(*kind).map(|what| {
                 format!(
                     "warning: {kind} {:?}: stored for calicoctl and Calico's own agents; \
@@ -58,4 +78,37 @@ pub fn warnings(items: &[Item]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn felix(spec: &str) -> RawResource {
+        let json = format!(
+            r#"{{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{{"name":"default"}},"spec":{spec}}}"#
+        );
+        manul_datastore::resources::decode_raw(ResourceKind::FelixConfiguration, json.as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn felix_configuration_warns_naming_the_fields_not_acted_on() {
+        let w = felix_fields(&felix(
+            r#"{"logSeverityScreen":"Debug","chainInsertMode":"Append","bpfEnabled":true}"#,
+        ))
+        .unwrap();
+        assert!(
+            w.contains("does not act on bpfEnabled, chainInsertMode;"),
+            "{w}"
+        );
+        assert!(
+            w.contains("honours only logSeverityScreen, vxlanMTU, vxlanMTUV6"),
+            "{w}"
+        );
+        assert_eq!(
+            felix_fields(&felix(r#"{"logSeverityScreen":"Debug","vxlanMTU":1400}"#)),
+            None
+        );
+    }
 }
