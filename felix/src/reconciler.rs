@@ -174,6 +174,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Reconciler {
     desired: watch::Sender<(u64, Arc<DesiredRoutes>)>,
+    resync: watch::Sender<Duration>,
     progress: watch::Receiver<Arc<Progress>>,
     stats: Arc<Stats>,
     task: JoinHandle<()>,
@@ -183,6 +184,17 @@ impl Drop for Reconciler {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The periodic resync's timer, first due one period from now; `None`
+/// for a zero period (no periodic resync).
+fn resync_timer(every: Duration) -> Option<tokio::time::Interval> {
+    if every.is_zero() {
+        return None;
+    }
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(t)
 }
 
 /// Writes at least this many routes at once announce their notifications
@@ -206,6 +218,7 @@ impl Reconciler {
         let writer = BatchWriter::open(config.netns.as_deref())?;
         let (desired, desired_rx) = watch::channel((0, Arc::new(DesiredRoutes::new())));
         let (progress_tx, progress) = watch::channel(Arc::new(Progress::default()));
+        let (resync, resync_rx) = watch::channel(config.resync_interval);
         let stats = Arc::new(Stats::default());
         let state = State {
             own: config.ownership,
@@ -227,9 +240,10 @@ impl Reconciler {
             stats: stats.clone(),
             progress: progress_tx,
         };
-        let task = tokio::spawn(state.run(desired_rx, events));
+        let task = tokio::spawn(state.run(desired_rx, resync_rx, events));
         Ok(Reconciler {
             desired,
+            resync,
             progress,
             stats,
             task,
@@ -250,6 +264,16 @@ impl Reconciler {
     /// The counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Change the full resync's period from now on (Calico's
+    /// `routeRefreshInterval`); zero: no periodic resync (as Calico's 0).
+    pub fn set_resync_interval(&self, every: Duration) {
+        self.resync.send_if_modified(|d| {
+            let changed = *d != every;
+            *d = every;
+            changed
+        });
     }
 
     /// The current progress.
@@ -303,6 +327,7 @@ impl State {
     async fn run(
         mut self,
         mut desired_rx: watch::Receiver<(u64, Arc<DesiredRoutes>)>,
+        mut resync_rx: watch::Receiver<Duration>,
         mut events: Events,
     ) {
         // Until the first desired set: learn what the kernel holds (a
@@ -315,9 +340,8 @@ impl State {
         }
         self.take_desired(&desired_rx);
         self.resync().await;
-        let mut resync = tokio::time::interval(self.config.resync_interval);
-        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        resync.tick().await; // the first tick is immediate
+        let mut resync = resync_timer(*resync_rx.borrow_and_update());
+        let mut resync_open = true;
         let mut events_open = true;
         let mut retry = tokio::time::interval(self.config.retry_interval);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -351,7 +375,13 @@ impl State {
                         self.reconcile(Some(&dirty)).await;
                     }
                 }
-                _ = resync.tick() => self.resync().await,
+                changed = resync_rx.changed(), if resync_open => match changed {
+                    Ok(()) => resync = resync_timer(*resync_rx.borrow_and_update()),
+                    Err(_) => resync_open = false,
+                },
+                _ = async { resync.as_mut().expect("guarded").tick().await }, if resync.is_some() => {
+                    self.resync().await
+                }
                 _ = retry.tick(), if !self.failed.is_empty() || !self.blocked.is_empty() || !self.held.is_empty() => {
                     // Only what failed or was blocked: a route another owner
                     // holds must not cost a full plan every second.

@@ -231,6 +231,12 @@ impl Felix {
         self.routes.stats()
     }
 
+    /// The route reconciler's full resync period from now on (Calico's
+    /// `routeRefreshInterval`; zero: none). The other drivers keep theirs.
+    pub fn set_route_refresh_interval(&self, every: std::time::Duration) {
+        self.routes.set_resync_interval(every);
+    }
+
     /// The NAT table's state as it changes.
     pub fn watch_nat(&self) -> tokio::sync::watch::Receiver<Arc<NatProgress>> {
         self.nat.watch_progress()

@@ -544,3 +544,30 @@ async fn progress_counts_what_the_kernel_holds_before_and_after_the_first_desire
     converge(&r, d).await;
     assert_eq!(reported(&r), owned_counts(&ns));
 }
+
+/// Calico's `routeRefreshInterval`, changed while running: the full resync
+/// follows the new period; zero stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resync_period_changes_live_and_zero_stops_it() {
+    require!(Need::Root, Need::Bin("ip"));
+    use std::sync::atomic::Ordering::Relaxed;
+    let ns = host();
+    let r = start(&ns).await;
+    converge(&r, desired()).await;
+    let resyncs = || r.stats().resyncs.load(Relaxed);
+    // The default 90 s: none more in a second.
+    let first = resyncs();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(resyncs(), first, "a resync before 90 s");
+    r.set_resync_interval(Duration::from_millis(200));
+    try_wait_until(WAIT, "three resyncs at the new period", || {
+        let n = resyncs();
+        (n >= first + 3).then_some(()).ok_or(format!("{n}"))
+    })
+    .unwrap();
+    r.set_resync_interval(Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = resyncs();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(resyncs(), stopped, "a resync after the period was set to 0");
+}
