@@ -9,6 +9,8 @@
 //! module does the two datastore layers; the node agent puts its own
 //! options (environment, command line) over the result.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use crate::snapshot::Snapshot;
@@ -44,6 +46,52 @@ pub fn mtu(spec: &FelixSpec, field: &str) -> Option<Result<u32, String>> {
             .and_then(|m| u32::try_from(m).ok())
             .ok_or_else(|| format!("{field}: {v} is not an MTU")),
     )
+}
+
+/// A duration field (`routeRefreshInterval`: Kubernetes' `metav1.Duration`,
+/// written as Go's `time.Duration` string: `90s`, `1m30s`, `500ms`, `0`):
+/// `None` when not set, else the value or why it is refused (negative, or
+/// not a Go duration).
+pub fn duration(spec: &FelixSpec, field: &str) -> Option<Result<Duration, String>> {
+    let v = spec.get(field)?;
+    Some(
+        v.as_str()
+            .and_then(go_duration)
+            .ok_or_else(|| format!("{field}: {v} is not a duration (like 90s)")),
+    )
+}
+
+/// Go's `time.ParseDuration` for non-negative values.
+fn go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..end].parse().ok()?;
+        rest = &rest[end..];
+        let (unit, seconds) = [
+            ("ns", 1e-9),
+            ("us", 1e-6),
+            ("µs", 1e-6),
+            ("ms", 1e-3),
+            ("s", 1.0),
+            ("m", 60.0),
+            ("h", 3600.0),
+        ]
+        .into_iter()
+        .find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        total += number * seconds;
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 impl Snapshot {
@@ -108,6 +156,25 @@ mod tests {
         );
         assert!(matches!(mtu(&s, "ipipMTU"), Some(Err(_))));
         assert_eq!(mtu(&s, "wireguardMTU"), None);
+    }
+
+    #[test]
+    fn durations_as_go_writes_them() {
+        let d = |v: Value| {
+            duration(
+                &spec(json!({ "routeRefreshInterval": v })),
+                "routeRefreshInterval",
+            )
+        };
+        assert_eq!(d(json!("90s")), Some(Ok(Duration::from_secs(90))));
+        assert_eq!(d(json!("1m30s")), Some(Ok(Duration::from_secs(90))));
+        assert_eq!(d(json!("500ms")), Some(Ok(Duration::from_millis(500))));
+        assert_eq!(d(json!("1.5h")), Some(Ok(Duration::from_secs(5400))));
+        assert_eq!(d(json!("0")), Some(Ok(Duration::ZERO)));
+        for bad in [json!("-1s"), json!("90"), json!("s"), json!(90), json!("")] {
+            assert!(matches!(d(bad.clone()), Some(Err(_))), "{bad}");
+        }
+        assert_eq!(duration(&FelixSpec::new(), "routeRefreshInterval"), None);
     }
 
     #[test]

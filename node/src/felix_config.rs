@@ -12,11 +12,14 @@
 //! Honoured today: `logSeverityScreen` (the agent's log level, through the
 //! tracing reload handle; `RUST_LOG` wins); `vxlanMTU` and `vxlanMTUV6`
 //! (felix reads them from the same snapshot, `manul_felix::mtu`; the
-//! VXLAN devices and the pod MTU follow; `FELIX_VXLANMTU[V6]` wins).
+//! VXLAN devices and the pod MTU follow; `FELIX_VXLANMTU[V6]` wins);
+//! `routeRefreshInterval` (the route reconciler's full resync period; 0:
+//! none; manul has no environment variable for it).
 
 use manul_confd::felix_config::FelixSpec;
 use manul_status::FelixConfigurationStatus;
 use serde_json::Value;
+use std::time::Duration;
 
 /// The field that sets the agent's log level.
 pub const LOG_SEVERITY_SCREEN: &str = "logSeverityScreen";
@@ -26,6 +29,9 @@ pub const LOG_SEVERITY_SCREEN: &str = "logSeverityScreen";
 pub struct Plan {
     /// The tracing filter `logSeverityScreen` asks for, if it is applied.
     pub log_filter: Option<String>,
+    /// The route resync period `routeRefreshInterval` asks for (zero:
+    /// none), if it is applied.
+    pub route_refresh: Option<Duration>,
     /// The fields, sorted into what is applied and what is not.
     pub status: FelixConfigurationStatus,
 }
@@ -97,6 +103,14 @@ pub fn plan(spec: &FelixSpec, overrides: Overrides) -> Plan {
                     _ => out.status.applied.push(field.clone()),
                 }
             }
+            "routeRefreshInterval" => match manul_confd::felix_config::duration(spec, field) {
+                Some(Ok(d)) => {
+                    out.route_refresh = Some(d);
+                    out.status.applied.push(field.clone());
+                }
+                Some(Err(why)) => out.status.invalid.push(why),
+                None => {}
+            },
             _ => out.status.not_supported.push(field.clone()),
         }
     }
@@ -120,8 +134,10 @@ pub fn spawn(
     overrides: Overrides,
     default_filter: String,
     set_log: SetLogFilter,
+    felix: std::sync::Arc<manul_felix::Felix>,
     status: tokio::sync::watch::Sender<FelixConfigurationStatus>,
 ) -> tokio::task::JoinHandle<()> {
+    let default_refresh = manul_felix::ReconcilerConfig::default().resync_interval;
     tokio::spawn(async move {
         let mut last: Option<Plan> = None;
         loop {
@@ -133,6 +149,9 @@ pub fn spawn(
                     if let Err(error) = set_log(filter) {
                         tracing::warn!(%error, filter, "could not change the log filter");
                     }
+                }
+                if last.as_ref().map(|l| l.route_refresh) != Some(p.route_refresh) {
+                    felix.set_route_refresh_interval(p.route_refresh.unwrap_or(default_refresh));
                 }
                 let s = &p.status;
                 if s.applied.is_empty()
@@ -228,10 +247,10 @@ mod tests {
     fn every_honoured_field_is_applied_and_no_other() {
         let mut all = FelixSpec::new();
         for f in manul_status::HONOURED_FIELDS {
-            let v = if *f == LOG_SEVERITY_SCREEN {
-                json!("Info")
-            } else {
-                json!(1400)
+            let v = match *f {
+                LOG_SEVERITY_SCREEN => json!("Info"),
+                "routeRefreshInterval" => json!("90s"),
+                _ => json!(1400),
             };
             all.insert(f.to_string(), v);
         }
@@ -245,6 +264,22 @@ mod tests {
         honoured.sort();
         assert_eq!(applied, honoured);
         assert!(p.status.not_supported.is_empty() && p.status.invalid.is_empty());
+    }
+
+    #[test]
+    fn route_refresh_interval_applied_or_refused() {
+        let p = plan(
+            &spec(json!({"routeRefreshInterval": "30s"})),
+            Overrides::default(),
+        );
+        assert_eq!(p.route_refresh, Some(Duration::from_secs(30)));
+        assert_eq!(p.status.applied, ["routeRefreshInterval"]);
+        let p = plan(
+            &spec(json!({"routeRefreshInterval": "soon"})),
+            Overrides::default(),
+        );
+        assert_eq!(p.route_refresh, None);
+        assert_eq!(p.status.invalid.len(), 1);
     }
 
     #[test]

@@ -298,6 +298,7 @@ async fn run(cfg: Config, mut log: LogControl) -> Result<()> {
         log.overrides,
         DEFAULT_LOG_FILTER.to_owned(),
         log.set,
+        Arc::clone(&felix),
         felix_config_tx,
     );
     let start = routing::start_kind(&felix).await;

@@ -103,15 +103,22 @@ fn felix_configuration_applies_live_reports_the_rest_and_the_environment_wins() 
         wait_until(Duration::from_secs(10), "host2's MTUs", || mtu(&h2.ns)),
         1400
     );
-    put(&etcd, "node.host1", r#"{"vxlanMTU":1300}"#)?;
+    put(
+        &etcd,
+        "node.host1",
+        r#"{"vxlanMTU":1300,"routeRefreshInterval":"30s"}"#,
+    )?;
     put(&etcd, "node.host2", r#"{"vxlanMTU":1300}"#)?;
     let s1 = wait_until(Duration::from_secs(10), "host1 reads node.host1", || {
         let s = felix(&h1.ns)?;
-        (s.applied.len() == 2)
+        (s.applied.len() == 3)
             .then_some(s.clone())
             .ok_or(format!("{s:?}"))
     });
-    assert_eq!(s1.applied, strings(&["logSeverityScreen", "vxlanMTU"]));
+    assert_eq!(
+        s1.applied,
+        strings(&["logSeverityScreen", "routeRefreshInterval", "vxlanMTU"])
+    );
     assert_eq!(s1.not_supported, strings(&["chainInsertMode"]));
     wait_until(
         Duration::from_secs(10),

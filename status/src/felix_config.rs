@@ -6,7 +6,12 @@ use serde::{Deserialize, Serialize};
 /// The FelixConfiguration fields manul-node acts on (live); any other field
 /// set is reported as not supported. Shared with `manulctl apply`'s
 /// warning.
-pub const HONOURED_FIELDS: &[&str] = &["logSeverityScreen", "vxlanMTU", "vxlanMTUV6"];
+pub const HONOURED_FIELDS: &[&str] = &[
+    "logSeverityScreen",
+    "routeRefreshInterval",
+    "vxlanMTU",
+    "vxlanMTUV6",
+];
 
 /// Which fields of the effective FelixConfiguration manul-node acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -103,7 +103,9 @@ mod tests {
             "{w}"
         );
         assert!(
-            w.contains("honours only logSeverityScreen, vxlanMTU, vxlanMTUV6"),
+            w.contains(
+                "honours only logSeverityScreen, routeRefreshInterval, vxlanMTU, vxlanMTUV6"
+            ),
             "{w}"
         );
         assert_eq!(
