@@ -222,7 +222,23 @@ pub fn render(status: &NodeStatus, now: u64) -> String {
     out += &kernel_routes(&routing.routes, now);
     out += &network(&status.network);
     out += &nat_line(&status.nat);
+    out += &felix_config_lines(&status.felix_configuration);
     out
+}
+
+/// The FelixConfiguration fields set for the node, by what it does with
+/// them (nothing when none is set).
+fn felix_config_lines(f: &manul_status::FelixConfigurationStatus) -> String {
+    [
+        ("applied", &f.applied),
+        ("overridden by the agent's environment", &f.overridden),
+        ("NOT supported (ignored)", &f.not_supported),
+        ("invalid (ignored)", &f.invalid),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(what, v)| format!("FelixConfiguration {what}: {}\n", v.join(", ")))
+    .collect()
 }
 
 /// The NAT-outgoing line: which pools masquerade, and whether felix's
@@ -445,6 +461,27 @@ mod tests {
             t.contains("table inet manul NOT in sync: the kernel refused NewTable"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn lists_felix_configuration_fields_by_what_the_node_does_with_them() {
+        let mut s = status();
+        assert!(!render(&s, 1_042).contains("FelixConfiguration"));
+        s.felix_configuration = manul_status::FelixConfigurationStatus {
+            applied: vec!["logSeverityScreen".into(), "vxlanMTU".into()],
+            not_supported: vec!["chainInsertMode".into()],
+            ..Default::default()
+        };
+        let t = render(&s, 1_042);
+        assert!(
+            t.contains("FelixConfiguration applied: logSeverityScreen, vxlanMTU\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("FelixConfiguration NOT supported (ignored): chainInsertMode\n"),
+            "{t}"
+        );
+        assert!(!t.contains("overridden"), "{t}");
     }
 
     #[test]
