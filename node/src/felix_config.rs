@@ -144,7 +144,9 @@ pub fn spawn(
             while sub.try_recv().is_some() {}
             let p = plan(&sub.snapshot().effective_felix_config(&me), overrides);
             if last.as_ref() != Some(&p) {
-                if last.as_ref().map(|l| &l.log_filter) != Some(&p.log_filter) {
+                // With `RUST_LOG` set the filter is the environment's, never
+                // replaced (not even by the default at the first pass).
+                if !overrides.log && last.as_ref().map(|l| &l.log_filter) != Some(&p.log_filter) {
                     let filter = p.log_filter.as_deref().unwrap_or(&default_filter);
                     if let Err(error) = set_log(filter) {
                         tracing::warn!(%error, filter, "could not change the log filter");
