@@ -1,11 +1,12 @@
 //! The real `manulctl` binary against a real etcd: apply, get, delete,
 //! the exit codes, and what lands in etcd (checked raw with etcdctl).
 
-use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{ctl, ok};
 use manul_tests::{Etcd, Need, require};
 use serde_json::Value;
 
@@ -42,59 +43,9 @@ spec:
 ";
 
 /// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs manulctl against `endpoint` (none of the caller's ETCD_* variables
-/// leak in), feeding `stdin`.
-fn ctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_manulctl"));
-    for var in [
-        "ETCD_ENDPOINTS",
-        "ETCD_CA_CERT_FILE",
-        "ETCD_CERT_FILE",
-        "ETCD_KEY_FILE",
-        "ETCD_USERNAME",
-        "ETCD_PASSWORD",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.args(["--etcd-endpoints", endpoint, "--request-timeout", "3s"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn manulctl");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .expect("write stdin");
-    drop(input);
-    let out = child.wait_with_output().expect("run manulctl");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Like [`ctl`], asserting success; its stdout.
-fn ok(endpoint: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let r = ctl(endpoint, args, stdin);
-    assert_eq!(r.code, 0, "manulctl {args:?} failed: {r:?}");
-    r.stdout
-}
-
+/// The JSON stored at `key`, which must be there.
 fn raw(etcd: &Etcd, key: &str) -> Value {
-    let text = etcd
-        .get(key)
-        .unwrap()
-        .unwrap_or_else(|| panic!("{key} absent"));
-    serde_json::from_str(&text).unwrap()
+    common::raw(etcd, key).unwrap_or_else(|| panic!("{key} absent"))
 }
 
 fn calico_keys(etcd: &Etcd) -> Vec<String> {

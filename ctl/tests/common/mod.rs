@@ -1,4 +1,4 @@
-//! What the kinds and verbs tests share: running the real binary against a
+//! What the manulctl tests share: running the real binary against a
 //! test etcd, reading keys raw, and calicoctl's fixtures.
 
 #![allow(dead_code)]
