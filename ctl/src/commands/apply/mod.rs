@@ -157,9 +157,15 @@ pub(crate) fn problems_error(problems: Problems, extra: Option<String>) -> anyho
     fail(failure, msg)
 }
 
-/// Runs `apply`.
-pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
-    let (parsed, parse_problems) = manifest::read_files(&args.files, &args.namespace);
+/// The objects in `files` (`-`: standard input) with the problems found
+/// without etcd (parse errors, validation); refused when there are none
+/// at all. Shared by apply, create and replace.
+fn read_input(
+    files: &[impl AsRef<std::path::Path>],
+    namespace: &str,
+) -> anyhow::Result<(Vec<plan::Item>, Problems)> {
+    let files: Vec<_> = files.iter().map(|f| f.as_ref().to_path_buf()).collect();
+    let (parsed, parse_problems) = manifest::read_files(&files, namespace);
     if parsed.is_empty() && parse_problems.is_empty() {
         return Err(fail(
             Failure::Invalid,
@@ -172,6 +178,12 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
         ..Problems::default()
     };
     let items = plan::check_input(parsed, &mut problems);
+    Ok((items, problems))
+}
+
+/// Runs `apply`.
+pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
+    let (items, mut problems) = read_input(&args.files, &args.namespace)?;
     if problems.invalid.is_empty() {
         for w in warn::warnings(&items) {
             eprintln!("{w}");

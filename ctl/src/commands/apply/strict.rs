@@ -13,11 +13,10 @@ use std::path::Path;
 use manul_datastore::Datastore;
 use manul_datastore::etcd::Error;
 
-use super::plan::{self, Action, Problems, Step};
-use super::{name_of, problems_error};
+use super::plan::{self, Action, Step};
+use super::{name_of, problems_error, read_input};
 use crate::context::Context;
 use crate::error::{Failure, etcd_error, fail};
-use crate::manifest;
 use crate::output::emit;
 
 /// Which verb.
@@ -45,20 +44,7 @@ pub async fn run(
     namespace: &str,
     mode: Mode,
 ) -> anyhow::Result<()> {
-    let files: Vec<_> = files.iter().map(|f| f.as_ref().to_path_buf()).collect();
-    let (parsed, parse_problems) = manifest::read_files(&files, namespace);
-    if parsed.is_empty() && parse_problems.is_empty() {
-        return Err(fail(
-            Failure::Invalid,
-            "the input holds no objects: give a file with at least one \
-             apiVersion/kind/metadata/spec document",
-        ));
-    }
-    let mut problems = Problems {
-        invalid: parse_problems,
-        ..Problems::default()
-    };
-    let items = plan::check_input(parsed, &mut problems);
+    let (items, mut problems) = read_input(files, namespace)?;
     if !problems.is_empty() {
         return Err(problems_error(problems, None));
     }
