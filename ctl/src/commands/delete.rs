@@ -251,7 +251,15 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
             missing.push(format!("{} not found", t.describe()));
         }
     }
-    if missing.is_empty() || args.ignore_not_found {
+    missing_is_an_error(&missing, args.ignore_not_found)
+}
+
+/// Exit code 3 naming what was not found, unless `--ignore-not-found`.
+pub(crate) fn missing_is_an_error(
+    missing: &[String],
+    ignore_not_found: bool,
+) -> anyhow::Result<()> {
+    if missing.is_empty() || ignore_not_found {
         return Ok(());
     }
     Err(fail(

@@ -269,14 +269,5 @@ pub async fn run(ctx: &Context, args: &Args) -> anyhow::Result<()> {
             missing.push(format!("Node {name:?} not found"));
         }
     }
-    if missing.is_empty() || args.ignore_not_found {
-        return Ok(());
-    }
-    Err(fail(
-        Failure::NotFound,
-        format!(
-            "{} (use --ignore-not-found to accept that)",
-            missing.join("; ")
-        ),
-    ))
+    super::delete::missing_is_an_error(&missing, args.ignore_not_found)
 }
